@@ -1,0 +1,11 @@
+#!/bin/sh
+# install-deps.sh - install what building and testing mlistd needs on
+# Debian 12 (run as root).  Postfix is installed with debconf's
+# "No configuration", so no system mail service is set up by this.
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+apt-get install -y -q --no-install-recommends \
+	ca-certificates gcc make autoconf automake libtool pkg-config \
+	libsqlite3-dev sqlite3 libmailutils-dev check postfix swaks

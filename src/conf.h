@@ -1,0 +1,68 @@
+/* conf.h - mlistd configuration: command line, configuration file, checks */
+#ifndef MLISTD_CONF_H
+#define MLISTD_CONF_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* The effective configuration.  Strings are owned by the struct. */
+struct conf {
+	char	*config_file;		/* file that was read, or NULL */
+	int	foreground;
+	char	*listen;		/* HOST:PORT or [V6]:PORT */
+	char	*listen_host;		/* derived: host part */
+	char	*listen_port;		/* derived: port part */
+	char	*domain;		/* lower case */
+	char	*database;
+	char	*relay;
+	char	*bounce_maildir;
+	char	*bounce_local;
+	char	*postmaster_local;
+	unsigned workers;
+	unsigned long max_message_size;
+	char	*pidfile;		/* NULL: none */
+	unsigned max_command_length;
+	unsigned max_line_length;
+	unsigned max_recipients;
+	unsigned max_errors;
+	unsigned timeout;		/* seconds */
+	unsigned session_timeout;	/* seconds */
+	unsigned max_use;
+	unsigned shutdown_timeout;	/* seconds */
+};
+
+/* What the command line asks for. */
+enum conf_action {
+	CONF_RUN,
+	CONF_CHECK,
+	CONF_HELP,
+	CONF_VERSION
+};
+
+struct conf_args;
+
+/*
+ * conf_args_parse - parse argv.  Returns NULL with a one-line message in
+ * err on a bad option.  The result is kept for SIGHUP reloads, where the
+ * command line still wins over the file.
+ */
+struct conf_args *conf_args_parse(int argc, char **argv,
+				  enum conf_action *action,
+				  char *err, size_t errlen);
+void	conf_args_free(struct conf_args *);
+
+/*
+ * conf_build - defaults, then the configuration file, then the command
+ * line; validated.  Returns NULL with a one-line message in err.  The
+ * caller frees the result with conf_free().
+ */
+struct conf *conf_build(const struct conf_args *, char *err, size_t errlen);
+void	conf_free(struct conf *);
+
+/* conf_usage - the --help text, generated from the parameter table. */
+void	conf_usage(FILE *);
+
+/* conf_dump - the effective settings, one "name = value" per line. */
+void	conf_dump(FILE *, const struct conf *);
+
+#endif

@@ -1,0 +1,18 @@
+/* log.h - diagnostics through syslog (facility mail) and stderr */
+#ifndef MLISTD_LOG_H
+#define MLISTD_LOG_H
+
+#include <stdarg.h>
+
+#define MSG_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+void msg_open(const char *ident, int to_stderr);
+void msg_set_stderr(int to_stderr);
+void msg_set_syslog(int to_syslog);
+void msg_info(const char *fmt, ...) MSG_PRINTF(1, 2);
+void msg_warn(const char *fmt, ...) MSG_PRINTF(1, 2);
+void msg_error(const char *fmt, ...) MSG_PRINTF(1, 2);
+void msg_fatal(const char *fmt, ...) MSG_PRINTF(1, 2) __attribute__((noreturn));
+void msg_panic(const char *fmt, ...) MSG_PRINTF(1, 2) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * main.c - mlistd: mailing-list SMTP backend for Postfix.
+ *
+ * Wires the modules: parse the command line and the configuration file
+ * (conf), then either report (--help, --version, --check-config) or hand
+ * over to the supervisor (master), which forks the workers (worker).
+ * Bad options and values print one line on stderr and exit 1.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "conf.h"
+#include "log.h"
+#include "master.h"
+
+int
+main(int argc, char **argv)
+{
+	enum conf_action action;
+	struct conf_args *args;
+	struct conf *cf;
+	char	err[1024];
+	int	rc;
+
+	if ((args = conf_args_parse(argc, argv, &action, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mlistd: %s (try 'mlistd --help')\n", err);
+		return (1);
+	}
+	if (action == CONF_HELP) {
+		conf_usage(stdout);
+		conf_args_free(args);
+		return (0);
+	}
+	if (action == CONF_VERSION) {
+		printf("mlistd (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
+		conf_args_free(args);
+		return (0);
+	}
+	if ((cf = conf_build(args, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mlistd: %s\n", err);
+		conf_args_free(args);
+		return (1);
+	}
+	if (action == CONF_CHECK) {
+		conf_dump(stdout, cf);
+		fprintf(stderr, "mlistd: configuration %s OK\n", cf->config_file);
+		conf_free(cf);
+		conf_args_free(args);
+		return (0);
+	}
+	msg_open("mlistd", 1);	/* stderr until detached */
+	rc = master_run(args, cf);
+	conf_args_free(args);
+	return (rc);
+}

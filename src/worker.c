@@ -1,0 +1,262 @@
+/*
+ * worker.c - one pre-forked worker process.
+ *
+ * Accept model: every worker blocks in accept() on the one listening
+ * socket that the master bound.  Linux queues blocked accept() callers as
+ * exclusive waiters and wakes exactly one per connection, so there is no
+ * thundering herd and no accept lock is needed (SO_REUSEPORT would split
+ * the queue per process, and a busy worker's share would wait while
+ * others idle).  The listening socket carries a 1 s receive timeout
+ * (SO_RCVTIMEO applies to accept), so a worker notices a stop request or
+ * a dead master within a second even if the signal arrived just before
+ * it entered accept().
+ *
+ * Signals: SIGTERM/SIGINT/SIGHUP set a flag.  They are blocked while a
+ * session runs and let in only inside ppoll(), so the flag is seen at
+ * once; a transaction in progress is finished, then the client gets 421.
+ *
+ * Logging: "connect from", one line per transaction (from the handlers),
+ * and "disconnect from ... commands=N duration=S result=R".
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef HAVE_SYS_PRCTL_H
+#include <sys/prctl.h>
+#endif
+
+#include "log.h"
+#include "smtp_io.h"
+#include "smtp_session.h"
+#include "worker.h"
+
+static volatile sig_atomic_t worker_stop;
+
+struct worker_ctx {
+	const struct conf *cf;
+	char	client[NI_MAXHOST + NI_MAXSERV + 16];	/* "unknown[addr]" */
+};
+
+static void on_stop(int);
+static void worker_mail(void *, struct smtp_envelope *, struct smtp_reply *);
+static void worker_rcpt(void *, const struct smtp_envelope *, const char *,
+			struct smtp_reply *);
+static void worker_data(void *, const struct smtp_envelope *, const char *,
+			size_t, struct smtp_reply *);
+static void worker_abort(void *, const struct smtp_envelope *);
+
+static const struct smtp_handlers handlers = {
+	worker_mail, worker_rcpt, worker_data, worker_abort
+};
+
+/* on_stop - signal handler: finish what is in progress, then exit */
+static void
+on_stop(int sig)
+{
+	(void) sig;
+	worker_stop = 1;
+}
+
+/* new_id - a Postfix-like hex transaction id, unique per host */
+static void
+new_id(char *buf, size_t len)
+{
+	static unsigned seq;
+	struct timeval tv;
+
+	(void) gettimeofday(&tv, NULL);
+	snprintf(buf, len, "%05lX%05lX%X", (unsigned long) tv.tv_usec & 0xFFFFF,
+		 (unsigned long) tv.tv_sec & 0xFFFFF,
+		 (unsigned) ((getpid() << 4) ^ (++seq & 0xF)) & 0xFFFFF);
+}
+
+/* worker_mail - assign the transaction id and log the client */
+static void
+worker_mail(void *vctx, struct smtp_envelope *env, struct smtp_reply *r)
+{
+	struct worker_ctx *ctx = vctx;
+
+	new_id(env->id, sizeof(env->id));
+	msg_info("%s: client=%s, helo=<%s>, from=<%s>, size=%lu%s",
+		 env->id, ctx->client, env->helo, env->sender, env->size,
+		 env->smtputf8 ? ", smtputf8" : "");
+	smtp_reply_set(r, 250, "2.1.0 Ok");
+}
+
+/*
+ * worker_rcpt - never an open relay: only the list domain is ours.
+ * The address was checked for syntax by the engine.
+ */
+static void
+worker_rcpt(void *vctx, const struct smtp_envelope *env, const char *rcpt,
+	    struct smtp_reply *r)
+{
+	struct worker_ctx *ctx = vctx;
+	const char *at = strrchr(rcpt, '@');
+
+	if (at == NULL && strcasecmp(rcpt, "postmaster") == 0) {
+		smtp_reply_set(r, 250, "2.1.5 Ok");
+		return;
+	}
+	if (at == NULL || strcasecmp(at + 1, ctx->cf->domain) != 0) {
+		msg_info("%s: reject: RCPT from %s: 550 5.7.1 <%s>: Relay access denied; "
+			 "from=<%s>", env->id, ctx->client, rcpt, env->sender);
+		smtp_reply_set(r, 550, "5.7.1 <%s>: Relay access denied", rcpt);
+		return;
+	}
+	smtp_reply_set(r, 250, "2.1.5 Ok");
+}
+
+/*
+ * worker_data - end of data.  List delivery is not wired in yet, so the
+ * message is deferred (451): Postfix keeps it queued and retries, nothing
+ * is lost and nothing is accepted that was not delivered.
+ */
+static void
+worker_data(void *vctx, const struct smtp_envelope *env, const char *msg,
+	    size_t len, struct smtp_reply *r)
+{
+	(void) vctx;
+	(void) msg;
+	msg_warn("%s: deferred: size=%zu, nrcpt=%zu: list delivery is not available",
+		 env->id, len, env->nrcpt);
+	smtp_reply_set(r, 451, "4.3.0 Error: list delivery is not available, try again later");
+}
+
+/* worker_abort - a transaction ended without a message */
+static void
+worker_abort(void *vctx, const struct smtp_envelope *env)
+{
+	(void) vctx;
+	(void) env;
+}
+
+/* client_name - "unknown[addr]:port": numeric only, no DNS on this path */
+static void
+client_name(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
+{
+	char	host[NI_MAXHOST], port[NI_MAXSERV];
+
+	if (getnameinfo(sa, len, host, sizeof(host), port, sizeof(port),
+			NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		snprintf(buf, size, "unknown[unknown]");
+	else
+		snprintf(buf, size, "unknown[%s]:%s", host, port);
+}
+
+/* serve - one connection from accept to close */
+static void
+serve(const struct conf *cf, int fd, const struct sockaddr *sa, socklen_t salen,
+      const char *hostname, const sigset_t *waitmask)
+{
+	struct worker_ctx ctx;
+	struct smtp_limits lim;
+	struct smtp_io_limits iolim;
+	struct smtp_session *s;
+	struct timespec t0, t1;
+	enum smtp_io_result res;
+	char	summary[256];
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.cf = cf;
+	client_name(sa, salen, ctx.client, sizeof(ctx.client));
+	(void) clock_gettime(CLOCK_MONOTONIC, &t0);
+	msg_info("connect from %s", ctx.client);
+
+	lim.max_command_length = cf->max_command_length;
+	lim.max_line_length = cf->max_line_length;
+	lim.max_message_size = cf->max_message_size;
+	lim.max_recipients = cf->max_recipients;
+	lim.max_errors = cf->max_errors;
+	iolim.timeout = cf->timeout;
+	iolim.session_timeout = cf->session_timeout;
+
+	if ((s = smtp_session_create(&lim, &handlers, &ctx, hostname)) == NULL) {
+		static const char busy[] = "421 4.3.2 Error: insufficient resources\r\n";
+
+		msg_warn("out of memory for a session from %s", ctx.client);
+		(void) send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		return;
+	}
+	res = smtp_io_run(fd, s, &iolim, &worker_stop, waitmask);
+	(void) clock_gettime(CLOCK_MONOTONIC, &t1);
+	smtp_session_summary(s, summary, sizeof(summary));
+	msg_info("disconnect from %s %s duration=%.3fs result=%s", ctx.client,
+		 summary, (double) (t1.tv_sec - t0.tv_sec)
+		 + (t1.tv_nsec - t0.tv_nsec) / 1e9, smtp_io_result_str(res));
+	smtp_session_free(s);
+}
+
+/* worker_main - the accept loop */
+void
+worker_main(const struct conf *cf, int listen_fd)
+{
+	struct sigaction sa;
+	sigset_t block, waitmask;
+	pid_t	master = getppid();
+	char	hostname[256];
+	unsigned served = 0;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0;			/* no SA_RESTART: interrupt accept */
+	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0
+	    || sigaction(SIGHUP, &sa, NULL) < 0)
+		msg_fatal("sigaction: %s", strerror(errno));
+	sa.sa_handler = SIG_IGN;
+	(void) sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = SIG_DFL;
+	(void) sigaction(SIGCHLD, &sa, NULL);
+#if defined(HAVE_PRCTL) && defined(PR_SET_PDEATHSIG)
+	/* If the master dies, stop like on SIGTERM. */
+	(void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	sigemptyset(&waitmask);
+	if (sigprocmask(SIG_UNBLOCK, &block, NULL) < 0)
+		msg_fatal("sigprocmask: %s", strerror(errno));
+
+	if (gethostname(hostname, sizeof(hostname)) < 0 || hostname[0] == 0)
+		snprintf(hostname, sizeof(hostname), "%s", cf->domain);
+	hostname[sizeof(hostname) - 1] = 0;
+
+	while (!worker_stop && served < cf->max_use) {
+		struct sockaddr_storage ss;
+		socklen_t sslen = sizeof(ss);
+		int	fd;
+
+		if (getppid() != master)
+			break;
+		fd = accept(listen_fd, (struct sockaddr *) &ss, &sslen);
+		if (fd < 0) {
+			if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK
+			    || errno == ECONNABORTED)
+				continue;
+			/* EMFILE and friends: back off briefly, do not spin. */
+			msg_warn("accept: %s", strerror(errno));
+			(void) sleep(1);
+			continue;
+		}
+		(void) sigprocmask(SIG_BLOCK, &block, NULL);
+		served++;
+		serve(cf, fd, (struct sockaddr *) &ss, sslen, hostname, &waitmask);
+		(void) close(fd);
+		(void) sigprocmask(SIG_UNBLOCK, &block, NULL);
+	}
+	(void) close(listen_fd);
+	exit(0);
+}

@@ -1,0 +1,399 @@
+/*
+ * testlib.c - helpers for the integration suites: start the real mlistd
+ * on a free loopback port in a temporary directory, speak SMTP to it, and
+ * clean up even when a test fails (atexit, and PR_SET_PDEATHSIG so the
+ * daemon gets SIGTERM if the test process dies).
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+static struct tl_daemon *live[8];
+
+void
+tl_sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+const char *
+tl_mlistd(void)
+{
+	static char path[4096];
+	const char *p = getenv("MLISTD");
+	ssize_t	n;
+
+	if (p)
+		return (p);
+	/* Beside the test binary: BUILDDIR/tests/x -> BUILDDIR/src/mlistd */
+	if (path[0] == 0) {
+		n = readlink("/proc/self/exe", path, sizeof(path) - 32);
+		if (n <= 0)
+			return ("src/mlistd");
+		path[n] = 0;
+		if ((p = strrchr(path, '/')) != NULL)
+			strcpy((char *) p, "/../src/mlistd");
+	}
+	return (path);
+}
+
+/* rm_rf - remove the temporary directory (one level deep is enough) */
+static void
+rm_rf(const char *dir)
+{
+	DIR    *d = opendir(dir);
+	struct dirent *e;
+	char	path[600];
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (unlink(path) < 0 && errno == EISDIR)
+			rm_rf(path);
+	}
+	(void) closedir(d);
+	(void) rmdir(dir);
+}
+
+static void
+cleanup_at_exit(void)
+{
+	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
+		if (live[i]) {
+			if (live[i]->pid > 0) {
+				(void) kill(live[i]->pid, SIGKILL);
+				(void) waitpid(live[i]->pid, NULL, 0);
+			}
+			rm_rf(live[i]->dir);
+			live[i] = NULL;
+		}
+}
+
+int
+tl_free_port(int v6)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int	fd, port;
+
+	memset(&ss, 0, sizeof(ss));
+	if (v6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_addr = in6addr_loopback;
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *) &ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	}
+	if ((fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0)) < 0)
+		return (-1);
+	if (bind(fd, (struct sockaddr *) &ss, v6 ? sizeof(struct sockaddr_in6)
+		 : sizeof(struct sockaddr_in)) < 0
+	    || getsockname(fd, (struct sockaddr *) &ss, &len) < 0) {
+		(void) close(fd);
+		return (-1);
+	}
+	port = v6 ? ntohs(((struct sockaddr_in6 *) &ss)->sin6_port)
+		: ntohs(((struct sockaddr_in *) &ss)->sin_port);
+	(void) close(fd);
+	return (port);
+}
+
+void
+tl_write_conf(struct tl_daemon *d, const char *extra)
+{
+	FILE   *fp = fopen(d->conf, "w");
+
+	if (fp == NULL) {
+		perror(d->conf);
+		exit(1);
+	}
+	fprintf(fp, "# written by testlib\nlisten = %s\npidfile = %s\nworkers = 2\n"
+		"database = %s/mlistd.db\nbounce-maildir = %s/bounces\n%s",
+		d->listen, d->pidfile, d->dir, d->dir, extra ? extra : "");
+	if (fclose(fp) != 0) {
+		perror(d->conf);
+		exit(1);
+	}
+}
+
+int
+tl_connect(const struct tl_daemon *d)
+{
+	struct sockaddr_storage ss;
+	struct timeval tv = {10, 0};
+	int	fd, v6 = d->listen[0] == '[';
+
+	memset(&ss, 0, sizeof(ss));
+	if (v6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_addr = in6addr_loopback;
+		s6->sin6_port = htons((unsigned short) d->port);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *) &ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		s4->sin_port = htons((unsigned short) d->port);
+	}
+	if ((fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0)) < 0)
+		return (-1);
+	(void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *) &ss, v6 ? sizeof(struct sockaddr_in6)
+		    : sizeof(struct sockaddr_in)) < 0) {
+		(void) close(fd);
+		return (-1);
+	}
+	return (fd);
+}
+
+int
+tl_daemon_start(struct tl_daemon *d, const char *extra, int v6)
+{
+	int	logfd;
+
+	memset(d, 0, sizeof(*d));
+	snprintf(d->dir, sizeof(d->dir), "/tmp/mlistd-test.XXXXXX");
+	if (mkdtemp(d->dir) == NULL)
+		return (-1);
+	snprintf(d->conf, sizeof(d->conf), "%s/mlistd.conf", d->dir);
+	snprintf(d->pidfile, sizeof(d->pidfile), "%s/mlistd.pid", d->dir);
+	snprintf(d->log, sizeof(d->log), "%s/mlistd.log", d->dir);
+	if ((d->port = tl_free_port(v6)) < 0)
+		return (-1);
+	snprintf(d->listen, sizeof(d->listen), v6 ? "[::1]:%d" : "127.0.0.1:%d", d->port);
+	tl_write_conf(d, extra);
+	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
+		if (live[i] == NULL) {
+			live[i] = d;
+			break;
+		}
+	{
+		static int registered;
+
+		if (!registered++)
+			atexit(cleanup_at_exit);
+	}
+	if ((logfd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
+		return (-1);
+	fflush(NULL);
+	if ((d->pid = fork()) < 0)
+		return (-1);
+	if (d->pid == 0) {
+		(void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+		(void) dup2(logfd, 2);
+		(void) dup2(logfd, 1);
+		execl(tl_mlistd(), "mlistd", "-f", "-c", d->conf, (char *) NULL);
+		perror(tl_mlistd());
+		_exit(127);
+	}
+	(void) close(logfd);
+	for (int i = 0; i < 200; i++) {
+		int	fd = tl_connect(d), status;
+
+		if (fd >= 0) {
+			char	buf[512];
+			int	code = tl_reply(fd, buf, sizeof(buf));
+
+			(void) tl_send(fd, "QUIT\r\n");
+			(void) close(fd);
+			if (code == 220)
+				return (0);
+		}
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			d->pid = 0;
+			return (-1);
+		}
+		tl_sleep_ms(50);
+	}
+	return (-1);
+}
+
+int
+tl_daemon_wait(struct tl_daemon *d, int secs)
+{
+	int	status;
+
+	for (int i = 0; i < secs * 20; i++) {
+		pid_t	r = waitpid(d->pid, &status, WNOHANG);
+
+		if (r == d->pid) {
+			d->pid = 0;
+			return (WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+		}
+		tl_sleep_ms(50);
+	}
+	return (-1);
+}
+
+int
+tl_daemon_stop(struct tl_daemon *d, int secs)
+{
+	int	rc;
+
+	if (d->pid <= 0)
+		return (-1);
+	(void) kill(d->pid, SIGTERM);
+	rc = tl_daemon_wait(d, secs);
+	if (rc < 0 && d->pid > 0) {
+		(void) kill(d->pid, SIGKILL);
+		(void) waitpid(d->pid, NULL, 0);
+		d->pid = 0;
+	}
+	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
+		if (live[i] == d)
+			live[i] = NULL;
+	rm_rf(d->dir);
+	return (rc);
+}
+
+int
+tl_workers(pid_t master, pid_t *out, int max)
+{
+	DIR    *d = opendir("/proc");
+	struct dirent *e;
+	int	n = 0;
+
+	if (d == NULL)
+		return (-1);
+	while ((e = readdir(d)) != NULL && n < max) {
+		char	path[300], buf[512], *p;
+		FILE   *fp;
+		long	ppid;
+		char	state;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		if ((fp = fopen(path, "r")) == NULL)
+			continue;
+		if (fgets(buf, sizeof(buf), fp) != NULL
+		    && (p = strrchr(buf, ')')) != NULL
+		    && sscanf(p + 1, " %c %ld", &state, &ppid) == 2
+		    && ppid == (long) master && state != 'Z')
+			out[n++] = (pid_t) atol(e->d_name);
+		(void) fclose(fp);
+	}
+	(void) closedir(d);
+	return (n);
+}
+
+int
+tl_send(int fd, const char *s)
+{
+	size_t	len = strlen(s);
+
+	while (len > 0) {
+		ssize_t	n = send(fd, s, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return (-1);
+		s += n;
+		len -= (size_t) n;
+	}
+	return (0);
+}
+
+int
+tl_reply(int fd, char *buf, size_t len)
+{
+	size_t	used = 0;
+
+	buf[0] = 0;
+	/* Byte at a time: slow, but never reads past the reply. */
+	while (used + 1 < len) {
+		char	c;
+		ssize_t	n = recv(fd, &c, 1, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return (-1);
+		buf[used++] = c;
+		buf[used] = 0;
+		if (c == '\n') {
+			char   *line = buf + used - 1;
+
+			while (line > buf && line[-1] != '\n')
+				line--;
+			if (strlen(line) >= 4 && line[3] == ' ')
+				return (atoi(line));
+		}
+	}
+	return (-1);
+}
+
+int
+tl_cmd(int fd, const char *cmd, char *buf, size_t len)
+{
+	if (tl_send(fd, cmd) < 0)
+		return (-1);
+	return (tl_reply(fd, buf, len));
+}
+
+int
+tl_run(char *const argv[], char *out, size_t len)
+{
+	int	pfd[2], status;
+	size_t	used = 0;
+	pid_t	pid;
+
+	if (pipe(pfd) < 0)
+		return (-1);
+	fflush(NULL);
+	if ((pid = fork()) == 0) {
+		(void) close(pfd[0]);
+		(void) dup2(pfd[1], 1);
+		(void) dup2(pfd[1], 2);
+		(void) close(pfd[1]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	(void) close(pfd[1]);
+	for (;;) {
+		ssize_t	n = read(pfd[0], out + used, len - 1 - used);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		used += (size_t) n;
+		if (used + 1 >= len)
+			break;
+	}
+	out[used] = 0;
+	(void) close(pfd[0]);
+	if (waitpid(pid, &status, 0) != pid)
+		return (-1);
+	return (WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}

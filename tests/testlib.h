@@ -1,0 +1,65 @@
+/* testlib.h - start the real daemon and talk SMTP to it (tests only) */
+#ifndef MLISTD_TESTLIB_H
+#define MLISTD_TESTLIB_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct tl_daemon {
+	pid_t	pid;		/* the master (foreground) */
+	int	port;
+	char	dir[256];	/* temporary directory, removed at stop */
+	char	conf[300];
+	char	pidfile[300];
+	char	log[300];	/* the daemon's stderr */
+	char	listen[64];
+};
+
+/* tl_free_port - an unused TCP port on 127.0.0.1 (or ::1 when v6) */
+int	tl_free_port(int v6);
+
+/*
+ * tl_daemon_start - write a configuration file (listen, pidfile and
+ * `extra`, which may be NULL) and start $MLISTD -f -c FILE.  Waits until
+ * the port accepts connections (at most 10 s).  Returns 0 or -1.  The
+ * daemon is stopped by tl_daemon_stop() or, if the test dies, at exit.
+ */
+int	tl_daemon_start(struct tl_daemon *, const char *extra, int v6);
+
+/* tl_write_conf - rewrite the configuration file */
+void	tl_write_conf(struct tl_daemon *, const char *extra);
+
+/* tl_daemon_stop - SIGTERM, wait at most `secs`; returns exit status or -1 */
+int	tl_daemon_stop(struct tl_daemon *, int secs);
+
+/* tl_daemon_wait - wait for the master to exit (status or -1) */
+int	tl_daemon_wait(struct tl_daemon *, int secs);
+
+/* tl_workers - pids of the master's children; returns how many */
+int	tl_workers(pid_t master, pid_t *out, int max);
+
+/* tl_connect - TCP to the daemon with 10 s send/receive timeouts */
+int	tl_connect(const struct tl_daemon *);
+
+/* tl_send - write all of s; 0 or -1 */
+int	tl_send(int fd, const char *s);
+
+/*
+ * tl_reply - read one complete (possibly multi-line) reply into buf.
+ * Returns the code, or -1 on EOF/timeout.
+ */
+int	tl_reply(int fd, char *buf, size_t len);
+
+/* tl_cmd - send a command and return the reply code */
+int	tl_cmd(int fd, const char *cmd, char *buf, size_t len);
+
+/* tl_run - run argv, capture stdout+stderr; returns exit status */
+int	tl_run(char *const argv[], char *out, size_t len);
+
+/* tl_mlistd - path of the daemon under test ($MLISTD) */
+const char *tl_mlistd(void);
+
+/* tl_sleep_ms */
+void	tl_sleep_ms(int ms);
+
+#endif
