@@ -106,6 +106,12 @@ static const struct conf_param params[] = {
 	"sessions a worker serves before it is replaced"},
 	{"shutdown-timeout", 0, T_TIME, "30", OFF(shutdown_timeout), 0, 3600,
 	"SECONDS", "grace period for sessions in progress at stop or reload"},
+	{"relay-recipient-limit", 0, T_UINT, "1000", OFF(relay_recipient_limit),
+	1, 100000, "N", "recipients per relay transaction (Postfix: smtpd_recipient_limit)"},
+	{"relay-timeout", 0, T_TIME, "120", OFF(relay_timeout), 1, 3600,
+	"SECONDS", "time the relay has for each reply"},
+	{"database-timeout", 0, T_TIME, "10", OFF(database_timeout), 1, 600,
+	"SECONDS", "wait for a database lock before answering 451"},
 	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL}
 };
 

@@ -29,6 +29,9 @@ struct conf {
 	unsigned session_timeout;	/* seconds */
 	unsigned max_use;
 	unsigned shutdown_timeout;	/* seconds */
+	unsigned relay_recipient_limit;
+	unsigned relay_timeout;		/* seconds */
+	unsigned database_timeout;	/* seconds to wait for a lock */
 };
 
 /* What the command line asks for. */

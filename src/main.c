@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "conf.h"
+#include "deliver.h"
 #include "log.h"
 #include "master.h"
 
@@ -44,8 +45,15 @@ main(int argc, char **argv)
 		return (1);
 	}
 	if (action == CONF_CHECK) {
+		if (deliver_check(cf, err, sizeof(err)) < 0) {
+			fprintf(stderr, "mlistd: %s\n", err);
+			conf_free(cf);
+			conf_args_free(args);
+			return (1);
+		}
 		conf_dump(stdout, cf);
-		fprintf(stderr, "mlistd: configuration %s OK\n", cf->config_file);
+		fprintf(stderr, "mlistd: configuration %s and database %s OK\n",
+			cf->config_file, cf->database);
 		conf_free(cf);
 		conf_args_free(args);
 		return (0);

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "deliver.h"
 #include "log.h"
 #include "master.h"
 #include "worker.h"
@@ -348,8 +349,10 @@ reload(struct master *m)
 	int	fd = m->listen_fd;
 
 	msg_info("reload: reading configuration %s", m->cf->config_file);
-	if ((cf = conf_build(m->args, err, sizeof(err))) == NULL) {
+	if ((cf = conf_build(m->args, err, sizeof(err))) == NULL
+	    || deliver_check(cf, err, sizeof(err)) < 0) {
 		msg_error("reload failed: %s; keeping the running configuration", err);
+		conf_free(cf);
 		return;
 	}
 	if (strcmp(cf->listen, m->cf->listen) != 0) {
@@ -432,6 +435,12 @@ master_run(struct conf_args *args, struct conf *cf)
 	memset(&m, 0, sizeof(m));
 	m.args = args;
 	m.cf = cf;
+	/* The database opens (and gets its schema) once, before any fork. */
+	if (deliver_check(cf, err, sizeof(err)) < 0) {
+		msg_error("%s", err);
+		conf_free(cf);
+		return (1);
+	}
 	if ((m.listen_fd = listen_open(cf, err, sizeof(err))) < 0) {
 		msg_error("%s", err);
 		conf_free(cf);

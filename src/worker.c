@@ -35,6 +35,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include "deliver.h"
 #include "log.h"
 #include "smtp_io.h"
 #include "smtp_session.h"
@@ -42,22 +43,7 @@
 
 static volatile sig_atomic_t worker_stop;
 
-struct worker_ctx {
-	const struct conf *cf;
-	char	client[NI_MAXHOST + NI_MAXSERV + 16];	/* "unknown[addr]" */
-};
-
 static void on_stop(int);
-static void worker_mail(void *, struct smtp_envelope *, struct smtp_reply *);
-static void worker_rcpt(void *, const struct smtp_envelope *, const char *,
-			struct smtp_reply *);
-static void worker_data(void *, const struct smtp_envelope *, const char *,
-			size_t, struct smtp_reply *);
-static void worker_abort(void *, const struct smtp_envelope *);
-
-static const struct smtp_handlers handlers = {
-	worker_mail, worker_rcpt, worker_data, worker_abort
-};
 
 /* on_stop - signal handler: finish what is in progress, then exit */
 static void
@@ -65,80 +51,6 @@ on_stop(int sig)
 {
 	(void) sig;
 	worker_stop = 1;
-}
-
-/* new_id - a Postfix-like hex transaction id, unique per host */
-static void
-new_id(char *buf, size_t len)
-{
-	static unsigned seq;
-	struct timeval tv;
-
-	(void) gettimeofday(&tv, NULL);
-	snprintf(buf, len, "%05lX%05lX%X", (unsigned long) tv.tv_usec & 0xFFFFF,
-		 (unsigned long) tv.tv_sec & 0xFFFFF,
-		 (unsigned) ((getpid() << 4) ^ (++seq & 0xF)) & 0xFFFFF);
-}
-
-/* worker_mail - assign the transaction id and log the client */
-static void
-worker_mail(void *vctx, struct smtp_envelope *env, struct smtp_reply *r)
-{
-	struct worker_ctx *ctx = vctx;
-
-	new_id(env->id, sizeof(env->id));
-	msg_info("%s: client=%s, helo=<%s>, from=<%s>, size=%lu%s",
-		 env->id, ctx->client, env->helo, env->sender, env->size,
-		 env->smtputf8 ? ", smtputf8" : "");
-	smtp_reply_set(r, 250, "2.1.0 Ok");
-}
-
-/*
- * worker_rcpt - never an open relay: only the list domain is ours.
- * The address was checked for syntax by the engine.
- */
-static void
-worker_rcpt(void *vctx, const struct smtp_envelope *env, const char *rcpt,
-	    struct smtp_reply *r)
-{
-	struct worker_ctx *ctx = vctx;
-	const char *at = strrchr(rcpt, '@');
-
-	if (at == NULL && strcasecmp(rcpt, "postmaster") == 0) {
-		smtp_reply_set(r, 250, "2.1.5 Ok");
-		return;
-	}
-	if (at == NULL || strcasecmp(at + 1, ctx->cf->domain) != 0) {
-		msg_info("%s: reject: RCPT from %s: 550 5.7.1 <%s>: Relay access denied; "
-			 "from=<%s>", env->id, ctx->client, rcpt, env->sender);
-		smtp_reply_set(r, 550, "5.7.1 <%s>: Relay access denied", rcpt);
-		return;
-	}
-	smtp_reply_set(r, 250, "2.1.5 Ok");
-}
-
-/*
- * worker_data - end of data.  List delivery is not wired in yet, so the
- * message is deferred (451): Postfix keeps it queued and retries, nothing
- * is lost and nothing is accepted that was not delivered.
- */
-static void
-worker_data(void *vctx, const struct smtp_envelope *env, const char *msg,
-	    size_t len, struct smtp_reply *r)
-{
-	(void) vctx;
-	(void) msg;
-	msg_warn("%s: deferred: size=%zu, nrcpt=%zu: list delivery is not available",
-		 env->id, len, env->nrcpt);
-	smtp_reply_set(r, 451, "4.3.0 Error: list delivery is not available, try again later");
-}
-
-/* worker_abort - a transaction ended without a message */
-static void
-worker_abort(void *vctx, const struct smtp_envelope *env)
-{
-	(void) vctx;
-	(void) env;
 }
 
 /* client_name - "unknown[addr]:port": numeric only, no DNS on this path */
@@ -156,22 +68,22 @@ client_name(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
 
 /* serve - one connection from accept to close */
 static void
-serve(const struct conf *cf, int fd, const struct sockaddr *sa, socklen_t salen,
-      const char *hostname, const sigset_t *waitmask)
+serve(const struct conf *cf, struct deliver *d, int fd, const struct sockaddr *sa,
+      socklen_t salen, const char *hostname, const sigset_t *waitmask)
 {
-	struct worker_ctx ctx;
+	struct deliver_session ds;
 	struct smtp_limits lim;
 	struct smtp_io_limits iolim;
 	struct smtp_session *s;
 	struct timespec t0, t1;
 	enum smtp_io_result res;
-	char	summary[256];
+	char	client[NI_MAXHOST + NI_MAXSERV + 16], summary[256];
 
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.cf = cf;
-	client_name(sa, salen, ctx.client, sizeof(ctx.client));
+	client_name(sa, salen, client, sizeof(client));
+	ds.d = d;
+	ds.client = client;
 	(void) clock_gettime(CLOCK_MONOTONIC, &t0);
-	msg_info("connect from %s", ctx.client);
+	msg_info("connect from %s", client);
 
 	lim.max_command_length = cf->max_command_length;
 	lim.max_line_length = cf->max_line_length;
@@ -181,17 +93,17 @@ serve(const struct conf *cf, int fd, const struct sockaddr *sa, socklen_t salen,
 	iolim.timeout = cf->timeout;
 	iolim.session_timeout = cf->session_timeout;
 
-	if ((s = smtp_session_create(&lim, &handlers, &ctx, hostname)) == NULL) {
+	if ((s = smtp_session_create(&lim, &deliver_handlers, &ds, hostname)) == NULL) {
 		static const char busy[] = "421 4.3.2 Error: insufficient resources\r\n";
 
-		msg_warn("out of memory for a session from %s", ctx.client);
+		msg_warn("out of memory for a session from %s", client);
 		(void) send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 		return;
 	}
 	res = smtp_io_run(fd, s, &iolim, &worker_stop, waitmask);
 	(void) clock_gettime(CLOCK_MONOTONIC, &t1);
 	smtp_session_summary(s, summary, sizeof(summary));
-	msg_info("disconnect from %s %s duration=%.3fs result=%s", ctx.client,
+	msg_info("disconnect from %s %s duration=%.3fs result=%s", client,
 		 summary, (double) (t1.tv_sec - t0.tv_sec)
 		 + (t1.tv_nsec - t0.tv_nsec) / 1e9, smtp_io_result_str(res));
 	smtp_session_free(s);
@@ -204,8 +116,9 @@ worker_main(const struct conf *cf, int listen_fd)
 	struct sigaction sa;
 	sigset_t block, waitmask;
 	pid_t	master = getppid();
-	char	hostname[256];
+	char	hostname[256], err[512];
 	unsigned served = 0;
+	struct deliver *d;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;
@@ -234,6 +147,10 @@ worker_main(const struct conf *cf, int listen_fd)
 		snprintf(hostname, sizeof(hostname), "%s", cf->domain);
 	hostname[sizeof(hostname) - 1] = 0;
 
+	/* Our own database and relay connections, opened after fork. */
+	if ((d = deliver_create(cf, hostname, err, sizeof(err))) == NULL)
+		msg_fatal("%s", err);
+
 	while (!worker_stop && served < cf->max_use) {
 		struct sockaddr_storage ss;
 		socklen_t sslen = sizeof(ss);
@@ -253,10 +170,11 @@ worker_main(const struct conf *cf, int listen_fd)
 		}
 		(void) sigprocmask(SIG_BLOCK, &block, NULL);
 		served++;
-		serve(cf, fd, (struct sockaddr *) &ss, sslen, hostname, &waitmask);
+		serve(cf, d, fd, (struct sockaddr *) &ss, sslen, hostname, &waitmask);
 		(void) close(fd);
 		(void) sigprocmask(SIG_UNBLOCK, &block, NULL);
 	}
 	(void) close(listen_fd);
+	deliver_free(d);
 	exit(0);
 }

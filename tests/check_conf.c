@@ -4,6 +4,8 @@
 #include "config.h"
 
 #include <check.h>
+
+#include "cklib.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,27 +241,14 @@ START_TEST(test_dump_and_usage)
 }
 END_TEST
 
-/* read_file - whole file into a malloc'd string */
+/* read_file - a man page source */
 static char *
 read_file(const char *name)
 {
-	const char *dir = getenv("MLISTD_SRCDIR");
-	char	path[1024], *buf;
-	FILE   *fp;
-	long	len;
+	char	rel[256];
 
-	snprintf(path, sizeof(path), "%s/man/%s", dir ? dir : "..", name);
-	fp = fopen(path, "r");
-	ck_assert_msg(fp != NULL, "cannot open %s", path);
-	ck_assert_int_eq(fseek(fp, 0, SEEK_END), 0);
-	len = ftell(fp);
-	rewind(fp);
-	buf = malloc((size_t) len + 1);
-	ck_assert_ptr_nonnull(buf);
-	ck_assert_uint_eq(fread(buf, 1, (size_t) len, fp), (size_t) len);
-	buf[len] = 0;
-	fclose(fp);
-	return (buf);
+	snprintf(rel, sizeof(rel), "man/%s", name);
+	return (ck_slurp(ck_srcfile(rel), NULL));
 }
 
 /* roff_escape - "max-use" -> "max\-use" */
@@ -323,8 +312,6 @@ main(void)
 {
 	Suite  *s = suite_create("conf");
 	TCase  *tc = tcase_create("conf");
-	SRunner *sr;
-	int	failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_defaults);
@@ -336,9 +323,5 @@ main(void)
 	tcase_add_test(tc, test_dump_and_usage);
 	tcase_add_test(tc, test_manpages_match_help);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed ? 1 : 0);
+	return (ck_run(s));
 }

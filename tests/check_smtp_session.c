@@ -9,6 +9,8 @@
 #include "config.h"
 
 #include <check.h>
+
+#include "cklib.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -460,13 +462,7 @@ session_suite(void)
 int
 main(void)
 {
-	SRunner *sr;
-	int	failed;
 
 	build_inputs();
-	sr = srunner_create(session_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed ? 1 : 0);
+	return (ck_run(session_suite()));
 }

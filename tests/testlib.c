@@ -12,6 +12,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,8 +261,10 @@ tl_daemon_stop(struct tl_daemon *d, int secs)
 {
 	int	rc;
 
-	if (d->pid <= 0)
-		return (-1);
+	if (d->pid <= 0) {
+		rc = -1;
+		goto cleanup;
+	}
 	(void) kill(d->pid, SIGTERM);
 	rc = tl_daemon_wait(d, secs);
 	if (rc < 0 && d->pid > 0) {
@@ -268,6 +272,7 @@ tl_daemon_stop(struct tl_daemon *d, int secs)
 		(void) waitpid(d->pid, NULL, 0);
 		d->pid = 0;
 	}
+cleanup:
 	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
 		if (live[i] == d)
 			live[i] = NULL;
@@ -396,4 +401,250 @@ tl_run(char *const argv[], char *out, size_t len)
 	if (waitpid(pid, &status, 0) != pid)
 		return (-1);
 	return (WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}
+
+/* path of a helper program beside the test binary */
+static const char *
+helper(const char *name)
+{
+	static char path[4096];
+	ssize_t	n = readlink("/proc/self/exe", path, sizeof(path) - 64);
+	char   *slash;
+
+	if (n <= 0)
+		return (name);
+	path[n] = 0;
+	if ((slash = strrchr(path, '/')) != NULL)
+		snprintf(slash + 1, 64, "%s", name);
+	return (path);
+}
+
+static struct tl_sink *live_sinks[8];
+
+static void
+sink_cleanup(void)
+{
+	for (size_t i = 0; i < sizeof(live_sinks) / sizeof(live_sinks[0]); i++)
+		if (live_sinks[i] && live_sinks[i]->pid > 0) {
+			(void) kill(live_sinks[i]->pid, SIGTERM);
+			(void) waitpid(live_sinks[i]->pid, NULL, 0);
+			rm_rf(live_sinks[i]->dir);
+		}
+}
+
+int
+tl_sink_start(struct tl_sink *k, ...)
+{
+	char   *argv[32], portbuf[16];
+	int	argc = 0;
+	va_list	ap;
+	static int registered;
+
+	memset(k, 0, sizeof(*k));
+	snprintf(k->dir, sizeof(k->dir), "/tmp/mlistd-sink.XXXXXX");
+	if (mkdtemp(k->dir) == NULL || (k->port = tl_free_port(0)) < 0)
+		return (-1);
+	snprintf(portbuf, sizeof(portbuf), "%d", k->port);
+	argv[argc++] = (char *) helper("mlsink");
+	argv[argc++] = "-p";
+	argv[argc++] = portbuf;
+	argv[argc++] = "-d";
+	argv[argc++] = k->dir;
+	va_start(ap, k);
+	while (argc < 30 && (argv[argc] = va_arg(ap, char *)) != NULL)
+		argc++;
+	va_end(ap);
+	argv[argc] = NULL;
+	if (!registered++)
+		atexit(sink_cleanup);
+	for (size_t i = 0; i < sizeof(live_sinks) / sizeof(live_sinks[0]); i++)
+		if (live_sinks[i] == NULL) {
+			live_sinks[i] = k;
+			break;
+		}
+	fflush(NULL);
+	if ((k->pid = fork()) == 0) {
+		(void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+		execv(argv[0], argv);
+		perror(argv[0]);
+		_exit(127);
+	}
+	for (int i = 0; i < 200; i++) {
+		struct tl_daemon probe;
+		int	fd;
+
+		memset(&probe, 0, sizeof(probe));
+		probe.port = k->port;
+		if ((fd = tl_connect(&probe)) >= 0) {
+			(void) close(fd);
+			return (0);
+		}
+		tl_sleep_ms(25);
+	}
+	return (-1);
+}
+
+void
+tl_sink_stop(struct tl_sink *k)
+{
+	if (k->pid > 0) {
+		(void) kill(k->pid, SIGTERM);
+		(void) waitpid(k->pid, NULL, 0);
+		k->pid = 0;
+	}
+	for (size_t i = 0; i < sizeof(live_sinks) / sizeof(live_sinks[0]); i++)
+		if (live_sinks[i] == k)
+			live_sinks[i] = NULL;
+	rm_rf(k->dir);
+}
+
+static int
+cmpstr(const void *a, const void *b)
+{
+	return (strcmp(*(char *const *) a, *(char *const *) b));
+}
+
+int
+tl_sink_messages(const struct tl_sink *k, char **out, int max)
+{
+	DIR    *d = opendir(k->dir);
+	struct dirent *e;
+	char   *names[4096];
+	int	n = 0, got = 0;
+
+	if (d == NULL)
+		return (-1);
+	while ((e = readdir(d)) != NULL && n < 4096)
+		if (strncmp(e->d_name, "msg.", 4) == 0)
+			names[n++] = strdup(e->d_name);
+	(void) closedir(d);
+	qsort(names, (size_t) n, sizeof(names[0]), cmpstr);
+	for (int i = 0; i < n; i++) {
+		char	path[600];
+		FILE   *fp;
+		long	len;
+
+		snprintf(path, sizeof(path), "%s/%s", k->dir, names[i]);
+		if (got < max && (fp = fopen(path, "r")) != NULL) {
+			(void) fseek(fp, 0, SEEK_END);
+			len = ftell(fp);
+			rewind(fp);
+			out[got] = calloc(1, (size_t) len + 1);
+			if (out[got] && fread(out[got], 1, (size_t) len, fp) == (size_t) len)
+				got++;
+			(void) fclose(fp);
+		}
+		free(names[i]);
+	}
+	return (got);
+}
+
+void
+tl_free_messages(char **v, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(v[i]);
+}
+
+int
+tl_count(const char *hay, const char *needle)
+{
+	int	n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return (n);
+}
+
+static sqlite3 *
+db_open(const struct tl_daemon *d)
+{
+	char	path[400];
+	sqlite3 *db = NULL;
+
+	snprintf(path, sizeof(path), "%s/mlistd.db", d->dir);
+	if (sqlite3_open(path, &db) != SQLITE_OK) {
+		fprintf(stderr, "sqlite3_open %s failed\n", path);
+		sqlite3_close(db);
+		return (NULL);
+	}
+	sqlite3_busy_timeout(db, 5000);
+	return (db);
+}
+
+int
+tl_sql(const struct tl_daemon *d, const char *sql)
+{
+	sqlite3 *db = db_open(d);
+	char   *msg = NULL;
+	int	rc;
+
+	if (db == NULL)
+		return (-1);
+	rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		fprintf(stderr, "SQL failed: %s: %s\n", sql, msg ? msg : "?");
+	sqlite3_free(msg);
+	sqlite3_close(db);
+	return (rc == SQLITE_OK ? 0 : -1);
+}
+
+long
+tl_sql_int(const struct tl_daemon *d, const char *sql)
+{
+	sqlite3 *db = db_open(d);
+	sqlite3_stmt *q;
+	long	v = -1;
+
+	if (db == NULL)
+		return (-1);
+	if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK) {
+		if (sqlite3_step(q) == SQLITE_ROW)
+			v = (long) sqlite3_column_int64(q, 0);
+		sqlite3_finalize(q);
+	} else
+		fprintf(stderr, "SQL failed: %s: %s\n", sql, sqlite3_errmsg(db));
+	sqlite3_close(db);
+	return (v);
+}
+
+int
+tl_post(const struct tl_daemon *d, const char *from, const char *const *rcpt,
+	const char *data, char *buf, size_t len)
+{
+	char	cmd[1024];
+	int	fd = tl_connect(d), code, accepted = 0;
+
+	if (fd < 0)
+		return (-1);
+	if (tl_reply(fd, buf, len) != 220 || tl_cmd(fd, "EHLO test.example\r\n", buf, len) != 250)
+		goto fail;
+	snprintf(cmd, sizeof(cmd), "MAIL FROM:<%s>\r\n", from);
+	if (tl_cmd(fd, cmd, buf, len) != 250)
+		goto fail;
+	for (int i = 0; rcpt[i]; i++) {
+		snprintf(cmd, sizeof(cmd), "RCPT TO:<%s>\r\n", rcpt[i]);
+		code = tl_cmd(fd, cmd, buf, len);
+		if (code == 250)
+			accepted++;
+		else if (rcpt[i + 1] == NULL && accepted == 0)
+			goto done;	/* the last refusal is the answer */
+	}
+	if (tl_cmd(fd, "DATA\r\n", buf, len) != 354)
+		goto fail;
+	if (tl_send(fd, data) < 0)
+		goto fail;
+	code = tl_cmd(fd, ".\r\n", buf, len);
+	(void) tl_send(fd, "QUIT\r\n");
+	(void) close(fd);
+	return (code);
+done:
+	code = atoi(buf);
+	(void) tl_send(fd, "QUIT\r\n");
+	(void) close(fd);
+	return (code);
+fail:
+	code = atoi(buf);
+	(void) close(fd);
+	return (code > 0 ? code : -1);
 }

@@ -63,3 +63,34 @@ const char *tl_mlistd(void);
 void	tl_sleep_ms(int ms);
 
 #endif
+
+/* A relay target: tests/mlsink on a free port writing into dir. */
+struct tl_sink {
+	pid_t	pid;
+	int	port;
+	char	dir[256];
+};
+
+/* tl_sink_start - start mlsink with extra options (NULL-terminated) */
+int	tl_sink_start(struct tl_sink *, ...);
+void	tl_sink_stop(struct tl_sink *);
+
+/*
+ * tl_sink_messages - read every transaction file, sorted by name, into
+ * out[] (malloc'd strings; free with tl_free_messages).  Returns count.
+ */
+int	tl_sink_messages(const struct tl_sink *, char **out, int max);
+void	tl_free_messages(char **v, int n);
+
+/* tl_count - occurrences of needle in hay */
+int	tl_count(const char *hay, const char *needle);
+
+/* tl_sql - run SQL on the daemon's database; 0 or -1 (message to stderr) */
+int	tl_sql(const struct tl_daemon *, const char *sql);
+
+/* tl_sql_int - first column of the first row as an integer (or -1) */
+long	tl_sql_int(const struct tl_daemon *, const char *sql);
+
+/* tl_post - one SMTP transaction; returns the final reply code (buf has it) */
+int	tl_post(const struct tl_daemon *, const char *from, const char *const *rcpt,
+		const char *data, char *buf, size_t len);

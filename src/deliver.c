@@ -1,0 +1,469 @@
+/*
+ * deliver.c - what mlistd does with each recipient and each message.
+ *
+ * RCPT: another domain is 550 5.7.1 (never an open relay); the bounce
+ * local part, also as bounce+TAG, is 250; a list in the database is 250;
+ * anything else 550 5.1.1; a database problem 451 4.3.0.  Checking the
+ * database at RCPT time gives Postfix a precise answer per recipient.
+ *
+ * End of data, for the lists named in the transaction (one copy per
+ * list, even when Postfix batched several lists into one transaction):
+ *   1. every list is checked first (loop, posting policy); if any refuses
+ *      the post, the whole transaction gets that refusal and nothing is
+ *      sent, so one DATA reply never means "sent to some";
+ *   2. then each list's copy goes to the relay.  250 only when every copy
+ *      was accepted; any relay or database trouble is 451, so Postfix
+ *      retries.  (contrib's Postfix transport uses a recipient limit of
+ *      1, so a transaction carries one list and a retry duplicates
+ *      nothing.)
+ *
+ * Replies and what Postfix does with them: 250 done; 451/452 keep
+ * queued and retry; 550/554 return to the sender.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "deliver.h"
+#include "log.h"
+#include "relay.h"
+#include "rewrite.h"
+#include "store.h"
+
+
+struct deliver {
+	const struct conf *cf;
+	struct store *st;
+	struct relay *relay;
+	char	bounce_addr[512];
+};
+
+/* A growing list of recipient addresses for one copy. */
+struct rcpt_list {
+	char  **v;
+	size_t	n, cap;
+};
+
+static void d_mail(void *, struct smtp_envelope *, struct smtp_reply *);
+static void d_rcpt(void *, const struct smtp_envelope *, const char *,
+		   struct smtp_reply *);
+static void d_data(void *, const struct smtp_envelope *, const char *,
+		   size_t, struct smtp_reply *);
+
+const struct smtp_handlers deliver_handlers = {d_mail, d_rcpt, d_data, NULL};
+
+struct deliver *
+deliver_create(const struct conf *cf, const char *helo, char *err, size_t errlen)
+{
+	struct deliver *d;
+
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return (NULL);
+	}
+	d->cf = cf;
+	snprintf(d->bounce_addr, sizeof(d->bounce_addr), "%s@%s", cf->bounce_local,
+		 cf->domain);
+	if ((d->st = store_open(cf->database, cf->database_timeout * 1000, err, errlen)) == NULL
+	    || (d->relay = relay_create(cf->relay, helo, cf->relay_timeout,
+					err, errlen)) == NULL) {
+		deliver_free(d);
+		return (NULL);
+	}
+	return (d);
+}
+
+void
+deliver_free(struct deliver *d)
+{
+	if (d == NULL)
+		return;
+	store_free(d->st);
+	relay_free(d->relay);
+	free(d);
+}
+
+int
+deliver_check(const struct conf *cf, char *err, size_t errlen)
+{
+	struct store *st;
+	struct relay *r;
+	char	dir[4096], *slash;
+
+	/* Create the database's directory if it is missing (one level). */
+	snprintf(dir, sizeof(dir), "%s", cf->database);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = 0;
+		if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+			snprintf(err, errlen, "cannot create directory %s: %s", dir,
+				 strerror(errno));
+			return (-1);
+		}
+	}
+	if ((st = store_open(cf->database, cf->database_timeout * 1000, err, errlen)) == NULL)
+		return (-1);
+
+	if (st == NULL)
+		return (-1);
+	store_free(st);
+	if ((r = relay_create(cf->relay, "localhost", cf->relay_timeout, err, errlen)) == NULL)
+		return (-1);
+	relay_free(r);
+	return (0);
+}
+
+/* split - local part and domain of an address (copy of the local part) */
+static int
+split(const char *addr, const char *mydomain, char *local, size_t llen,
+      const char **domain)
+{
+	const char *at = strrchr(addr, '@');
+	size_t	n;
+
+	if (at == NULL) {
+		/* RFC 5321: <postmaster> without a domain is ours. */
+		*domain = mydomain;
+		at = addr + strlen(addr);
+	} else
+		*domain = at + 1;
+	n = (size_t) (at - addr);
+	if (n == 0 || n >= llen)
+		return (-1);
+	memcpy(local, addr, n);
+	local[n] = 0;
+	return (0);
+}
+
+/* new_id - a Postfix-like hex transaction id, unique on this host */
+static void
+new_id(char *buf, size_t len)
+{
+	static unsigned seq;
+	struct timeval tv;
+
+	(void) gettimeofday(&tv, NULL);
+	snprintf(buf, len, "%05lX%04lX%03X", (unsigned long) tv.tv_usec & 0xFFFFF,
+		 (unsigned long) tv.tv_sec & 0xFFFF,
+		 (unsigned) (((unsigned) getpid() << 4) ^ (++seq & 0xF)) & 0xFFF);
+}
+
+/* d_mail - assign the transaction id and log the client */
+static void
+d_mail(void *vctx, struct smtp_envelope *env, struct smtp_reply *r)
+{
+	struct deliver_session *ds = vctx;
+
+	new_id(env->id, sizeof(env->id));
+	msg_info("%s: client=%s, helo=<%s>, from=<%s>, size=%lu%s", env->id,
+		 ds->client, env->helo, env->sender, env->size,
+		 env->smtputf8 ? ", smtputf8" : "");
+	smtp_reply_set(r, 250, "2.1.0 Ok");
+}
+
+/* is_bounce - bounce or bounce+TAG */
+static int
+is_bounce(const struct conf *cf, const char *local)
+{
+	size_t	n = strlen(cf->bounce_local);
+
+	return (strncasecmp(local, cf->bounce_local, n) == 0
+		&& (local[n] == 0 || local[n] == '+'));
+}
+
+/* d_rcpt - the recipient check */
+static void
+d_rcpt(void *vctx, const struct smtp_envelope *env, const char *rcpt,
+       struct smtp_reply *r)
+{
+	struct deliver_session *ds = vctx;
+	const struct conf *cf = ds->d->cf;
+	struct store_group g;
+	const char *domain;
+	char	local[SMTP_ADDR_MAX + 1];
+
+	if (split(rcpt, cf->domain, local, sizeof(local), &domain) < 0) {
+		smtp_reply_set(r, 501, "5.1.3 <%s>: Bad recipient address syntax", rcpt);
+		return;
+	}
+	if (strcasecmp(domain, cf->domain) != 0) {
+		msg_info("%s: reject: RCPT from %s: 550 5.7.1 <%s>: Relay access denied; "
+			 "from=<%s>", env->id, ds->client, rcpt, env->sender);
+		smtp_reply_set(r, 550, "5.7.1 <%s>: Relay access denied", rcpt);
+		return;
+	}
+	if (is_bounce(cf, local)) {
+		smtp_reply_set(r, 250, "2.1.5 Ok");
+		return;
+	}
+	switch (store_group(ds->d->st, local, &g)) {
+	case STORE_YES:
+		smtp_reply_set(r, 250, "2.1.5 Ok");
+		return;
+	case STORE_NO:
+		msg_info("%s: reject: RCPT from %s: 550 5.1.1 <%s>: no such list; from=<%s>",
+			 env->id, ds->client, rcpt, env->sender);
+		smtp_reply_set(r, 550, "5.1.1 <%s>: Recipient address rejected: "
+			       "no such list or alias", rcpt);
+		return;
+	default:
+		msg_warn("%s: database: %s", env->id, store_errmsg(ds->d->st));
+		smtp_reply_set(r, 451, "4.3.0 <%s>: Temporary lookup failure", rcpt);
+		return;
+	}
+}
+
+/* collect - store_recipients callback */
+static int
+collect(void *arg, const char *addr)
+{
+	struct rcpt_list *l = arg;
+
+	if (l->n == l->cap) {
+		size_t	cap = l->cap ? l->cap * 2 : 64;
+		char  **v = realloc(l->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return (-1);
+		l->v = v;
+		l->cap = cap;
+	}
+	if ((l->v[l->n] = strdup(addr)) == NULL)
+		return (-1);
+	l->n++;
+	return (0);
+}
+
+static void
+rcpt_list_free(struct rcpt_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/* A recipient the relay refused for good: remember it as a bounce. */
+struct refused_ctx {
+	struct deliver *d;
+	const char *id;
+	const char *group;
+};
+
+static void
+refused(void *arg, const char *rcpt, const char *reply)
+{
+	struct refused_ctx *rc = arg;
+	struct store_bounce b;
+	char	status[16] = "", diag[512];
+	const char *p = reply + strspn(reply, "0123456789");
+
+	/* Enhanced status code from "550 5.1.1 text", if any. */
+	p += strspn(p, " ");
+	if (isdigit((unsigned char) p[0]) && p[1] == '.')
+		snprintf(status, sizeof(status), "%.*s", (int) strcspn(p, " "), p);
+	snprintf(diag, sizeof(diag), "smtp; %s", reply);
+	memset(&b, 0, sizeof(b));
+	b.envelope_to = rc->d->bounce_addr;
+	b.address = rcpt;
+	b.status = status[0] ? status : NULL;
+	b.action = "failed";
+	b.diagnostic = diag;
+	b.group_name = rc->group;
+	msg_info("%s: to=<%s>, group=%s, relay refused: %s", rc->id, rcpt, rc->group, reply);
+	if (store_add_bounce(rc->d->st, &b) == STORE_ERROR)
+		msg_warn("%s: cannot record the refusal of <%s>: %s", rc->id, rcpt,
+			 store_errmsg(rc->d->st));
+}
+
+/*
+ * check_post - may this message go to list g?  Returns 0, or fills in the
+ * reply (5xx refusal or 451) and returns -1.
+ */
+static int
+check_post(struct deliver_session *ds, const struct smtp_envelope *env,
+	   const struct rewrite_msg *m, const struct store_group *g,
+	   struct smtp_reply *r)
+{
+	const struct conf *cf = ds->d->cf;
+	char	from[SMTP_ADDR_MAX + 1];
+	int	ok;
+
+	if (rewrite_has_list_id(m, g->name, cf->domain)) {
+		msg_info("%s: reject: loop: message already carries List-Id <%s.%s>",
+			 env->id, g->name, cf->domain);
+		smtp_reply_set(r, 554, "5.4.6 <%s@%s>: mail loop detected: the message "
+			       "already went through this list", g->name, cf->domain);
+		return (-1);
+	}
+	if (env->sender[0] == 0 && g->is_group) {
+		msg_info("%s: reject: null sender to list %s", env->id, g->name);
+		smtp_reply_set(r, 550, "5.7.1 <%s@%s>: bounces and auto-replies may not "
+			       "post to a list", g->name, cf->domain);
+		return (-1);
+	}
+	if (g->posting == POST_ANYONE)
+		return (0);
+	if (rewrite_from(m, from, sizeof(from)) < 0) {
+		msg_info("%s: reject: no usable From: address for list %s", env->id, g->name);
+		smtp_reply_set(r, 550, "5.7.1 <%s@%s>: the message has no valid From: "
+			       "address", g->name, cf->domain);
+		return (-1);
+	}
+	ok = g->posting == POST_MEMBERS ? store_is_member(ds->d->st, from)
+		: store_in_group(ds->d->st, g->name, from);
+	if (ok == STORE_ERROR) {
+		msg_warn("%s: database: %s", env->id, store_errmsg(ds->d->st));
+		smtp_reply_set(r, 451, "4.3.0 Error: temporary lookup failure, try again later");
+		return (-1);
+	}
+	if (ok == STORE_NO) {
+		msg_info("%s: reject: from=<%s> may not post to %s (posting=%s)", env->id,
+			 from, g->name, g->posting == POST_MEMBERS ? "members" : "group");
+		smtp_reply_set(r, 550, "5.7.1 <%s@%s>: %s is not allowed to post to this "
+			       "list", g->name, cf->domain, from);
+		return (-1);
+	}
+	return (0);
+}
+
+/* send_copy - one list: recipients, rewrite, relay.  0 or -1 (reply set). */
+static int
+send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
+	  const struct rewrite_msg *m, const struct store_group *g,
+	  struct smtp_reply *r, unsigned *copies)
+{
+	struct deliver *d = ds->d;
+	const struct conf *cf = d->cf;
+	struct rcpt_list rl = {NULL, 0, 0};
+	struct rewrite_list l;
+	struct relay_result res;
+	struct refused_ctx rctx = {d, env->id, g->name};
+	enum relay_status st;
+	char   *copy;
+	size_t	clen;
+	long	n;
+
+	if ((n = store_recipients(d->st, g->name, collect, &rl)) == STORE_ERROR) {
+		msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
+		rcpt_list_free(&rl);
+		smtp_reply_set(r, 451, "4.3.0 Error: temporary lookup failure, try again later");
+		return (-1);
+	}
+	if (rl.n == 0) {
+		msg_info("%s: group=%s, from=<%s>, nrcpt=0, status=sent (no recipients)",
+			 env->id, g->name, env->sender);
+		rcpt_list_free(&rl);
+		return (0);
+	}
+	l.group = g->name;
+	l.description = g->description;
+	l.domain = cf->domain;
+	l.bounce_local = cf->bounce_local;
+	l.postmaster_local = cf->postmaster_local;
+	l.is_group = g->is_group;
+	if ((copy = rewrite_copy(m, &l, &clen)) == NULL) {
+		rcpt_list_free(&rl);
+		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
+		return (-1);
+	}
+	st = relay_send(d->relay, d->bounce_addr, NULL, rl.v, rl.n,
+			cf->relay_recipient_limit, copy, clen, refused, &rctx, &res);
+	free(copy);
+	if (st == RELAY_OK) {
+		msg_info("%s: group=%s, from=<%s>, nrcpt=%zu, refused=%zu, relay=%s, "
+			 "status=sent (%s)", env->id, g->name, env->sender, res.accepted,
+			 res.refused, cf->relay, res.accepted ? res.reply : "all refused");
+		(*copies)++;
+	} else {
+		msg_warn("%s: group=%s, from=<%s>, nrcpt=%zu, relay=%s, status=%s (%s)",
+			 env->id, g->name, env->sender, rl.n, cf->relay,
+			 st == RELAY_TEMP ? "deferred" : "bounced", res.reply);
+		if (st == RELAY_PERM && *copies == 0)
+			smtp_reply_set(r, 554, "5.3.0 Error: the relay refused the list copy: %s",
+				       res.reply);
+		else
+			smtp_reply_set(r, 451, "4.4.0 Error: cannot relay the list copy, "
+				       "try again later");
+	}
+	rcpt_list_free(&rl);
+	return (st == RELAY_OK ? 0 : -1);
+}
+
+/* d_data - the end of data */
+static void
+d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
+       size_t len, struct smtp_reply *r)
+{
+	struct deliver_session *ds = vctx;
+	const struct conf *cf = ds->d->cf;
+	struct store_group *groups = NULL;
+	struct rewrite_msg *m = NULL;
+	size_t	ngroups = 0, nbounce = 0;
+	unsigned copies = 0;
+
+	if ((groups = calloc(env->nrcpt, sizeof(*groups))) == NULL) {
+		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
+		return;
+	}
+	/* The distinct lists of this transaction. */
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		char	local[SMTP_ADDR_MAX + 1];
+		const char *domain;
+		size_t	k;
+		int	rc;
+
+		if (split(env->rcpt[i], cf->domain, local, sizeof(local), &domain) < 0)
+			continue;
+		if (is_bounce(cf, local)) {
+			nbounce++;
+			continue;
+		}
+		for (k = 0; k < ngroups; k++)
+			if (strcasecmp(groups[k].name, local) == 0)
+				break;
+		if (k < ngroups)
+			continue;
+		rc = store_group(ds->d->st, local, &groups[ngroups]);
+		if (rc == STORE_ERROR) {
+			msg_warn("%s: database: %s", env->id, store_errmsg(ds->d->st));
+			smtp_reply_set(r, 451, "4.3.0 Error: temporary lookup failure, "
+				       "try again later");
+			goto done;
+		}
+		if (rc == STORE_NO) {
+			/* Deleted between RCPT and DATA. */
+			smtp_reply_set(r, 550, "5.1.1 <%s>: Recipient address rejected: "
+				       "no such list or alias", env->rcpt[i]);
+			goto done;
+		}
+		ngroups++;
+	}
+	if (nbounce > 0) {
+		msg_warn("%s: deferred: bounce processing is not available", env->id);
+		smtp_reply_set(r, 451, "4.3.0 Error: bounce processing is not available, "
+			       "try again later");
+		goto done;
+	}
+	if ((m = rewrite_parse(msg, len)) == NULL) {
+		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
+		goto done;
+	}
+	for (size_t k = 0; k < ngroups; k++)
+		if (check_post(ds, env, m, &groups[k], r) < 0)
+			goto done;
+	for (size_t k = 0; k < ngroups; k++)
+		if (send_copy(ds, env, m, &groups[k], r, &copies) < 0)
+			goto done;
+	smtp_reply_set(r, 250, "2.0.0 Ok: queued as %s", env->id);
+done:
+	rewrite_msg_free(m);
+	free(groups);
+}

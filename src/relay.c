@@ -1,0 +1,334 @@
+/*
+ * relay.c - the SMTP client side: list copies go back to Postfix.
+ *
+ * Built on Mailutils' SMTP client (mu_smtp_mail_basic, mu_smtp_rcpt_basic,
+ * mu_smtp_send_stream, mu_smtp_dot, mu_smtp_rset).  We do not use
+ * mu_mailer_send_message(): with several recipients it sends RCPT for the
+ * first only, ignores refused recipients, cannot pass ESMTP parameters,
+ * and acts on an Fcc: header.  Here every RCPT reply is checked.
+ *
+ * One connection per worker, kept across messages.  Postfix closes an
+ * idle connection after smtpd_timeout (sending 421 first), so a failure
+ * of the first command on a reused connection reconnects and starts the
+ * transaction again; nothing was accepted at that point, so nothing can
+ * be sent twice.  The socket gets send and receive timeouts (the
+ * Mailutils TCP stream has none of its own).
+ *
+ * Any uncertainty after DATA (timeout, dropped connection after the dot)
+ * is RELAY_TEMP: the caller answers 451 and Postfix retries, because an
+ * unconfirmed copy must never be reported as delivered.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <mailutils/errno.h>
+#include <mailutils/smtp.h>
+#include <mailutils/stream.h>
+#include <mailutils/url.h>
+
+#include "log.h"
+#include "relay.h"
+
+struct relay {
+	char   *host;
+	unsigned port;
+	char   *helo;
+	unsigned timeout;
+	mu_smtp_t smtp;		/* NULL: not connected */
+	int	reused;		/* connection already carried a transaction */
+};
+
+/* relay_create - parse smtp://host[:port] */
+struct relay *
+relay_create(const char *urlstr, const char *helo, unsigned timeout,
+	     char *err, size_t errlen)
+{
+	struct relay *r;
+	mu_url_t url = NULL;
+	const char *scheme = NULL, *host = NULL;
+	unsigned port = 25;
+	int	rc;
+
+	if ((rc = mu_url_create(&url, urlstr)) != 0) {
+		snprintf(err, errlen, "relay %s: %s", urlstr, mu_strerror(rc));
+		return (NULL);
+	}
+	if (mu_url_sget_scheme(url, &scheme) != 0 || strcmp(scheme, "smtp") != 0
+	    || mu_url_sget_host(url, &host) != 0 || *host == 0) {
+		snprintf(err, errlen, "relay %s: expected smtp://HOST[:PORT]", urlstr);
+		mu_url_destroy(&url);
+		return (NULL);
+	}
+	if (mu_url_get_port(url, &port) != 0 || port == 0)
+		port = 25;
+	if ((r = calloc(1, sizeof(*r))) == NULL
+	    || (r->host = strdup(host)) == NULL
+	    || (r->helo = strdup(helo)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		mu_url_destroy(&url);
+		relay_free(r);
+		return (NULL);
+	}
+	r->port = port;
+	r->timeout = timeout;
+	mu_url_destroy(&url);
+	return (r);
+}
+
+/* disconnect - drop the connection, politely if it still works */
+static void
+disconnect(struct relay *r, int polite)
+{
+	if (r->smtp == NULL)
+		return;
+	if (polite)
+		(void) mu_smtp_quit(r->smtp);
+	mu_smtp_destroy(&r->smtp);
+	r->smtp = NULL;
+	r->reused = 0;
+}
+
+void
+relay_free(struct relay *r)
+{
+	if (r == NULL)
+		return;
+	disconnect(r, 1);
+	free(r->host);
+	free(r->helo);
+	free(r);
+}
+
+/* reply_text - "CODE text" of the last reply */
+static void
+reply_text(struct relay *r, char *buf, size_t len)
+{
+	char	code[4] = "";
+	const char *text = "";
+
+	if (r->smtp == NULL || mu_smtp_replcode(r->smtp, code) != 0)
+		code[0] = 0;
+	if (r->smtp == NULL || mu_smtp_sget_reply(r->smtp, &text) != 0 || text == NULL)
+		text = "";
+	snprintf(buf, len, "%s %s", code[0] ? code : "???", text);
+}
+
+/* reply_class - 2, 4 or 5 from the last reply code; 0 when unknown */
+static int
+reply_class(struct relay *r)
+{
+	char	code[4] = "";
+
+	if (mu_smtp_replcode(r->smtp, code) != 0 || code[0] < '2' || code[0] > '5')
+		return (0);
+	return (code[0] - '0');
+}
+
+/* connect_relay - TCP, timeouts, greeting, EHLO */
+static int
+connect_relay(struct relay *r, char *why, size_t len)
+{
+	mu_stream_t str = NULL;
+	mu_transport_t trans[2];
+	struct timeval tv;
+	int	rc, fd, one = 1;
+
+	if ((rc = mu_tcp_stream_create(&str, r->host, r->port, MU_STREAM_RDWR)) != 0) {
+		snprintf(why, len, "cannot connect to relay %s:%u: %s", r->host,
+			 r->port, mu_strerror(rc));
+		return (-1);
+	}
+	if (mu_stream_ioctl(str, MU_IOCTL_TRANSPORT, MU_IOCTL_OP_GET, trans) == 0) {
+		fd = (int) (intptr_t) trans[0];
+		tv.tv_sec = r->timeout;
+		tv.tv_usec = 0;
+		/*
+		 * Mailutils writes a command in more than one segment; with
+		 * Nagle's algorithm and delayed ACKs every RCPT would wait
+		 * 40 ms for the peer's ACK.
+		 */
+		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+			msg_warn("relay: cannot set TCP_NODELAY: %s", strerror(errno));
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0
+		    || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+			msg_warn("relay: cannot set socket timeouts: %s", strerror(errno));
+	}
+	if ((rc = mu_smtp_create(&r->smtp)) != 0) {
+		mu_stream_destroy(&str);
+		snprintf(why, len, "relay: %s", mu_strerror(rc));
+		return (-1);
+	}
+	(void) mu_smtp_set_param(r->smtp, MU_SMTP_PARAM_DOMAIN, r->helo);
+	if ((rc = mu_smtp_set_carrier(r->smtp, str)) != 0) {
+		mu_stream_destroy(&str);
+		mu_smtp_destroy(&r->smtp);
+		r->smtp = NULL;
+		snprintf(why, len, "relay: %s", mu_strerror(rc));
+		return (-1);
+	}
+	mu_stream_unref(str);		/* the smtp object holds it now */
+	if ((rc = mu_smtp_open(r->smtp)) != 0 || (rc = mu_smtp_ehlo(r->smtp)) != 0) {
+		if (rc == MU_ERR_REPLY)
+			reply_text(r, why, len);
+		else
+			snprintf(why, len, "relay %s:%u: %s", r->host, r->port,
+				 mu_strerror(rc));
+		disconnect(r, 0);
+		return (-1);
+	}
+	r->reused = 0;
+	return (0);
+}
+
+int
+relay_has_capa(struct relay *r, const char *capa)
+{
+	char	why[256];
+
+	if (r->smtp == NULL && connect_relay(r, why, sizeof(why)) < 0)
+		return (0);
+	return (mu_smtp_capa_test(r->smtp, capa, NULL) == 0);
+}
+
+/* fail - record why, reset or drop the connection, return the status */
+static enum relay_status
+fail(struct relay *r, struct relay_result *res, int rc, enum relay_status st)
+{
+	if (rc == MU_ERR_REPLY) {
+		reply_text(r, res->reply, sizeof(res->reply));
+		/* A clean refusal: RSET keeps the connection usable. */
+		if (mu_smtp_rset(r->smtp) != 0)
+			disconnect(r, 0);
+	} else {
+		snprintf(res->reply, sizeof(res->reply), "relay %s:%u: %s", r->host,
+			 r->port, mu_strerror(rc));
+		disconnect(r, 0);
+	}
+	res->status = st;
+	return (st);
+}
+
+/*
+ * one_batch - MAIL, RCPT for up to `batch` recipients from *next, DATA.
+ * Advances *next past the recipients handled (a 452 leaves the rest for
+ * the next batch).  Returns RELAY_OK, or a failure; *retry is set when the
+ * first command failed on a reused connection (then nothing happened).
+ */
+static enum relay_status
+one_batch(struct relay *r, const char *sender, const char *params,
+	  char *const *rcpt, size_t nrcpt, size_t *next, size_t batch,
+	  const char *msg, size_t len, relay_refused_fn refused, void *arg,
+	  struct relay_result *res, int *retry)
+{
+	size_t	i, accepted = 0, end = *next + batch;
+	mu_stream_t body = NULL;
+	int	rc;
+
+	*retry = 0;
+	if (end > nrcpt)
+		end = nrcpt;
+	rc = params ? mu_smtp_mail_basic(r->smtp, sender, "%s", params)
+		: mu_smtp_mail_basic(r->smtp, sender, NULL);
+	if (rc != 0) {
+		if (r->reused && (rc != MU_ERR_REPLY || reply_class(r) == 4)) {
+			/* Stale idle connection (or its 421): start over. */
+			disconnect(r, 0);
+			*retry = 1;
+			return (RELAY_TEMP);
+		}
+		return (fail(r, res, rc, rc == MU_ERR_REPLY && reply_class(r) == 5
+			     ? RELAY_PERM : RELAY_TEMP));
+	}
+	r->reused = 1;
+	for (i = *next; i < end; i++) {
+		rc = mu_smtp_rcpt_basic(r->smtp, rcpt[i], NULL);
+		if (rc == 0) {
+			accepted++;
+			continue;
+		}
+		if (rc != MU_ERR_REPLY)
+			return (fail(r, res, rc, RELAY_TEMP));
+		{
+			char	code[4] = "", text[400];
+
+			(void) mu_smtp_replcode(r->smtp, code);
+			reply_text(r, text, sizeof(text));
+			if (code[0] == '5') {
+				res->refused++;
+				if (refused)
+					refused(arg, rcpt[i], text);
+				continue;
+			}
+			if (strcmp(code, "452") == 0 && accepted > 0)
+				break;	/* too many recipients: the rest next time */
+			return (fail(r, res, rc, RELAY_TEMP));
+		}
+	}
+	*next = i;
+	if (accepted == 0) {
+		/* Everyone refused permanently: no DATA, clean up. */
+		if ((rc = mu_smtp_rset(r->smtp)) != 0)
+			disconnect(r, 0);
+		return (RELAY_OK);
+	}
+	if ((rc = mu_static_memory_stream_create(&body, msg, len)) != 0)
+		return (fail(r, res, rc, RELAY_TEMP));
+	rc = mu_smtp_send_stream(r->smtp, body);
+	mu_stream_destroy(&body);
+	if (rc != 0)
+		return (fail(r, res, rc, rc == MU_ERR_REPLY && reply_class(r) == 5
+			     && res->transactions == 0 ? RELAY_PERM : RELAY_TEMP));
+	if ((rc = mu_smtp_dot(r->smtp)) != 0)
+		return (fail(r, res, rc, rc == MU_ERR_REPLY && reply_class(r) == 5
+			     && res->transactions == 0 ? RELAY_PERM : RELAY_TEMP));
+	reply_text(r, res->reply, sizeof(res->reply));
+	res->accepted += accepted;
+	res->transactions++;
+	return (RELAY_OK);
+}
+
+enum relay_status
+relay_send(struct relay *r, const char *sender, const char *params,
+	   char *const *rcpt, size_t nrcpt, size_t batch,
+	   const char *msg, size_t len, relay_refused_fn refused, void *arg,
+	   struct relay_result *res)
+{
+	size_t	next = 0;
+
+	memset(res, 0, sizeof(*res));
+	if (batch == 0)
+		batch = 1;
+	while (next < nrcpt) {
+		enum relay_status st;
+		int	retry = 0, attempts = 0;
+
+		do {
+			if (r->smtp == NULL
+			    && connect_relay(r, res->reply, sizeof(res->reply)) < 0) {
+				res->status = RELAY_TEMP;
+				return (RELAY_TEMP);
+			}
+			st = one_batch(r, sender, params, rcpt, nrcpt, &next, batch,
+				       msg, len, refused, arg, res, &retry);
+		} while (retry && ++attempts < 2);
+		if (retry) {
+			snprintf(res->reply, sizeof(res->reply),
+				 "relay %s:%u closed the connection", r->host, r->port);
+			res->status = RELAY_TEMP;
+			return (RELAY_TEMP);
+		}
+		if (st != RELAY_OK)
+			return (st);
+	}
+	res->status = RELAY_OK;
+	return (RELAY_OK);
+}

@@ -1,0 +1,332 @@
+/*
+ * store.c - the SQLite membership store.
+ *
+ * The only module that includes sqlite3.h.  Each worker opens its own
+ * connection after fork (never share one across fork).  The database runs
+ * in WAL mode with a busy timeout, and every lookup is its own short read
+ * transaction, so an edit made with the sqlite3 CLI while mlistd runs is
+ * seen by the next message without a reload.
+ *
+ * Every function returns STORE_YES/STORE_NO or a count, or STORE_ERROR
+ * for any database problem (locked past the busy timeout, missing table,
+ * corrupt file); callers answer 451 4.3.0 for that, never 5xx or 250.
+ *
+ * The schema is sql/schema.sql, compiled in as store_schema_sql (see
+ * Makefile.am), applied to a new or empty database.  Statements are
+ * prepared once per connection.
+ */
+#include "config.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+extern const char store_schema_sql[];
+
+enum {
+	Q_GROUP,
+	Q_MEMBER,
+	Q_IN_GROUP,
+	Q_RECIPIENTS,
+	Q_BOUNCE,
+	Q_BEGIN,
+	Q_COMMIT,
+	Q_ROLLBACK,
+	Q_COUNT
+};
+
+static const char *const queries[Q_COUNT] = {
+	"SELECT name, description, is_group, posting FROM groups WHERE name = ?1",
+	"SELECT 1 FROM members WHERE address = ?1",
+	"SELECT 1 FROM group_members WHERE group_name = ?1 AND address = ?2",
+	"SELECT gm.address FROM group_members gm WHERE gm.group_name = ?1"
+	" AND NOT EXISTS (SELECT 1 FROM unsubscribes u WHERE u.address = gm.address"
+	" AND (u.group_name = ?1 OR u.group_name = '*'))"
+	" ORDER BY gm.address",
+	"INSERT INTO bounces (envelope_to, address, status, action, diagnostic,"
+	" maildir_file, group_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	"BEGIN IMMEDIATE",
+	"COMMIT",
+	"ROLLBACK",
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[Q_COUNT];
+	char	err[512];
+};
+
+/* fail - remember the error text, return STORE_ERROR */
+static int
+fail(struct store *st, const char *what)
+{
+	snprintf(st->err, sizeof(st->err), "%s: %s", what,
+		 st->db ? sqlite3_errmsg(st->db) : "no database");
+	return (STORE_ERROR);
+}
+
+const char *
+store_errmsg(const struct store *st)
+{
+	return (st->err);
+}
+
+/* schema_apply - create tables in a new database; refuse a newer one */
+static int
+schema_apply(struct store *st)
+{
+	sqlite3_stmt *q;
+	int	version = -1;
+	char   *msg = NULL;
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &q, NULL) != SQLITE_OK)
+		return (fail(st, "read schema version"));
+	if (sqlite3_step(q) == SQLITE_ROW)
+		version = sqlite3_column_int(q, 0);
+	sqlite3_finalize(q);
+	if (version < 0)
+		return (fail(st, "read schema version"));
+	if (version > STORE_SCHEMA_VERSION) {
+		snprintf(st->err, sizeof(st->err), "database schema version %d is newer "
+			 "than this mlistd (%d)", version, STORE_SCHEMA_VERSION);
+		return (STORE_ERROR);
+	}
+	if (version == STORE_SCHEMA_VERSION)
+		return (STORE_YES);
+	/* New, empty, or made by hand from schema.sql: it is idempotent. */
+	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK
+	    || sqlite3_exec(st->db, store_schema_sql, NULL, NULL, &msg) != SQLITE_OK
+	    || sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(st->err, sizeof(st->err), "apply schema: %s",
+			 msg ? msg : sqlite3_errmsg(st->db));
+		sqlite3_free(msg);
+		(void) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		return (STORE_ERROR);
+	}
+	return (STORE_YES);
+}
+
+/* store_open - connect, configure, migrate, prepare */
+struct store *
+store_open(const char *path, unsigned busy_timeout_ms, char *err, size_t errlen)
+{
+	struct store *st;
+	char   *msg = NULL;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return (NULL);
+	}
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+			    | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open database %s: %s", path,
+			 st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		store_free(st);
+		return (NULL);
+	}
+	(void) sqlite3_extended_result_codes(st->db, 1);
+	(void) sqlite3_busy_timeout(st->db, (int) busy_timeout_ms);
+	if (sqlite3_exec(st->db, "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;"
+			 " PRAGMA synchronous = NORMAL", NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "database %s: %s", path,
+			 msg ? msg : sqlite3_errmsg(st->db));
+		sqlite3_free(msg);
+		store_free(st);
+		return (NULL);
+	}
+	if (schema_apply(st) == STORE_ERROR) {
+		snprintf(err, errlen, "database %s: %s", path, st->err);
+		store_free(st);
+		return (NULL);
+	}
+	for (int i = 0; i < Q_COUNT; i++)
+		if (sqlite3_prepare_v3(st->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT,
+				       &st->stmt[i], NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "database %s: %s", path, sqlite3_errmsg(st->db));
+			store_free(st);
+			return (NULL);
+		}
+	return (st);
+}
+
+/* store_free - finalize and close; NULL is fine */
+void
+store_free(struct store *st)
+{
+	if (st == NULL)
+		return;
+	for (int i = 0; i < Q_COUNT; i++)
+		sqlite3_finalize(st->stmt[i]);
+	if (st->db)
+		(void) sqlite3_close(st->db);
+	free(st);
+}
+
+/* exists - run a one-row probe */
+static int
+exists(struct store *st, sqlite3_stmt *q, const char *what)
+{
+	int	rc = sqlite3_step(q);
+
+	(void) sqlite3_reset(q);
+	(void) sqlite3_clear_bindings(q);
+	if (rc == SQLITE_ROW)
+		return (STORE_YES);
+	if (rc == SQLITE_DONE)
+		return (STORE_NO);
+	return (fail(st, what));
+}
+
+int
+store_group(struct store *st, const char *name, struct store_group *g)
+{
+	sqlite3_stmt *q = st->stmt[Q_GROUP];
+	int	rc;
+
+	memset(g, 0, sizeof(*g));
+	if (sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
+		return (fail(st, "look up group"));
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *s;
+
+		if ((s = sqlite3_column_text(q, 0)) != NULL)
+			snprintf(g->name, sizeof(g->name), "%s", (const char *) s);
+		if ((s = sqlite3_column_text(q, 1)) != NULL)
+			snprintf(g->description, sizeof(g->description), "%s",
+				 (const char *) s);
+		g->is_group = sqlite3_column_int(q, 2) != 0;
+		s = sqlite3_column_text(q, 3);
+		if (s && strcmp((const char *) s, "anyone") == 0)
+			g->posting = POST_ANYONE;
+		else if (s && strcmp((const char *) s, "group") == 0)
+			g->posting = POST_GROUP;
+		else
+			g->posting = POST_MEMBERS;	/* the safe default */
+	}
+	(void) sqlite3_reset(q);
+	(void) sqlite3_clear_bindings(q);
+	if (rc == SQLITE_ROW)
+		return (STORE_YES);
+	if (rc == SQLITE_DONE)
+		return (STORE_NO);
+	return (fail(st, "look up group"));
+}
+
+int
+store_is_member(struct store *st, const char *address)
+{
+	sqlite3_stmt *q = st->stmt[Q_MEMBER];
+
+	if (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK)
+		return (fail(st, "look up member"));
+	return (exists(st, q, "look up member"));
+}
+
+int
+store_in_group(struct store *st, const char *group, const char *address)
+{
+	sqlite3_stmt *q = st->stmt[Q_IN_GROUP];
+
+	if (sqlite3_bind_text(q, 1, group, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_text(q, 2, address, -1, SQLITE_STATIC) != SQLITE_OK)
+		return (fail(st, "look up group member"));
+	return (exists(st, q, "look up group member"));
+}
+
+long
+store_recipients(struct store *st, const char *group,
+		 int (*fn) (void *, const char *), void *arg)
+{
+	sqlite3_stmt *q = st->stmt[Q_RECIPIENTS];
+	long	n = 0;
+	int	rc;
+
+	if (sqlite3_bind_text(q, 1, group, -1, SQLITE_STATIC) != SQLITE_OK)
+		return (fail(st, "list recipients"));
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const unsigned char *a = sqlite3_column_text(q, 0);
+
+		if (a == NULL)
+			continue;
+		n++;
+		if (fn(arg, (const char *) a) != 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	(void) sqlite3_reset(q);
+	(void) sqlite3_clear_bindings(q);
+	if (rc == SQLITE_NOMEM) {
+		snprintf(st->err, sizeof(st->err), "list recipients: out of memory");
+		return (STORE_ERROR);
+	}
+	if (rc != SQLITE_DONE)
+		return (fail(st, "list recipients"));
+	return (n);
+}
+
+/* bind_opt - text or NULL */
+static int
+bind_opt(sqlite3_stmt *q, int i, const char *s)
+{
+	return (s ? sqlite3_bind_text(q, i, s, -1, SQLITE_STATIC)
+		: sqlite3_bind_null(q, i));
+}
+
+long long
+store_add_bounce(struct store *st, const struct store_bounce *b)
+{
+	sqlite3_stmt *q = st->stmt[Q_BOUNCE];
+	int	rc;
+
+	if (bind_opt(q, 1, b->envelope_to ? b->envelope_to : "") != SQLITE_OK
+	    || bind_opt(q, 2, b->address) != SQLITE_OK
+	    || bind_opt(q, 3, b->status) != SQLITE_OK
+	    || bind_opt(q, 4, b->action) != SQLITE_OK
+	    || bind_opt(q, 5, b->diagnostic) != SQLITE_OK
+	    || bind_opt(q, 6, b->maildir_file) != SQLITE_OK
+	    || bind_opt(q, 7, b->group_name) != SQLITE_OK) {
+		(void) sqlite3_clear_bindings(q);
+		return (fail(st, "record bounce"));
+	}
+	rc = sqlite3_step(q);
+	(void) sqlite3_reset(q);
+	(void) sqlite3_clear_bindings(q);
+	if (rc != SQLITE_DONE)
+		return (fail(st, "record bounce"));
+	return (sqlite3_last_insert_rowid(st->db));
+}
+
+/* step_simple - BEGIN/COMMIT/ROLLBACK */
+static int
+step_simple(struct store *st, int which, const char *what)
+{
+	sqlite3_stmt *q = st->stmt[which];
+	int	rc = sqlite3_step(q);
+
+	(void) sqlite3_reset(q);
+	return (rc == SQLITE_DONE ? STORE_YES : fail(st, what));
+}
+
+int
+store_begin(struct store *st)
+{
+	return (step_simple(st, Q_BEGIN, "begin transaction"));
+}
+
+int
+store_commit(struct store *st)
+{
+	return (step_simple(st, Q_COMMIT, "commit"));
+}
+
+void
+store_rollback(struct store *st)
+{
+	if (sqlite3_get_autocommit(st->db) == 0)
+		(void) step_simple(st, Q_ROLLBACK, "rollback");
+}

@@ -1,0 +1,477 @@
+/*
+ * check_delivery.c - list delivery end to end through the real daemon:
+ * SQLite membership, posting policy, list headers, fan-out to a relay
+ * (tests/mlsink standing in for Postfix), batching, failure replies.
+ */
+#include "config.h"
+
+#include <check.h>
+
+#include "cklib.h"
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+static struct tl_daemon d;
+static struct tl_sink k;
+static char reply[4096];
+
+static const char *seed =
+"INSERT INTO members (address, name) VALUES"
+" ('alice@example.org', 'Alice'), ('bob@example.org', 'Bob'),"
+" ('carol@example.org', 'Carol');"
+"INSERT INTO groups (name, description, is_group, posting) VALUES"
+" ('group1', 'Club members', 1, 'members'),"
+" ('group2', 'Board, \"inner\" circle', 1, 'group'),"
+" ('open', NULL, 1, 'anyone'),"
+" ('postmaster', 'Postmaster', 0, 'anyone'),"
+" ('empty', NULL, 1, 'anyone');"
+"INSERT INTO group_members (group_name, address) VALUES"
+" ('group1', 'alice@example.org'), ('group1', 'bob@example.org'),"
+" ('group2', 'carol@example.org'), ('group2', 'dave@example.net'),"
+" ('open', 'alice@example.org'), ('postmaster', 'carol@example.org');";
+
+#define POST(from) \
+	"From: \"Alice Example\" <" from ">\r\n" \
+	"To: group1@example.com\r\n" \
+	"Subject: hello\r\n" \
+	"Sender: old-sender@example.net\r\n" \
+	"List-Id: Other list <other.example.net>\r\n" \
+	"List-Post: <mailto:other@example.net>\r\n" \
+	"Bcc: secret@example.net\r\n" \
+	"X-Folded: one\r\n\ttwo\r\n" \
+	"\r\n" \
+	"Body line\r\n" \
+	"..leading dot\r\n" \
+	"\r\n" \
+	"last line\r\n"
+#define BODY "\r\nBody line\r\n.leading dot\r\n\r\nlast line\r\n"
+
+/* start - sink with options, daemon relaying to it, seed data */
+static void
+start(const char *daemon_extra, ...)
+{
+	char	conf[1024];
+	va_list	ap;
+	char   *opt[8];
+	int	n = 0;
+
+	va_start(ap, daemon_extra);
+	while (n < 7 && (opt[n] = va_arg(ap, char *)) != NULL)
+		n++;
+	va_end(ap);
+	opt[n] = NULL;
+	ck_assert_int_eq(tl_sink_start(&k, opt[0], opt[1], opt[2], opt[3], opt[4],
+				       opt[5], opt[6], (char *) NULL), 0);
+	snprintf(conf, sizeof(conf), "relay = smtp://127.0.0.1:%d\n%s", k.port,
+		 daemon_extra ? daemon_extra : "");
+	ck_assert_int_eq(tl_daemon_start(&d, conf, 0), 0);
+	ck_assert_int_eq(tl_sql(&d, seed), 0);
+}
+
+static void
+stop(void)
+{
+	ck_assert_int_eq(tl_daemon_stop(&d, 10), 0);
+	tl_sink_stop(&k);
+}
+
+static int
+post(const char *from, const char *rcpt0, const char *rcpt1, const char *data)
+{
+	const char *rcpt[] = {rcpt0, rcpt1, NULL};
+
+	return (tl_post(&d, from, rcpt, data, reply, sizeof(reply)));
+}
+
+/* A member's post reaches every member once, with the list headers. */
+START_TEST(test_fanout_and_headers)
+{
+	char   *m[8];
+	int	n;
+	const char *hdr;
+
+	start(NULL, NULL);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 250);
+	ck_assert_ptr_nonnull(strstr(reply, "250 2.0.0 Ok: queued as "));
+	n = tl_sink_messages(&k, m, 8);
+	ck_assert_int_eq(n, 1);
+	hdr = m[0];
+	ck_assert_ptr_nonnull(strstr(hdr, "MAIL FROM:<bounce@example.com>"));
+	ck_assert_int_eq(tl_count(hdr, "RCPT TO:"), 2);
+	ck_assert_ptr_nonnull(strstr(hdr, "RCPT TO:<alice@example.org>"));
+	ck_assert_ptr_nonnull(strstr(hdr, "RCPT TO:<bob@example.org>"));
+	ck_assert_int_eq(tl_count(hdr, "Sender: "), 1);
+	ck_assert_ptr_nonnull(strstr(hdr, "\r\nSender: bounce@example.com\r\n"));
+	ck_assert_ptr_null(strstr(hdr, "old-sender"));
+	ck_assert_int_eq(tl_count(hdr, "List-Id: "), 1);
+	ck_assert_ptr_nonnull(strstr(hdr, "\r\nList-Id: Club members <group1.example.com>\r\n"));
+	ck_assert_int_eq(tl_count(hdr, "List-Post: "), 1);
+	ck_assert_ptr_nonnull(strstr(hdr, "\r\nList-Post: <mailto:group1@example.com>\r\n"));
+	ck_assert_ptr_nonnull(strstr(hdr, "\r\nList-Help: <mailto:postmaster@example.com?subject=help>\r\n"));
+	ck_assert_ptr_nonnull(strstr(hdr, "\r\nList-Unsubscribe: <mailto:postmaster@example.com?subject=unsubscribe%20group1>\r\n"));
+	ck_assert_ptr_nonnull(strstr(hdr, "\r\nList-Subscribe: <mailto:postmaster@example.com?subject=subscribe%20group1>\r\n"));
+	ck_assert_ptr_nonnull(strstr(hdr, "\r\nPrecedence: bulk\r\n"));
+	ck_assert_ptr_nonnull(strstr(hdr, "\r\nX-Auto-Response-Suppress: OOF\r\n"));
+	ck_assert_ptr_null(strstr(hdr, "Bcc:"));
+	ck_assert_ptr_null(strstr(hdr, "other.example.net"));
+	/* Untouched fields and the body, byte for byte. */
+	ck_assert_ptr_nonnull(strstr(hdr, "\nFrom: \"Alice Example\" <alice@example.org>\r\n"
+				     "To: group1@example.com\r\nSubject: hello\r\n"));
+	ck_assert_ptr_nonnull(strstr(hdr, "\r\nX-Folded: one\r\n\ttwo\r\n"));
+	ck_assert_str_eq(hdr + strlen(hdr) - strlen(BODY), BODY);
+	tl_free_messages(m, n);
+	stop();
+}
+END_TEST
+
+/* Unsubscribes for the group and for '*' suppress delivery. */
+START_TEST(test_unsubscribes)
+{
+	char   *m[8];
+	int	n;
+
+	start(NULL, NULL);
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO group_members VALUES ('group1', 'carol@example.org');"
+				"INSERT INTO group_members VALUES ('group1', 'dave@example.net');"
+				"INSERT INTO unsubscribes (group_name, address) VALUES"
+				" ('group1', 'BOB@example.org'), ('*', 'carol@example.org'),"
+				" ('group2', 'dave@example.net');"), 0);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 250);
+	n = tl_sink_messages(&k, m, 8);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(tl_count(m[0], "RCPT TO:"), 2);
+	ck_assert_ptr_nonnull(strstr(m[0], "RCPT TO:<alice@example.org>"));
+	ck_assert_ptr_nonnull(strstr(m[0], "RCPT TO:<dave@example.net>"));
+	tl_free_messages(m, n);
+	stop();
+}
+END_TEST
+
+/* Posting policies, the null sender, and unknown lists. */
+START_TEST(test_policies)
+{
+	char   *m[8];
+	int	n;
+
+	start(NULL, NULL);
+	/* members: a stranger is refused, with a reason for the bounce. */
+	ck_assert_int_eq(post("mallory@example.net", "group1@example.com", NULL,
+			      POST("mallory@example.net")), 550);
+	ck_assert_ptr_nonnull(strstr(reply, "550 5.7.1 "));
+	ck_assert_ptr_nonnull(strstr(reply, "mallory@example.net is not allowed to post"));
+	/* The From: header decides, not the envelope. */
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("mallory@example.net")), 550);
+	/* Display name, comment and case variations still identify a member. */
+	ck_assert_int_eq(post("x@example.net", "group1@example.com", NULL,
+			      "From: =?UTF-8?B?QsO2Yg==?= (the builder) <BOB@Example.ORG>\r\n"
+			      "Subject: hi\r\n\r\nhi\r\n"), 250);
+	ck_assert_int_eq(post("x@example.net", "group1@example.com", NULL,
+			      "Subject: no from\r\n\r\nhi\r\n"), 550);
+	ck_assert_ptr_nonnull(strstr(reply, "no valid From: address"));
+	/* group: only the group's own members. */
+	ck_assert_int_eq(post("alice@example.org", "group2@example.com", NULL,
+			      POST("alice@example.org")), 550);
+	ck_assert_int_eq(post("carol@example.org", "group2@example.com", NULL,
+			      POST("carol@example.org")), 250);
+	/* anyone */
+	ck_assert_int_eq(post("zed@example.net", "open@example.com", NULL,
+			      POST("zed@example.net")), 250);
+	/* The null sender never reaches a list, but reaches an alias. */
+	ck_assert_int_eq(post("", "open@example.com", NULL, POST("zed@example.net")), 550);
+	ck_assert_ptr_nonnull(strstr(reply, "550 5.7.1 "));
+	ck_assert_int_eq(post("", "postmaster@example.com", NULL, POST("zed@example.net")), 250);
+	/* An empty list accepts and sends nothing. */
+	ck_assert_int_eq(post("zed@example.net", "empty@example.com", NULL,
+			      POST("zed@example.net")), 250);
+	/* Unknown local part, other domain. */
+	ck_assert_int_eq(post("alice@example.org", "nosuch@example.com", NULL, "x\r\n"), 550);
+	ck_assert_ptr_nonnull(strstr(reply, "550 5.1.1 "));
+	ck_assert_int_eq(post("alice@example.org", "group1@example.net", NULL, "x\r\n"), 550);
+	ck_assert_ptr_nonnull(strstr(reply, "550 5.7.1 "));
+	n = tl_sink_messages(&k, m, 8);
+	ck_assert_int_eq(n, 4);		/* bob's, carol's, zed's, postmaster */
+	/* The alias copy has list headers but no Precedence. */
+	{
+		int	alias = 0;
+
+		for (int i = 0; i < n; i++)
+			if (strstr(m[i], "<postmaster.example.com>")) {
+				alias++;
+				ck_assert_ptr_null(strstr(m[i], "Precedence:"));
+				ck_assert_ptr_null(strstr(m[i], "X-Auto-Response-Suppress:"));
+				ck_assert_ptr_nonnull(strstr(m[i], "RCPT TO:<carol@example.org>"));
+			}
+		ck_assert_int_eq(alias, 1);
+	}
+	tl_free_messages(m, n);
+	stop();
+}
+END_TEST
+
+/* Two lists in one transaction: one copy each, own headers, own members. */
+START_TEST(test_two_groups_one_transaction)
+{
+	char   *m[8];
+	int	n, g1 = -1, g2 = -1;
+
+	start(NULL, NULL);
+	ck_assert_int_eq(tl_sql(&d, "UPDATE groups SET posting = 'anyone' WHERE name = 'group2'"), 0);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", "GROUP2@example.com",
+			      POST("alice@example.org")), 250);
+	n = tl_sink_messages(&k, m, 8);
+	ck_assert_int_eq(n, 2);
+	for (int i = 0; i < n; i++) {
+		if (strstr(m[i], "<group1.example.com>"))
+			g1 = i;
+		if (strstr(m[i], "<group2.example.com>"))
+			g2 = i;
+	}
+	ck_assert_int_ge(g1, 0);
+	ck_assert_int_ge(g2, 0);
+	ck_assert_int_ne(g1, g2);
+	ck_assert_ptr_nonnull(strstr(m[g1], "RCPT TO:<bob@example.org>"));
+	ck_assert_ptr_null(strstr(m[g1], "RCPT TO:<carol@example.org>"));
+	ck_assert_ptr_nonnull(strstr(m[g2], "RCPT TO:<carol@example.org>"));
+	ck_assert_ptr_nonnull(strstr(m[g2], "RCPT TO:<dave@example.net>"));
+	ck_assert_ptr_nonnull(strstr(m[g2], "List-Id: \"Board, \\\"inner\\\" circle\" <group2.example.com>\r\n"));
+	ck_assert_int_eq(tl_count(m[g2], "List-Id:"), 1);
+	tl_free_messages(m, n);
+	/* If one list refuses the post, nothing is sent for either. */
+	ck_assert_int_eq(tl_sql(&d, "UPDATE groups SET posting = 'group' WHERE name = 'group2'"), 0);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", "group2@example.com",
+			      POST("alice@example.org")), 550);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 2);
+	tl_free_messages(m, 2);
+	stop();
+}
+END_TEST
+
+/* A message that already went through the list is a loop. */
+START_TEST(test_loop)
+{
+	char   *m[8];
+
+	start(NULL, NULL);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      "From: alice@example.org\r\n"
+			      "List-Id: Club members <GROUP1.example.com>\r\n\r\nx\r\n"), 554);
+	ck_assert_ptr_nonnull(strstr(reply, "554 5.4.6 "));
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 0);
+	stop();
+}
+END_TEST
+
+/* 2500 members: batches of relay-recipient-limit, and 452 from the relay. */
+START_TEST(test_large_group_batches)
+{
+	char   *m[32];
+	int	n, total = 0;
+	char	sql[200];
+
+	start("relay-recipient-limit = 1000\n", "-n", "700", NULL);
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO groups (name, posting) VALUES ('big', 'anyone')"), 0);
+	ck_assert_int_eq(tl_sql(&d, "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+				" FROM c WHERE i < 2500) INSERT INTO group_members"
+				" SELECT 'big', 'm' || i || '@example.net' FROM c"), 0);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM group_members WHERE group_name = 'big'");
+	ck_assert_int_eq(tl_sql_int(&d, sql), 2500);
+	ck_assert_int_eq(post("x@example.net", "big@example.com", NULL, "Subject: big\r\n\r\nhi\r\n"), 250);
+	n = tl_sink_messages(&k, m, 32);
+	/* 1000-recipient batches cut to 700 by the relay's 452: 700 x 3, 400. */
+	ck_assert_int_eq(n, 4);
+	for (int i = 0; i < n; i++) {
+		int	c = tl_count(m[i], "RCPT TO:");
+
+		ck_assert_int_le(c, 700);
+		total += c;
+	}
+	ck_assert_int_eq(total, 2500);
+	tl_free_messages(m, n);
+	stop();
+}
+END_TEST
+
+/* The relay refusing one member permanently: others get it, a row records it. */
+START_TEST(test_relay_refuses_member)
+{
+	char   *m[8];
+	int	n;
+
+	start(NULL, NULL);
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO group_members VALUES ('group1', 'rejectme@example.net')"), 0);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 250);
+	n = tl_sink_messages(&k, m, 8);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(tl_count(m[0], "RCPT TO:"), 2);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces WHERE address = "
+				    "'rejectme@example.net' AND status = '5.1.1' AND action = 'failed'"
+				    " AND group_name = 'group1'"), 1);
+	tl_free_messages(m, n);
+	/* A 4xx at RCPT for one member defers the whole message. */
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO group_members VALUES ('group1', 'deferme@example.net')"), 0);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 451);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 1);
+	tl_free_messages(m, 1);
+	stop();
+}
+END_TEST
+
+/* Relay down, relay 451 at end of data, relay dropping after the dot. */
+START_TEST(test_relay_failures)
+{
+	char   *m[8];
+
+	/* No relay listening. */
+	start(NULL, NULL);
+	tl_sink_stop(&k);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 451);
+	ck_assert_ptr_nonnull(strstr(reply, "451 4."));
+	ck_assert_int_eq(tl_daemon_stop(&d, 10), 0);
+
+	start(NULL, "-D", "451", NULL);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 451);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 0);
+	stop();
+
+	start(NULL, "-x", NULL);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 451);
+	stop();
+
+	/* 5xx at end of data, nothing sent before: the sender gets a bounce. */
+	start(NULL, "-D", "554", NULL);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 554);
+	stop();
+}
+END_TEST
+
+/*
+ * A database that cannot be read (here: a table dropped by hand) gives
+ * 451 4.3.0, never 5xx or 250; once repaired, mail flows again.  (Readers
+ * are never blocked by a writer in WAL mode; lock waits on the write
+ * path are tested with the bounce store.)
+ */
+START_TEST(test_broken_database)
+{
+	char   *m[8];
+
+	start("database-timeout = 1\n", NULL);
+	ck_assert_int_eq(tl_sql(&d, "DROP TABLE unsubscribes"), 0);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 451);
+	ck_assert_ptr_nonnull(strstr(reply, "451 4.3.0"));
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 0);
+	ck_assert_int_eq(tl_sql(&d, "CREATE TABLE unsubscribes (group_name TEXT NOT NULL"
+				" COLLATE NOCASE, address TEXT NOT NULL COLLATE NOCASE,"
+				" created TEXT, PRIMARY KEY (address, group_name))"), 0);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 250);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 1);
+	tl_free_messages(m, 1);
+	stop();
+}
+END_TEST
+
+/* An edit with the sqlite3 CLI takes effect on the next message. */
+START_TEST(test_live_sqlite3_edit)
+{
+	char   *m[8], db[400], out[4096];
+	char   *argv[] = {"/usr/bin/sqlite3", db,
+		"INSERT INTO group_members VALUES ('group1', 'newbie@example.net');", NULL};
+	int	n;
+
+	start(NULL, NULL);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 250);
+	snprintf(db, sizeof(db), "%s/mlistd.db", d.dir);
+	ck_assert_msg(access(argv[0], X_OK) == 0, "the sqlite3 CLI is missing (apt-get install sqlite3)");
+	ck_assert_int_eq(tl_run(argv, out, sizeof(out)), 0);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 250);
+	n = tl_sink_messages(&k, m, 8);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(tl_count(m[0], "RCPT TO:") + tl_count(m[1], "RCPT TO:"), 5);
+	ck_assert_int_eq(tl_count(m[0], "newbie@") + tl_count(m[1], "newbie@"), 1);
+	tl_free_messages(m, n);
+	stop();
+}
+END_TEST
+
+/* A worker that cannot open its database dies; the master throttles. */
+START_TEST(test_worker_backoff)
+{
+	pid_t	w[8];
+	int	n, seen = 0;
+	char	cmd[600], path[400];
+
+	start(NULL, NULL);
+	/* Make the database unreadable for new connections: replace it with junk. */
+	snprintf(path, sizeof(path), "%s/mlistd.db", d.dir);
+	{
+		FILE   *fp;
+
+		ck_assert_int_eq(unlink(path), 0);
+		fp = fopen(path, "w");
+		ck_assert_ptr_nonnull(fp);
+		fputs("this is not a database, it is a text file that goes on for a while\n", fp);
+		for (int i = 0; i < 200; i++)
+			fputs("junk junk junk junk junk junk junk junk junk junk\n", fp);
+		fclose(fp);
+	}
+	/* Kill the workers: their replacements fail at start. */
+	n = tl_workers(d.pid, w, 8);
+	for (int i = 0; i < n; i++)
+		kill(w[i], SIGKILL);
+	tl_sleep_ms(3000);
+	snprintf(cmd, sizeof(cmd), "grep -c 'throttling' %s", d.log);
+	{
+		FILE   *p = popen(cmd, "r");
+
+		ck_assert_ptr_nonnull(p);
+		ck_assert_int_eq(fscanf(p, "%d", &seen), 1);
+		pclose(p);
+	}
+	/* Back-off: far fewer restarts than 3 s of free forking would give. */
+	ck_assert_int_ge(seen, 2);
+	ck_assert_int_le(seen, 20);
+	ck_assert_int_eq(tl_daemon_stop(&d, 10), 0);
+	tl_sink_stop(&k);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite  *s = suite_create("delivery");
+	TCase  *tc = tcase_create("delivery");
+
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, test_fanout_and_headers);
+	tcase_add_test(tc, test_unsubscribes);
+	tcase_add_test(tc, test_policies);
+	tcase_add_test(tc, test_two_groups_one_transaction);
+	tcase_add_test(tc, test_loop);
+	tcase_add_test(tc, test_large_group_batches);
+	tcase_add_test(tc, test_relay_refuses_member);
+	tcase_add_test(tc, test_relay_failures);
+	tcase_add_test(tc, test_broken_database);
+	tcase_add_test(tc, test_live_sqlite3_edit);
+	tcase_add_test(tc, test_worker_backoff);
+	suite_add_tcase(s, tc);
+	return (ck_run(s));
+}

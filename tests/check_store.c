@@ -1,0 +1,250 @@
+/*
+ * check_store.c - the SQLite store: schema, lookups, recipient
+ * computation (group_members minus unsubscribes), bounce rows.
+ */
+#include "config.h"
+
+#include <check.h>
+
+#include "cklib.h"
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store.h"
+
+static char dir[] = "/tmp/check_store.XXXXXX";
+static char path[300];
+static struct store *st;
+
+static void
+exec_sql(const char *sql)
+{
+	sqlite3 *db;
+	char   *msg = NULL;
+
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK, "%s: %s", sql, msg);
+	sqlite3_close(db);
+}
+
+static void
+setup(void)
+{
+	char	err[512];
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/t.db", dir);
+	st = store_open(path, 1000, err, sizeof(err));
+	ck_assert_msg(st != NULL, "%s", err);
+	exec_sql("INSERT INTO members (address) VALUES ('Alice@Example.org'), ('bob@example.org');"
+		 "INSERT INTO groups (name, description, is_group, posting) VALUES"
+		 " ('Group1', 'Club', 1, 'members'), ('board', NULL, 1, 'group'),"
+		 " ('open', NULL, 1, 'anyone'), ('postmaster', NULL, 0, 'anyone');"
+		 "INSERT INTO group_members VALUES ('group1', 'alice@example.org'),"
+		 " ('group1', 'bob@example.org'), ('group1', 'carol@example.org'),"
+		 " ('group1', 'dave@example.org'), ('board', 'carol@example.org');");
+}
+
+static void
+teardown(void)
+{
+	char	cmd[400];
+
+	store_free(st);
+	st = NULL;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	strcpy(dir, "/tmp/check_store.XXXXXX");
+}
+
+START_TEST(test_schema_version)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int(q, 0), STORE_SCHEMA_VERSION);
+	sqlite3_finalize(q);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	ck_assert_str_eq((const char *) sqlite3_column_text(q, 0), "wal");
+	sqlite3_finalize(q);
+	/* CHECK constraints help an administrator typing SQL. */
+	ck_assert_int_ne(sqlite3_exec(db, "INSERT INTO groups (name, posting) VALUES ('x', 'all')",
+				      NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_ne(sqlite3_exec(db, "INSERT INTO members (address) VALUES ('no-at-sign')",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(test_newer_schema_refused)
+{
+	char	err[512];
+	struct store *s2;
+
+	exec_sql("PRAGMA user_version = 99");
+	s2 = store_open(path, 1000, err, sizeof(err));
+	ck_assert_ptr_null(s2);
+	ck_assert_ptr_nonnull(strstr(err, "newer"));
+}
+END_TEST
+
+START_TEST(test_group_lookup)
+{
+	struct store_group g;
+
+	ck_assert_int_eq(store_group(st, "GROUP1", &g), STORE_YES);
+	ck_assert_str_eq(g.name, "Group1");
+	ck_assert_str_eq(g.description, "Club");
+	ck_assert_int_eq(g.is_group, 1);
+	ck_assert_int_eq(g.posting, POST_MEMBERS);
+	ck_assert_int_eq(store_group(st, "board", &g), STORE_YES);
+	ck_assert_int_eq(g.posting, POST_GROUP);
+	ck_assert_str_eq(g.description, "");
+	ck_assert_int_eq(store_group(st, "postmaster", &g), STORE_YES);
+	ck_assert_int_eq(g.is_group, 0);
+	ck_assert_int_eq(g.posting, POST_ANYONE);
+	ck_assert_int_eq(store_group(st, "nosuch", &g), STORE_NO);
+	ck_assert_int_eq(store_group(st, "group1' OR '1'='1", &g), STORE_NO);
+}
+END_TEST
+
+/* Posting policy inputs: members and group membership, any case. */
+static const struct {
+	const char *group, *addr;
+	int	member, in_group;
+} policy[] = {
+	{"group1", "alice@example.org", STORE_YES, STORE_YES},
+	{"group1", "ALICE@EXAMPLE.ORG", STORE_YES, STORE_YES},
+	{"group1", "carol@example.org", STORE_NO, STORE_YES},
+	{"board", "carol@example.org", STORE_NO, STORE_YES},
+	{"board", "alice@example.org", STORE_YES, STORE_NO},
+	{"open", "zed@example.net", STORE_NO, STORE_NO},
+};
+
+START_TEST(test_policy_lookups)
+{
+	ck_assert_int_eq(store_is_member(st, policy[_i].addr), policy[_i].member);
+	ck_assert_int_eq(store_in_group(st, policy[_i].group, policy[_i].addr),
+			 policy[_i].in_group);
+}
+END_TEST
+
+static int
+append(void *arg, const char *addr)
+{
+	char   *buf = arg;
+
+	strcat(buf, addr);
+	strcat(buf, " ");
+	return (0);
+}
+
+/* Recipient computation: table of unsubscribes and the expected list. */
+static const struct {
+	const char *unsub;		/* SQL values, or NULL */
+	const char *want;
+} rcpts[] = {
+	{NULL, "alice@example.org bob@example.org carol@example.org dave@example.org "},
+	{"('group1', 'bob@example.org')", "alice@example.org carol@example.org dave@example.org "},
+	{"('GROUP1', 'BOB@example.ORG')", "alice@example.org carol@example.org dave@example.org "},
+	{"('*', 'carol@example.org')", "alice@example.org bob@example.org dave@example.org "},
+	{"('board', 'alice@example.org')",
+	"alice@example.org bob@example.org carol@example.org dave@example.org "},
+	{"('group1', 'alice@example.org'), ('*', 'bob@example.org'), ('group1', 'carol@example.org'),"
+	" ('*', 'dave@example.org')", ""},
+};
+
+START_TEST(test_recipients)
+{
+	char	buf[1024] = "", sql[512];
+	long	n;
+
+	if (rcpts[_i].unsub) {
+		snprintf(sql, sizeof(sql), "INSERT INTO unsubscribes (group_name, address) VALUES %s",
+			 rcpts[_i].unsub);
+		exec_sql(sql);
+	}
+	n = store_recipients(st, "Group1", append, buf);
+	ck_assert_str_eq(buf, rcpts[_i].want);
+	{
+		long	words = 0;
+
+		for (const char *p = buf; *p; p++)
+			words += *p == ' ';
+		ck_assert_int_eq(n, words);
+	}
+}
+END_TEST
+
+START_TEST(test_bounce_row)
+{
+	struct store_bounce b = {"bounce@lists.test", "x@example.net", "5.1.1", "failed",
+	"smtp; 550 5.1.1 no", NULL, "group1"};
+	struct store_bounce nul = {"bounce@lists.test", NULL, NULL, NULL, NULL, "new/123", NULL};
+	long long id1, id2;
+
+	ck_assert_int_eq(store_begin(st), STORE_YES);
+	id1 = store_add_bounce(st, &b);
+	id2 = store_add_bounce(st, &nul);
+	ck_assert_int_eq(store_commit(st), STORE_YES);
+	ck_assert_int_gt(id1, 0);
+	ck_assert_int_gt(id2, id1);
+	{
+		sqlite3 *db;
+		sqlite3_stmt *q;
+
+		ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+		ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM bounces WHERE address"
+						    " IS NULL AND maildir_file = 'new/123'", -1, &q,
+						    NULL), SQLITE_OK);
+		ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+		ck_assert_int_eq(sqlite3_column_int(q, 0), 1);
+		sqlite3_finalize(q);
+		sqlite3_close(db);
+	}
+}
+END_TEST
+
+/* The example data loads into a fresh database. */
+START_TEST(test_example_sql)
+{
+	char   *sql = ck_slurp(ck_srcfile("sql/example.sql"), NULL);
+	struct store_group g;
+	char	buf[512] = "";
+
+	exec_sql("DELETE FROM group_members; DELETE FROM groups; DELETE FROM members;");
+	exec_sql(sql);
+	free(sql);
+	ck_assert_int_eq(store_group(st, "group1", &g), STORE_YES);
+	ck_assert_int_eq(store_recipients(st, "group1", append, buf), 2);
+	ck_assert_int_eq(store_group(st, "postmaster", &g), STORE_YES);
+	ck_assert_int_eq(g.posting, POST_ANYONE);
+	ck_assert_int_eq(g.is_group, 0);
+	ck_assert_int_eq(store_is_member(st, "carol@example.org"), STORE_YES);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite  *s = suite_create("store");
+	TCase  *tc = tcase_create("store");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_schema_version);
+	tcase_add_test(tc, test_newer_schema_refused);
+	tcase_add_test(tc, test_group_lookup);
+	tcase_add_loop_test(tc, test_policy_lookups, 0, sizeof(policy) / sizeof(policy[0]));
+	tcase_add_loop_test(tc, test_recipients, 0, sizeof(rcpts) / sizeof(rcpts[0]));
+	tcase_add_test(tc, test_bounce_row);
+	tcase_add_test(tc, test_example_sql);
+	suite_add_tcase(s, tc);
+	return (ck_run(s));
+}

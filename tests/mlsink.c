@@ -1,0 +1,208 @@
+/*
+ * mlsink.c - a small SMTP sink for the integration tests, standing in for
+ * the relay (Postfix) where a test needs per-recipient answers that
+ * Postfix's smtp-sink cannot give.  Loopback only, one process per
+ * connection, every transaction written to DIR/msg.PID.N:
+ *
+ *     MAIL FROM:<sender> [params]
+ *     RCPT TO:<accepted recipient>     (one line each)
+ *     <empty line>
+ *     message as received, dot-stuffing undone, CR LF kept
+ *
+ * Recipient rules by local part: reject* -> 550 5.1.1, defer* -> 450
+ * 4.2.1.  Options: -p PORT (required), -d DIR (required), -n N (452 4.5.3
+ * after N recipients in a transaction), -D CODE (reply CODE at the end of
+ * data), -x (close the connection after the final dot, without a reply),
+ * -X (advertise XVERP).  Exits after -t SECONDS (default 300) as a safety
+ * net; the test stops it with SIGTERM.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *dir;
+static int max_rcpt, data_code, drop_after_dot, xverp;
+
+static int
+rd_line(FILE *in, char *buf, size_t len)
+{
+	if (fgets(buf, (int) len, in) == NULL)
+		return (-1);
+	return (0);
+}
+
+static void
+reply(FILE *out, const char *s)
+{
+	fputs(s, out);
+	fflush(out);
+}
+
+static void
+session(int fd)
+{
+	FILE   *in = fdopen(fd, "r"), *out = fdopen(dup(fd), "w"), *msg = NULL;
+	char	line[8192], path[512], tmp[520];
+	static unsigned seq;
+	int	nrcpt = 0;
+
+	if (in == NULL || out == NULL)
+		_exit(1);
+	reply(out, "220 mlsink ESMTP\r\n");
+	while (rd_line(in, line, sizeof(line)) == 0) {
+		if (strncasecmp(line, "EHLO", 4) == 0) {
+			reply(out, "250-mlsink\r\n250-PIPELINING\r\n250-8BITMIME\r\n");
+			if (xverp)
+				reply(out, "250-XVERP\r\n");
+			reply(out, "250 ENHANCEDSTATUSCODES\r\n");
+		} else if (strncasecmp(line, "MAIL FROM:", 10) == 0) {
+			snprintf(tmp, sizeof(tmp), "%s/.tmp.%ld.%u", dir, (long) getpid(), ++seq);
+			snprintf(path, sizeof(path), "%s/msg.%ld.%u", dir, (long) getpid(), seq);
+			if (msg)
+				fclose(msg);
+			msg = fopen(tmp, "w");
+			nrcpt = 0;
+			fputs(line, msg);
+			reply(out, "250 2.1.0 Ok\r\n");
+		} else if (strncasecmp(line, "RCPT TO:<", 9) == 0) {
+			if (msg == NULL) {
+				reply(out, "503 5.5.1 need MAIL\r\n");
+			} else if (strncasecmp(line + 9, "reject", 6) == 0) {
+				reply(out, "550 5.1.1 <rejected>: Recipient address rejected\r\n");
+			} else if (strncasecmp(line + 9, "defer", 5) == 0) {
+				reply(out, "450 4.2.1 <deferred>: try later\r\n");
+			} else if (max_rcpt && nrcpt >= max_rcpt) {
+				reply(out, "452 4.5.3 Error: too many recipients\r\n");
+			} else {
+				nrcpt++;
+				fputs(line, msg);
+				reply(out, "250 2.1.5 Ok\r\n");
+			}
+		} else if (strncasecmp(line, "DATA", 4) == 0) {
+			if (msg == NULL || nrcpt == 0) {
+				reply(out, "554 5.5.1 no valid recipients\r\n");
+				continue;
+			}
+			reply(out, "354 go ahead\r\n");
+			fputs("\n", msg);
+			while (rd_line(in, line, sizeof(line)) == 0) {
+				if (strcmp(line, ".\r\n") == 0)
+					break;
+				fputs(line[0] == '.' ? line + 1 : line, msg);
+			}
+			if (drop_after_dot) {
+				fclose(msg);
+				(void) rename(tmp, path);
+				_exit(0);
+			}
+			if (data_code) {
+				fclose(msg);
+				(void) unlink(tmp);
+				msg = NULL;
+				fprintf(out, "%d %d.0.0 refused by test\r\n", data_code, data_code / 100);
+				fflush(out);
+				continue;
+			}
+			fclose(msg);
+			msg = NULL;
+			(void) rename(tmp, path);
+			reply(out, "250 2.0.0 Ok: queued\r\n");
+		} else if (strncasecmp(line, "RSET", 4) == 0) {
+			if (msg) {
+				fclose(msg);
+				(void) unlink(tmp);
+				msg = NULL;
+			}
+			reply(out, "250 2.0.0 Ok\r\n");
+		} else if (strncasecmp(line, "QUIT", 4) == 0) {
+			reply(out, "221 2.0.0 Bye\r\n");
+			break;
+		} else
+			reply(out, "250 2.0.0 Ok\r\n");
+	}
+	if (msg) {
+		fclose(msg);
+		(void) unlink(tmp);
+	}
+	_exit(0);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct sockaddr_in sin;
+	int	c, port = 0, lfd, on = 1, lifetime = 300;
+
+	while ((c = getopt(argc, argv, "p:d:n:D:xXt:")) != -1) {
+		switch (c) {
+		case 'p':
+			port = atoi(optarg);
+			break;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'n':
+			max_rcpt = atoi(optarg);
+			break;
+		case 'D':
+			data_code = atoi(optarg);
+			break;
+		case 'x':
+			drop_after_dot = 1;
+			break;
+		case 'X':
+			xverp = 1;
+			break;
+		case 't':
+			lifetime = atoi(optarg);
+			break;
+		default:
+			fprintf(stderr, "usage: mlsink -p PORT -d DIR [-n N] [-D CODE] [-x] [-X]\n");
+			return (2);
+		}
+	}
+	if (port <= 0 || dir == NULL) {
+		fprintf(stderr, "mlsink: -p and -d are required\n");
+		return (2);
+	}
+	signal(SIGCHLD, SIG_IGN);
+	alarm((unsigned) lifetime);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((unsigned short) port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((lfd = socket(AF_INET, SOCK_STREAM, 0)) < 0
+	    || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0
+	    || bind(lfd, (struct sockaddr *) &sin, sizeof(sin)) < 0
+	    || listen(lfd, 64) < 0) {
+		perror("mlsink");
+		return (1);
+	}
+	for (;;) {
+		int	fd = accept(lfd, NULL, NULL);
+
+		if (fd < 0) {
+			if (errno == EINTR)
+				continue;
+			perror("mlsink: accept");
+			return (1);
+		}
+		if (fork() == 0) {
+			close(lfd);
+			signal(SIGALRM, SIG_DFL);
+			alarm(60);
+			session(fd);
+		}
+		close(fd);
+	}
+}
