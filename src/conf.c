@@ -112,6 +112,12 @@ static const struct conf_param params[] = {
 	"SECONDS", "time the relay has for each reply"},
 	{"database-timeout", 0, T_TIME, "10", OFF(database_timeout), 1, 600,
 	"SECONDS", "wait for a database lock before answering 451"},
+	{"verp", 0, T_BOOL, "yes", OFF(verp), 0, 1, NULL,
+	"per-member bounce addresses through the relay's XVERP (--verp=no: off)"},
+	{"bounce-threshold", 0, T_UINT, "0", OFF(bounce_threshold), 0, 1000, "N",
+	"hard bounces within bounce-window that unsubscribe an address (0: never)"},
+	{"bounce-window", 0, T_UINT, "30", OFF(bounce_window), 1, 3650, "DAYS",
+	"days of bounces that bounce-threshold counts"},
 	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL}
 };
 
@@ -337,7 +343,7 @@ conf_args_parse(int argc, char **argv, enum conf_action *action,
 	longopts[n++] = (struct option) {"version", no_argument, NULL, OPT_VERSION};
 	for (const struct conf_param *p = params; p->name; p++) {
 		longopts[n++] = (struct option) {p->name,
-			p->type == T_BOOL ? no_argument : required_argument, NULL,
+			p->type == T_BOOL ? optional_argument : required_argument, NULL,
 		OPT_PARAM_BASE + (int) (p - params)};
 		if (p->shortopt) {
 			size_t	l = strlen(shortopts);
@@ -393,7 +399,7 @@ conf_args_parse(int argc, char **argv, enum conf_action *action,
 			}
 			args->set[args->nset].param = p;
 			if ((args->set[args->nset].value =
-			     strdup(p->type == T_BOOL ? "yes" : optarg)) == NULL)
+			     strdup(p->type == T_BOOL && optarg == NULL ? "yes" : optarg)) == NULL)
 				goto oom;
 			args->nset++;
 		}
@@ -610,7 +616,9 @@ conf_usage(FILE *fp)
 		MLISTD_CONF);
 	fprintf(fp, "  -t, --check-config         validate configuration and database, then exit\n");
 	for (const struct conf_param *p = params; p->name; p++) {
-		if (p->type == T_BOOL)
+		if (p->type == T_BOOL && strcmp(p->defval, "yes") == 0)
+			snprintf(opt, sizeof(opt), "--%s[=no]", p->name);
+		else if (p->type == T_BOOL)
 			snprintf(opt, sizeof(opt), "--%s", p->name);
 		else
 			snprintf(opt, sizeof(opt), "--%s=%s", p->name, p->argname);

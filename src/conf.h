@@ -32,6 +32,9 @@ struct conf {
 	unsigned relay_recipient_limit;
 	unsigned relay_timeout;		/* seconds */
 	unsigned database_timeout;	/* seconds to wait for a lock */
+	int	verp;			/* ask the relay for XVERP */
+	unsigned bounce_threshold;	/* 0: no automatic unsubscribes */
+	unsigned bounce_window;		/* days */
 };
 
 /* What the command line asks for. */

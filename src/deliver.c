@@ -32,6 +32,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "bounce.h"
 #include "deliver.h"
 #include "log.h"
 #include "relay.h"
@@ -44,6 +45,7 @@ struct deliver {
 	struct store *st;
 	struct relay *relay;
 	char	bounce_addr[512];
+	int	verp_warned;		/* logged that the relay lacks XVERP */
 };
 
 /* A growing list of recipient addresses for one copy. */
@@ -108,6 +110,8 @@ deliver_check(const struct conf *cf, char *err, size_t errlen)
 			return (-1);
 		}
 	}
+	if (maildir_create(cf->bounce_maildir, err, errlen) < 0)
+		return (-1);
 	if ((st = store_open(cf->database, cf->database_timeout * 1000, err, errlen)) == NULL)
 		return (-1);
 
@@ -348,6 +352,7 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 	struct refused_ctx rctx = {d, env->id, g->name};
 	enum relay_status st;
 	char   *copy;
+	const char *verp = cf->verp ? "XVERP=+=" : NULL;
 	size_t	clen;
 	long	n;
 
@@ -374,7 +379,19 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
 		return (-1);
 	}
-	st = relay_send(d->relay, d->bounce_addr, NULL, rl.v, rl.n,
+	/*
+	 * XVERP: Postfix gives each member's copy the envelope sender
+	 * bounce+member=domain@listdomain, so a bounce names its member even
+	 * when it is not a proper DSN.
+	 */
+	if (cf->verp && !relay_has_capa(d->relay, "XVERP")) {
+		if (!d->verp_warned++)
+			msg_warn("relay %s does not offer XVERP: bounces cannot be traced to "
+				 "members by address (Postfix: smtpd_authorized_verp_clients = "
+				 "127.0.0.1, [::1])", cf->relay);
+		verp = NULL;
+	}
+	st = relay_send(d->relay, d->bounce_addr, verp, rl.v, rl.n,
 			cf->relay_recipient_limit, copy, clen, refused, &rctx, &res);
 	free(copy);
 	if (st == RELAY_OK) {
@@ -395,6 +412,113 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 	}
 	rcpt_list_free(&rl);
 	return (st == RELAY_OK ? 0 : -1);
+}
+
+/*
+ * store_bounce - one bounce for one envelope recipient (bounce or
+ * bounce+TAG): Maildir file and bounces rows, both or neither.  Returns
+ * 0, or -1 with a 4xx reply set.
+ */
+static int
+store_bounce(struct deliver_session *ds, const struct smtp_envelope *env,
+	     const char *rcpt, const char *local, const char *msg, size_t len,
+	     const struct bounce_report *rep, struct smtp_reply *r)
+{
+	struct deliver *d = ds->d;
+	const struct conf *cf = d->cf;
+	char	name[512], file[600], err[1024], verp[SMTP_ADDR_MAX + 1], group[128];
+	const char *dir = cf->bounce_maildir;
+	struct store_bounce b;
+	size_t	rows = 0;
+	int	have_verp, have_group, ok = 1;
+
+	have_verp = bounce_verp_decode(local, cf->bounce_local, verp, sizeof(verp)) == 0;
+	have_group = bounce_list_name(rep->list_id, cf->domain, group, sizeof(group)) == 0;
+	if (maildir_write(dir, msg, len, name, sizeof(name), err, sizeof(err)) < 0) {
+		msg_warn("%s: bounce to=<%s>: %s", env->id, rcpt, err);
+		smtp_reply_set(r, 451, "4.3.0 Error: cannot store the bounce, try again later");
+		return (-1);
+	}
+	snprintf(file, sizeof(file), "new/%s", name);
+	if (store_begin(d->st) == STORE_ERROR)
+		goto db_failed;
+	memset(&b, 0, sizeof(b));
+	b.envelope_to = rcpt;
+	b.maildir_file = file;
+	b.group_name = have_group ? group : NULL;
+	for (size_t i = 0; i < rep->nrcpt && ok; i++) {
+		const struct bounce_rcpt *x = &rep->rcpt[i];
+		char	diag[1400];
+
+		/* With VERP the envelope names the member, even if the report
+		 * names a forwarding target. */
+		b.address = (have_verp && rep->nrcpt == 1) ? verp : x->address;
+		b.status = x->status[0] ? x->status : NULL;
+		b.action = x->action[0] ? x->action : NULL;
+		if (b.address == verp && strcasecmp(verp, x->address) != 0)
+			snprintf(diag, sizeof(diag), "%s (reported for <%s>)", x->diagnostic,
+				 x->address);
+		else
+			snprintf(diag, sizeof(diag), "%s", x->diagnostic);
+		b.diagnostic = diag[0] ? diag : NULL;
+		ok = store_add_bounce(d->st, &b) != STORE_ERROR;
+		rows++;
+	}
+	if (ok && rep->nrcpt == 0) {
+		/* Nothing parsable: one row, the member if VERP tells it. */
+		b.address = have_verp ? verp : NULL;
+		ok = store_add_bounce(d->st, &b) != STORE_ERROR;
+		rows++;
+	}
+	/* Optional clean-up: enough hard bounces unsubscribe the address. */
+	for (size_t i = 0; ok && cf->bounce_threshold > 0 && i < rows; i++) {
+		const char *addr = rep->nrcpt == 0 ? (have_verp ? verp : NULL)
+			: (have_verp && rep->nrcpt == 1) ? verp : rep->rcpt[i].address;
+		long	n;
+		int	u;
+
+		if (addr == NULL)
+			continue;
+		if ((n = store_hard_bounces(d->st, addr, cf->bounce_window)) == STORE_ERROR) {
+			ok = 0;
+			break;
+		}
+		if (n < (long) cf->bounce_threshold)
+			continue;
+		if ((u = store_unsubscribe(d->st, have_group ? group : "*", addr)) == STORE_ERROR)
+			ok = 0;
+		else if (u == STORE_YES)
+			msg_info("%s: unsubscribed <%s> from %s after %ld hard bounces in %u days",
+				 env->id, addr, have_group ? group : "all lists", n,
+				 cf->bounce_window);
+	}
+	if (!ok)
+		goto db_failed;
+	if (maildir_publish(dir, name, err, sizeof(err)) < 0) {
+		msg_warn("%s: bounce to=<%s>: %s", env->id, rcpt, err);
+		store_rollback(d->st);
+		maildir_unlink(dir, "tmp", name);
+		maildir_unlink(dir, "new", name);
+		smtp_reply_set(r, 451, "4.3.0 Error: cannot store the bounce, try again later");
+		return (-1);
+	}
+	if (store_commit(d->st) == STORE_ERROR) {
+		msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
+		store_rollback(d->st);
+		maildir_unlink(dir, "new", name);
+		smtp_reply_set(r, 451, "4.3.0 Error: cannot record the bounce, try again later");
+		return (-1);
+	}
+	msg_info("%s: bounce to=<%s>, rows=%zu, dsn=%s, member=%s, group=%s, file=%s",
+		 env->id, rcpt, rows, rep->is_dsn ? "yes" : "no",
+		 have_verp ? verp : "unknown", have_group ? group : "unknown", file);
+	return (0);
+db_failed:
+	msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
+	store_rollback(d->st);
+	maildir_unlink(dir, "tmp", name);
+	smtp_reply_set(r, 451, "4.3.0 Error: cannot record the bounce, try again later");
+	return (-1);
 }
 
 /* d_data - the end of data */
@@ -446,11 +570,31 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 		}
 		ngroups++;
 	}
+	/*
+	 * Bounces first: should a list copy then fail, the retry records the
+	 * bounce again, which is harmless; copies are never sent twice for a
+	 * bounce's sake.
+	 */
 	if (nbounce > 0) {
-		msg_warn("%s: deferred: bounce processing is not available", env->id);
-		smtp_reply_set(r, 451, "4.3.0 Error: bounce processing is not available, "
-			       "try again later");
-		goto done;
+		struct bounce_report rep;
+
+		if (bounce_parse(msg, len, &rep) < 0) {
+			smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
+			goto done;
+		}
+		for (size_t i = 0; i < env->nrcpt; i++) {
+			char	local[SMTP_ADDR_MAX + 1];
+			const char *domain;
+
+			if (split(env->rcpt[i], cf->domain, local, sizeof(local), &domain) < 0
+			    || !is_bounce(cf, local))
+				continue;
+			if (store_bounce(ds, env, env->rcpt[i], local, msg, len, &rep, r) < 0) {
+				bounce_report_free(&rep);
+				goto done;
+			}
+		}
+		bounce_report_free(&rep);
 	}
 	if ((m = rewrite_parse(msg, len)) == NULL) {
 		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");

@@ -32,6 +32,8 @@ enum {
 	Q_IN_GROUP,
 	Q_RECIPIENTS,
 	Q_BOUNCE,
+	Q_HARD,
+	Q_UNSUB,
 	Q_BEGIN,
 	Q_COMMIT,
 	Q_ROLLBACK,
@@ -48,6 +50,9 @@ static const char *const queries[Q_COUNT] = {
 	" ORDER BY gm.address",
 	"INSERT INTO bounces (envelope_to, address, status, action, diagnostic,"
 	" maildir_file, group_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	"SELECT count(*) FROM bounces WHERE address = ?1 AND action = 'failed'"
+	" AND status LIKE '5.%' AND received >= datetime('now', ?2)",
+	"INSERT OR IGNORE INTO unsubscribes (group_name, address) VALUES (?1, ?2)",
 	"BEGIN IMMEDIATE",
 	"COMMIT",
 	"ROLLBACK",
@@ -299,6 +304,41 @@ store_add_bounce(struct store *st, const struct store_bounce *b)
 	if (rc != SQLITE_DONE)
 		return (fail(st, "record bounce"));
 	return (sqlite3_last_insert_rowid(st->db));
+}
+
+long
+store_hard_bounces(struct store *st, const char *address, unsigned days)
+{
+	sqlite3_stmt *q = st->stmt[Q_HARD];
+	char	window[32];
+	long	n = STORE_ERROR;
+
+	snprintf(window, sizeof(window), "-%u days", days);
+	if (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_text(q, 2, window, -1, SQLITE_TRANSIENT) != SQLITE_OK)
+		return (fail(st, "count bounces"));
+	if (sqlite3_step(q) == SQLITE_ROW)
+		n = (long) sqlite3_column_int64(q, 0);
+	(void) sqlite3_reset(q);
+	(void) sqlite3_clear_bindings(q);
+	return (n == STORE_ERROR ? fail(st, "count bounces") : n);
+}
+
+int
+store_unsubscribe(struct store *st, const char *group, const char *address)
+{
+	sqlite3_stmt *q = st->stmt[Q_UNSUB];
+	int	rc;
+
+	if (sqlite3_bind_text(q, 1, group, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_text(q, 2, address, -1, SQLITE_STATIC) != SQLITE_OK)
+		return (fail(st, "unsubscribe"));
+	rc = sqlite3_step(q);
+	(void) sqlite3_reset(q);
+	(void) sqlite3_clear_bindings(q);
+	if (rc != SQLITE_DONE)
+		return (fail(st, "unsubscribe"));
+	return (sqlite3_changes(st->db) > 0 ? STORE_YES : STORE_NO);
 }
 
 /* step_simple - BEGIN/COMMIT/ROLLBACK */

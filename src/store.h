@@ -71,6 +71,15 @@ long	store_recipients(struct store *, const char *group,
 /* store_add_bounce - one bounces row; returns its id or STORE_ERROR */
 long long store_add_bounce(struct store *, const struct store_bounce *);
 
+/*
+ * store_hard_bounces - rows with action 'failed' and a 5.x.x status for
+ * the address within the last `days` days; count or STORE_ERROR.
+ */
+long	store_hard_bounces(struct store *, const char *address, unsigned days);
+
+/* store_unsubscribe - INSERT OR IGNORE into unsubscribes; 1 if new, 0, or error */
+int	store_unsubscribe(struct store *, const char *group, const char *address);
+
 /* Transactions around several writes (bounce rows). */
 int	store_begin(struct store *);
 int	store_commit(struct store *);

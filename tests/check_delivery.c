@@ -18,6 +18,9 @@
 
 #include "testlib.h"
 
+#include <dirent.h>
+#include <sqlite3.h>
+
 static struct tl_daemon d;
 static struct tl_sink k;
 static char reply[4096];
@@ -454,6 +457,256 @@ START_TEST(test_worker_backoff)
 }
 END_TEST
 
+/* smtp_data - a corpus file as SMTP DATA: CR LF, dot-stuffed (malloc'd) */
+static char *
+smtp_data(const char *name)
+{
+	char	rel[256], *raw, *out;
+	long	len;
+	size_t	n = 0;
+	int	bol = 1;
+
+	snprintf(rel, sizeof(rel), "tests/bounces/%s", name);
+	raw = ck_slurp(ck_srcfile(rel), &len);
+	out = malloc(3 * (size_t) len + 8);
+	ck_assert_ptr_nonnull(out);
+	for (long i = 0; i < len; i++) {
+		if (bol && raw[i] == '.')
+			out[n++] = '.';
+		if (raw[i] == '\n')
+			out[n++] = '\r';
+		out[n++] = raw[i];
+		bol = raw[i] == '\n';
+	}
+	if (!bol) {
+		out[n++] = '\r';
+		out[n++] = '\n';
+	}
+	out[n] = 0;
+	free(raw);
+	return (out);
+}
+
+/* count_files - entries in DIR/bounces/SUB */
+static int
+count_files(const char *sub)
+{
+	char	path[400];
+	DIR    *dp;
+	struct dirent *e;
+	int	n = 0;
+
+	snprintf(path, sizeof(path), "%s/bounces/%s", d.dir, sub);
+	if ((dp = opendir(path)) == NULL)
+		return (-1);
+	while ((e = readdir(dp)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(dp);
+	return (n);
+}
+
+/* A Postfix DSN to a VERP address: a Maildir file and a row naming the member. */
+START_TEST(test_bounce_dsn)
+{
+	char   *data = smtp_data("postfix.eml"), sql[600];
+
+	start(NULL, NULL);
+	ck_assert_int_eq(post("", "bounce+alice=example.org@example.com", NULL, data), 250);
+	ck_assert_int_eq(count_files("new"), 1);
+	ck_assert_int_eq(count_files("tmp"), 0);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces WHERE"
+				    " address = 'alice@example.org' AND status = '5.1.1'"
+				    " AND action = 'failed' AND group_name = 'group1'"
+				    " AND envelope_to = 'bounce+alice=example.org@example.com'"
+				    " AND diagnostic LIKE 'smtp; 550 5.1.1%'"
+				    " AND maildir_file LIKE 'new/%'"), 1);
+	/* The row names the file that holds the bounce, unchanged but for LF. */
+	{
+		sqlite3 *db;
+		sqlite3_stmt *q;
+		char	path[800];
+		long	len;
+		char   *got, *want;
+
+		snprintf(path, sizeof(path), "%s/mlistd.db", d.dir);
+		ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+		ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT maildir_file FROM bounces", -1,
+						    &q, NULL), SQLITE_OK);
+		ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+		snprintf(path, sizeof(path), "%s/bounces/%s", d.dir, sqlite3_column_text(q, 0));
+		sqlite3_finalize(q);
+		sqlite3_close(db);
+		got = ck_slurp(path, &len);
+		want = ck_slurp(ck_srcfile("tests/bounces/postfix.eml"), NULL);
+		ck_assert_str_eq(got, want);
+		free(got);
+		free(want);
+	}
+	/* Two recipients in one report: two rows, the delayed one marked so. */
+	free(data);
+	data = smtp_data("multi.eml");
+	ck_assert_int_eq(post("", "bounce@example.com", NULL, data), 250);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM bounces WHERE (address = 'hank@example.org'"
+		 " AND action = 'failed') OR (address = 'ida@example.org' AND action = 'delayed'"
+		 " AND status = '4.2.2')");
+	ck_assert_int_eq(tl_sql_int(&d, sql), 2);
+	ck_assert_int_eq(count_files("new"), 2);
+	free(data);
+	stop();
+}
+END_TEST
+
+/* No DSN: one row with address NULL, or the VERP member. */
+START_TEST(test_bounce_unparsable)
+{
+	char   *data = smtp_data("nonstandard.eml");
+
+	start(NULL, NULL);
+	ck_assert_int_eq(post("", "bounce@EXAMPLE.com", NULL, data), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces WHERE address IS NULL"
+				    " AND action IS NULL AND maildir_file LIKE 'new/%'"), 1);
+	ck_assert_int_eq(post("", "bounce+alice=example.org@example.com", NULL, data), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces WHERE"
+				    " address = 'alice@example.org' AND action IS NULL"
+				    " AND group_name IS NULL"), 1);
+	ck_assert_int_eq(count_files("new"), 2);
+	free(data);
+	stop();
+}
+END_TEST
+
+/* bounce and a list in one transaction: each handled, not refused. */
+START_TEST(test_bounce_and_list)
+{
+	char   *m[8];
+	char   *data = smtp_data("exim.eml");
+
+	start(NULL, NULL);
+	ck_assert_int_eq(tl_sql(&d, "UPDATE groups SET posting = 'anyone' WHERE name = 'group1'"), 0);
+	ck_assert_int_eq(post("mailer@example.net", "bounce@example.com", "group1@example.com",
+			      data), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces WHERE"
+				    " address = 'carol@example.net' AND group_name = 'group2'"), 1);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 1);
+	tl_free_messages(m, 1);
+	free(data);
+	stop();
+}
+END_TEST
+
+/* A Maildir that cannot be written: 451, no row. */
+START_TEST(test_bounce_maildir_broken)
+{
+	char   *data = smtp_data("postfix.eml"), cmd[700];
+
+	start(NULL, NULL);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/bounces/tmp' && echo x > '%s/bounces/tmp'",
+		 d.dir, d.dir);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(post("", "bounce@example.com", NULL, data), 451);
+	ck_assert_ptr_nonnull(strstr(reply, "451 4.3.0"));
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), 0);
+	ck_assert_int_eq(count_files("new"), 0);
+	free(data);
+	stop();
+}
+END_TEST
+
+/* A database locked by another writer: 451, and no file is left behind. */
+START_TEST(test_bounce_database_locked)
+{
+	char   *data = smtp_data("postfix.eml"), path[400];
+	sqlite3 *db;
+
+	start("database-timeout = 1\n", NULL);
+	snprintf(path, sizeof(path), "%s/mlistd.db", d.dir);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE; INSERT INTO members (address)"
+				      " VALUES ('lock@example.org');", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(post("", "bounce@example.com", NULL, data), 451);
+	ck_assert_ptr_nonnull(strstr(reply, "451 4.3.0"));
+	ck_assert_int_eq(count_files("new"), 0);
+	ck_assert_int_eq(count_files("tmp"), 0);
+	ck_assert_int_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), 0);
+	/* Once the lock is gone, the retry is stored. */
+	ck_assert_int_eq(post("", "bounce@example.com", NULL, data), 250);
+	ck_assert_int_eq(count_files("new"), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), 1);
+	free(data);
+	stop();
+}
+END_TEST
+
+/* XVERP when the relay offers it; any VERP tag accepted at RCPT. */
+START_TEST(test_verp_and_callout)
+{
+	char   *m[8], buf[1024];
+	int	fd;
+
+	start(NULL, "-X", NULL);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 250);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 1);
+	ck_assert_ptr_nonnull(strstr(m[0], "MAIL FROM:<bounce@example.com> XVERP=+="));
+	tl_free_messages(m, 1);
+	/* A sender-verify callout: RCPT without DATA. */
+	fd = tl_connect(&d);
+	ck_assert_int_eq(tl_reply(fd, buf, sizeof(buf)), 220);
+	ck_assert_int_eq(tl_cmd(fd, "HELO mx\r\n", buf, sizeof(buf)), 250);
+	ck_assert_int_eq(tl_cmd(fd, "MAIL FROM:<>\r\n", buf, sizeof(buf)), 250);
+	ck_assert_int_eq(tl_cmd(fd, "RCPT TO:<bounce+any.thing=x.y@example.com>\r\n", buf,
+				sizeof(buf)), 250);
+	ck_assert_int_eq(tl_cmd(fd, "RCPT TO:<BOUNCE+@example.com>\r\n", buf, sizeof(buf)), 250);
+	ck_assert_int_eq(tl_cmd(fd, "RCPT TO:<bouncer@example.com>\r\n", buf, sizeof(buf)), 550);
+	ck_assert_int_eq(tl_cmd(fd, "RSET\r\n", buf, sizeof(buf)), 250);
+	ck_assert_int_eq(tl_cmd(fd, "QUIT\r\n", buf, sizeof(buf)), 221);
+	close(fd);
+	stop();
+}
+END_TEST
+
+/* Without XVERP on offer: sent anyway, and the log says why. */
+START_TEST(test_no_xverp_logged)
+{
+	char   *m[8], cmd[400];
+
+	start(NULL, NULL);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 250);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 1);
+	ck_assert_ptr_null(strstr(m[0], "XVERP"));
+	tl_free_messages(m, 1);
+	snprintf(cmd, sizeof(cmd), "grep -q 'does not offer XVERP' '%s'", d.log);
+	ck_assert_int_eq(system(cmd), 0);
+	stop();
+}
+END_TEST
+
+/* bounce-threshold: hard bounces unsubscribe; delayed ones never do. */
+START_TEST(test_bounce_threshold)
+{
+	char   *hard = smtp_data("postfix.eml"), *soft = smtp_data("delayed.eml");
+
+	start("bounce-threshold = 2\nbounce-window = 30\n", NULL);
+	ck_assert_int_eq(post("", "bounce+alice=example.org@example.com", NULL, hard), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM unsubscribes"), 0);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(post("", "bounce+gina=example.org@example.com", NULL, soft), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM unsubscribes"), 0);
+	ck_assert_int_eq(post("", "bounce+alice=example.org@example.com", NULL, hard), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM unsubscribes WHERE"
+				    " group_name = 'group1' AND address = 'alice@example.org'"), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM unsubscribes"), 1);
+	free(hard);
+	free(soft);
+	stop();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -472,6 +725,14 @@ main(void)
 	tcase_add_test(tc, test_broken_database);
 	tcase_add_test(tc, test_live_sqlite3_edit);
 	tcase_add_test(tc, test_worker_backoff);
+	tcase_add_test(tc, test_bounce_dsn);
+	tcase_add_test(tc, test_bounce_unparsable);
+	tcase_add_test(tc, test_bounce_and_list);
+	tcase_add_test(tc, test_bounce_maildir_broken);
+	tcase_add_test(tc, test_bounce_database_locked);
+	tcase_add_test(tc, test_verp_and_callout);
+	tcase_add_test(tc, test_no_xverp_logged);
+	tcase_add_test(tc, test_bounce_threshold);
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
 }

@@ -231,6 +231,28 @@ START_TEST(test_example_sql)
 }
 END_TEST
 
+/* queries.sql runs cleanly against the schema (no syntax slips). */
+START_TEST(test_queries_sql)
+{
+	char   *sql = ck_slurp(ck_srcfile("sql/queries.sql"), NULL);
+
+	exec_sql("INSERT INTO bounces (envelope_to, address, status, action) VALUES"
+		 " ('bounce@x', 'bob@example.org', '5.1.1', 'failed'),"
+		 " ('bounce@x', 'bob@example.org', '5.1.1', 'failed'),"
+		 " ('bounce@x', 'bob@example.org', '5.1.1', 'failed'),"
+		 " ('bounce@x', 'alice@example.org', '4.4.1', 'delayed'),"
+		 " ('bounce@x', 'alice@example.org', '4.4.1', 'delayed'),"
+		 " ('bounce@x', 'alice@example.org', '4.4.1', 'delayed');");
+	exec_sql(sql);
+	free(sql);
+	ck_assert_int_eq(store_hard_bounces(st, "bob@example.org", 30), 3);
+	ck_assert_int_eq(store_hard_bounces(st, "alice@example.org", 30), 0);
+	/* The unsubscribing query took bob, not alice. */
+	ck_assert_int_eq(store_unsubscribe(st, "*", "bob@example.org"), STORE_NO);
+	ck_assert_int_eq(store_unsubscribe(st, "*", "alice@example.org"), STORE_YES);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -245,6 +267,7 @@ main(void)
 	tcase_add_loop_test(tc, test_recipients, 0, sizeof(rcpts) / sizeof(rcpts[0]));
 	tcase_add_test(tc, test_bounce_row);
 	tcase_add_test(tc, test_example_sql);
+	tcase_add_test(tc, test_queries_sql);
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
 }

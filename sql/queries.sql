@@ -1,0 +1,50 @@
+-- queries.sql - clean-up queries for mlistd administrators.
+--   sqlite3 /var/lib/mlistd/mlistd.db < queries.sql    (or paste one)
+-- Hard bounces are rows with action 'failed' and a 5.x.x status;
+-- 'delayed' rows and 4.x.x statuses are warnings, never count them.
+-- Change 30 (days) and 3 (bounces) to taste.
+
+-- Recent bounces, newest first.
+SELECT received, address, group_name, action, status, diagnostic
+  FROM bounces
+ WHERE received >= datetime('now', '-7 days')
+ ORDER BY received DESC;
+
+-- Addresses with 3 or more hard bounces in the last 30 days.
+SELECT address, count(*) AS hard_bounces, max(received) AS last
+  FROM bounces
+ WHERE action = 'failed' AND status LIKE '5.%'
+   AND received >= datetime('now', '-30 days')
+ GROUP BY address
+HAVING count(*) >= 3
+ ORDER BY hard_bounces DESC;
+
+-- Bounces that could not be parsed (address NULL): read them in the
+-- Maildir, under the file name given.
+SELECT received, envelope_to, maildir_file
+  FROM bounces
+ WHERE address IS NULL
+ ORDER BY received DESC;
+
+-- Record those addresses as unsubscribed from every list (reversible:
+-- delete the unsubscribes rows to undo; the memberships stay).
+INSERT OR IGNORE INTO unsubscribes (group_name, address)
+SELECT '*', address
+  FROM bounces
+ WHERE action = 'failed' AND status LIKE '5.%'
+   AND received >= datetime('now', '-30 days')
+ GROUP BY address
+HAVING count(*) >= 3;
+
+-- Or remove them from every list outright (not reversible).
+-- DELETE FROM group_members WHERE address IN (
+--     SELECT address FROM bounces
+--      WHERE action = 'failed' AND status LIKE '5.%'
+--        AND received >= datetime('now', '-30 days')
+--      GROUP BY address HAVING count(*) >= 3);
+
+-- Who is unsubscribed, and since when.
+SELECT group_name, address, created FROM unsubscribes ORDER BY created DESC;
+
+-- Forget bounces older than a year.
+-- DELETE FROM bounces WHERE received < datetime('now', '-365 days');

@@ -1,0 +1,301 @@
+/*
+ * check_bounce.c - the DSN parser over a corpus of bounces in the formats
+ * of Postfix, Exim, Sendmail, Exchange and Gmail (tests/bounces/), plus
+ * malformed, truncated and hostile input; VERP decoding; the Maildir.
+ */
+#include "config.h"
+
+#include <check.h>
+
+#include "cklib.h"
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bounce.h"
+
+struct want_rcpt {
+	const char *address, *status, *action, *diag_part;
+};
+
+static const struct {
+	const char *file;
+	int	is_dsn;
+	const char *group;		/* from List-Id with domain example.com */
+	size_t	n;
+	struct want_rcpt r[2];
+} corpus[] = {
+	{"postfix.eml", 1, "group1", 1, {{"alice@example.org", "5.1.1", "failed",
+	"smtp; 550 5.1.1 <alice@example.org>: Recipient address    rejected"}}},
+	{"exim.eml", 1, "group2", 1, {{"carol@example.net", "5.0.0", "failed",
+	"550 mailbox unavailable"}}},
+	{"sendmail.eml", 1, "group1", 1, {{"dave@example.net", "5.2.2", "failed",
+	"SMTP; 552 5.2.2 Mailbox full"}}},
+	{"exchange.eml", 1, "group1", 1, {{"erin@example.com", "5.1.10", "failed",
+	"RecipientNotFound; Recipient not found by SMTP address lookup"}}},
+	{"gmail.eml", 1, "group1", 1, {{"frank@gmail.example", "5.1.1", "failed",
+	"does not exist. Please try 550-5.1.1 double-checking"}}},
+	{"delayed.eml", 1, NULL, 1, {{"gina@example.org", "4.4.1", "delayed",
+	"Connection timed out"}}},
+	{"multi.eml", 1, NULL, 2, {{"hank@example.org", "5.1.1", "failed", "no such user"},
+	{"ida@example.org", "4.2.2", "delayed", "mailbox full"}}},
+	{"global.eml", 1, "board", 1, {{"jörg@example.de", "5.1.1", "failed", "Benutzer"}}},
+	{"unterminated.eml", 1, NULL, 1, {{"kim@example.org", "5.7.1", "failed", "policy"}}},
+	{"truncated.eml", 1, NULL, 0, {{NULL, NULL, NULL, NULL}}},
+	{"nonstandard.eml", 0, NULL, 0, {{NULL, NULL, NULL, NULL}}},
+	{"no-boundary-param.eml", 0, NULL, 0, {{NULL, NULL, NULL, NULL}}},
+	{"vacation.eml", 0, NULL, 0, {{NULL, NULL, NULL, NULL}}},
+};
+
+/* to_crlf - the corpus is stored with LF; SMTP delivers CR LF */
+static char *
+to_crlf(const char *s, size_t len, size_t *out)
+{
+	char   *d = malloc(2 * len + 1);
+	size_t	n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '\n')
+			d[n++] = '\r';
+		d[n++] = s[i];
+	}
+	*out = n;
+	return (d);
+}
+
+static void
+check_corpus(int i, int crlf)
+{
+	char	rel[256], group[128];
+	long	len;
+	char   *raw, *msg;
+	size_t	mlen;
+	struct bounce_report rep;
+
+	snprintf(rel, sizeof(rel), "tests/bounces/%s", corpus[i].file);
+	raw = ck_slurp(ck_srcfile(rel), &len);
+	if (crlf)
+		msg = to_crlf(raw, (size_t) len, &mlen);
+	else {
+		msg = raw;
+		mlen = (size_t) len;
+	}
+	ck_assert_int_eq(bounce_parse(msg, mlen, &rep), 0);
+	ck_assert_msg(rep.is_dsn == corpus[i].is_dsn, "%s: is_dsn %d", corpus[i].file, rep.is_dsn);
+	ck_assert_msg(rep.nrcpt == corpus[i].n, "%s: %zu recipients, want %zu",
+		      corpus[i].file, rep.nrcpt, corpus[i].n);
+	for (size_t k = 0; k < rep.nrcpt; k++) {
+		const struct want_rcpt *w = &corpus[i].r[k];
+
+		ck_assert_str_eq(rep.rcpt[k].address, w->address);
+		ck_assert_str_eq(rep.rcpt[k].status, w->status);
+		ck_assert_str_eq(rep.rcpt[k].action, w->action);
+		ck_assert_msg(strstr(rep.rcpt[k].diagnostic, w->diag_part) != NULL,
+			      "%s: diagnostic \"%s\" lacks \"%s\"", corpus[i].file,
+			      rep.rcpt[k].diagnostic, w->diag_part);
+	}
+	if (corpus[i].group) {
+		ck_assert_int_eq(bounce_list_name(rep.list_id, "example.com", group,
+						  sizeof(group)), 0);
+		ck_assert_str_eq(group, corpus[i].group);
+	} else if (rep.list_id[0])
+		ck_assert_int_ne(bounce_list_name(rep.list_id, "example.com", group,
+						  sizeof(group)) == 0 && corpus[i].is_dsn, 1);
+	bounce_report_free(&rep);
+	if (msg != raw)
+		free(msg);
+	free(raw);
+}
+
+START_TEST(test_corpus_lf)
+{
+	check_corpus(_i, 0);
+}
+END_TEST
+
+START_TEST(test_corpus_crlf)
+{
+	check_corpus(_i, 1);
+}
+END_TEST
+
+/* Every prefix of every sample parses without crashing or overreading. */
+START_TEST(test_truncations)
+{
+	char	rel[256];
+	long	len;
+	char   *raw;
+
+	snprintf(rel, sizeof(rel), "tests/bounces/%s", corpus[_i].file);
+	raw = ck_slurp(ck_srcfile(rel), &len);
+	for (long cut = 0; cut <= len; cut += (len > 2000 ? 7 : 1)) {
+		char   *copy = malloc((size_t) cut + 1);
+		struct bounce_report rep;
+
+		ck_assert_ptr_nonnull(copy);
+		memcpy(copy, raw, (size_t) cut);
+		ck_assert_int_eq(bounce_parse(copy, (size_t) cut, &rep), 0);
+		ck_assert_uint_le(rep.nrcpt, corpus[_i].n);
+		bounce_report_free(&rep);
+		free(copy);
+	}
+	free(raw);
+}
+END_TEST
+
+/* Hostile: a huge folded header, thousands of blocks, deep nesting. */
+START_TEST(test_hostile)
+{
+	size_t	cap = 4 * 1024 * 1024, n = 0;
+	char   *m = malloc(cap);
+	struct bounce_report rep;
+
+	ck_assert_ptr_nonnull(m);
+	/* 1 MB of one folded header field, then a DSN with 5000 blocks. */
+	n += (size_t) sprintf(m + n, "Subject: x");
+	while (n < 1024 * 1024)
+		n += (size_t) sprintf(m + n, "\r\n folded folded folded folded folded");
+	n += (size_t) sprintf(m + n, "\r\nContent-Type: multipart/report; boundary=\"q\"\r\n\r\n"
+			      "--q\r\nContent-Type: message/delivery-status\r\n\r\n"
+			      "Reporting-MTA: dns; x\r\n\r\n");
+	for (int i = 0; i < 5000; i++)
+		n += (size_t) sprintf(m + n, "Final-Recipient: rfc822; u%d@example.org\r\n"
+				      "Action: failed\r\nStatus: 5.1.1\r\n\r\n", i);
+	n += (size_t) sprintf(m + n, "--q--\r\n");
+	ck_assert_uint_lt(n, cap);
+	ck_assert_int_eq(bounce_parse(m, n, &rep), 0);
+	ck_assert_uint_eq(rep.nrcpt, BOUNCE_MAX_RCPTS);
+	ck_assert_str_eq(rep.rcpt[999].address, "u999@example.org");
+	bounce_report_free(&rep);
+
+	/* 200 nested multiparts: parsed to the depth limit, no deeper. */
+	n = 0;
+	for (int i = 0; i < 200; i++)
+		n += (size_t) sprintf(m + n, "Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n"
+				      "--b%d\r\n", i, i);
+	n += (size_t) sprintf(m + n, "Content-Type: message/delivery-status\r\n\r\n"
+			      "Final-Recipient: rfc822; deep@example.org\r\nAction: failed\r\n");
+	ck_assert_int_eq(bounce_parse(m, n, &rep), 0);
+	ck_assert_uint_eq(rep.nrcpt, 0);
+	bounce_report_free(&rep);
+
+	/* Binary junk, NUL bytes, a field longer than any buffer. */
+	for (size_t i = 0; i < 100000; i++)
+		m[i] = (char) (i * 7919 % 251);
+	ck_assert_int_eq(bounce_parse(m, 100000, &rep), 0);
+	bounce_report_free(&rep);
+	n = (size_t) sprintf(m, "Content-Type: multipart/report; boundary=b\r\n\r\n--b\r\n"
+			     "Content-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822; ");
+	memset(m + n, 'a', 100000);
+	n += 100000;
+	n += (size_t) sprintf(m + n, "@example.org\r\nAction: failed\r\n\r\n--b--\r\n");
+	ck_assert_int_eq(bounce_parse(m, n, &rep), 0);
+	ck_assert_uint_eq(rep.nrcpt, 0);	/* too long to be an address */
+	bounce_report_free(&rep);
+	free(m);
+}
+END_TEST
+
+static const struct {
+	const char *local, *want;
+} verp[] = {
+	{"bounce+alice=example.org", "alice@example.org"},
+	{"BOUNCE+alice=example.org", "alice@example.org"},
+	{"bounce+a.b+c=sub.example.org", "a.b+c@sub.example.org"},
+	{"bounce+x=y=example.org", "x=y@example.org"},
+	{"bounce", NULL},
+	{"bounce+", NULL},
+	{"bounce+alice", NULL},
+	{"bounce+=example.org", NULL},
+	{"bounce+alice=", NULL},
+	{"bounce+alice=localhost", NULL},
+	{"bouncer+alice=example.org", NULL},
+};
+
+START_TEST(test_verp)
+{
+	char	addr[256];
+	int	rc = bounce_verp_decode(verp[_i].local, "bounce", addr, sizeof(addr));
+
+	if (verp[_i].want) {
+		ck_assert_msg(rc == 0, "%s", verp[_i].local);
+		ck_assert_str_eq(addr, verp[_i].want);
+	} else
+		ck_assert_msg(rc < 0, "%s decoded to %s", verp[_i].local, addr);
+}
+END_TEST
+
+START_TEST(test_list_name)
+{
+	char	g[64];
+
+	ck_assert_int_eq(bounce_list_name("Club <group1.example.com>", "example.com", g, sizeof(g)), 0);
+	ck_assert_str_eq(g, "group1");
+	ck_assert_int_eq(bounce_list_name("<a.b.EXAMPLE.com>", "example.com", g, sizeof(g)), 0);
+	ck_assert_str_eq(g, "a.b");
+	ck_assert_int_ne(bounce_list_name("<group1.example.net>", "example.com", g, sizeof(g)), 0);
+	ck_assert_int_ne(bounce_list_name("<example.com>", "example.com", g, sizeof(g)), 0);
+	ck_assert_int_ne(bounce_list_name("group1.example.com", "example.com", g, sizeof(g)), 0);
+	ck_assert_int_ne(bounce_list_name("<x.xexample.com>", "example.com", g, sizeof(g)), 0);
+}
+END_TEST
+
+/* The Maildir: tmp/ then new/, content with LF line ends. */
+START_TEST(test_maildir)
+{
+	char	dir[] = "/tmp/check_maildir.XXXXXX", sub[400], name[300], err[512], cmd[1200];
+	const char msg[] = "Subject: x\r\n\r\nline\r\nbare\rcr\r\n";
+	struct stat st;
+	long	len;
+	char   *got;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(sub, sizeof(sub), "%s/md", dir);
+	ck_assert_int_eq(maildir_create(sub, err, sizeof(err)), 0);
+	ck_assert_int_eq(maildir_create(sub, err, sizeof(err)), 0);	/* idempotent */
+	ck_assert_int_eq(maildir_write(sub, msg, sizeof(msg) - 1, name, sizeof(name), err,
+				       sizeof(err)), 0);
+	ck_assert_ptr_null(strchr(name, '/'));
+	snprintf(cmd, sizeof(cmd), "%s/tmp/%s", sub, name);
+	ck_assert_int_eq(stat(cmd, &st), 0);
+	ck_assert_int_eq(maildir_publish(sub, name, err, sizeof(err)), 0);
+	ck_assert_int_ne(stat(cmd, &st), 0);
+	snprintf(cmd, sizeof(cmd), "%s/new/%s", sub, name);
+	got = ck_slurp(cmd, &len);
+	ck_assert_str_eq(got, "Subject: x\n\nline\nbare\rcr\n");
+	free(got);
+	/* A Maildir whose tmp/ is not a directory: a clear error. */
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/tmp' && touch '%s/tmp'", sub, sub);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(maildir_write(sub, msg, sizeof(msg) - 1, name, sizeof(name), err,
+				       sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "cannot create"));
+	ck_assert_int_eq(maildir_create(sub, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "not a directory"));
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite  *s = suite_create("bounce");
+	TCase  *tc = tcase_create("bounce");
+	int	n = (int) (sizeof(corpus) / sizeof(corpus[0]));
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, test_corpus_lf, 0, n);
+	tcase_add_loop_test(tc, test_corpus_crlf, 0, n);
+	tcase_add_loop_test(tc, test_truncations, 0, n);
+	tcase_add_test(tc, test_hostile);
+	tcase_add_loop_test(tc, test_verp, 0, sizeof(verp) / sizeof(verp[0]));
+	tcase_add_test(tc, test_list_name);
+	tcase_add_test(tc, test_maildir);
+	suite_add_tcase(s, tc);
+	return (ck_run(s));
+}
