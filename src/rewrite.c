@@ -148,15 +148,31 @@ rewrite_has_list_id(const struct rewrite_msg *m, const char *group,
 
 	if (m->hdr == NULL)
 		return (0);
+	/*
+	 * List-Id says which list sent the copy.  Copies replace List-Id, so
+	 * a loop through a second list (A -> B -> A) shows only in
+	 * X-BeenThere, which every copy adds to and nobody removes.
+	 */
 	wlen = (size_t) snprintf(want, sizeof(want), "<%s.%s>", group, domain);
 	for (int i = 1;; i++) {
 		const char *v;
 
 		if (mu_header_sget_value_n(m->hdr, "List-Id", i, &v) != 0)
-			return (0);
+			break;
 		for (const char *p = v; *p; p++)
 			if (strncasecmp(p, want, wlen) == 0)
 				return (1);
+	}
+	wlen = (size_t) snprintf(want, sizeof(want), "%s@%s", group, domain);
+	for (int i = 1;; i++) {
+		const char *v;
+
+		if (mu_header_sget_value_n(m->hdr, "X-BeenThere", i, &v) != 0)
+			return (0);
+		v += strspn(v, " \t<");
+		if (strncasecmp(v, want, wlen) == 0
+		    && (v[wlen] == 0 || strchr(" \t>", v[wlen]) != NULL))
+			return (1);
 	}
 }
 
@@ -277,6 +293,7 @@ rewrite_copy(const struct rewrite_msg *m, const struct rewrite_list *l,
 		out[n++] = '\n';
 	/* The list headers. */
 	w = snprintf(out + n, cap - n,
+		     "X-BeenThere: %s@%s\n"
 		     "Sender: %s@%s\n"
 		     "List-Id: %s%s<%s.%s>\n"
 		     "List-Unsubscribe: <mailto:%s@%s?subject=unsubscribe%%20%s>\n"
@@ -284,6 +301,7 @@ rewrite_copy(const struct rewrite_msg *m, const struct rewrite_list *l,
 		     "List-Subscribe: <mailto:%s@%s?subject=subscribe%%20%s>\n"
 		     "List-Post: <mailto:%s@%s>\n"
 		     "%s",
+		     group, l->domain,
 		     l->bounce_local, l->domain,
 		     ph ? ph : "", ph ? " " : "", group, l->domain,
 		     l->postmaster_local, l->domain, group,

@@ -32,7 +32,8 @@ void	rewrite_msg_free(struct rewrite_msg *);
  */
 int	rewrite_from(const struct rewrite_msg *, char *buf, size_t len);
 
-/* rewrite_has_list_id - does any List-Id: carry <group.domain>? */
+/* rewrite_has_list_id - has the message been through this list already:
+ * a List-Id: with <group.domain>, or an X-BeenThere: group@domain? */
 int	rewrite_has_list_id(const struct rewrite_msg *, const char *group,
 			    const char *domain);
 
@@ -44,7 +45,8 @@ int	rewrite_has_list_id(const struct rewrite_msg *, const char *group,
  * when is_group); then Sender, List-Id, List-Unsubscribe, List-Help,
  * List-Subscribe, List-Post (and Precedence: bulk,
  * X-Auto-Response-Suppress: OOF when is_group) are added at the end of
- * the header.  Returns a malloc'd buffer the caller frees, or NULL when
+ * the header, after an X-BeenThere: group@domain that is never removed
+ * (loop detection across lists).  Returns a malloc'd buffer the caller frees, or NULL when
  * memory is short.
  */
 char   *rewrite_copy(const struct rewrite_msg *, const struct rewrite_list *,

@@ -123,6 +123,7 @@ START_TEST(test_fanout_and_headers)
 	ck_assert_ptr_nonnull(strstr(hdr, "\r\nList-Subscribe: <mailto:postmaster@example.com?subject=subscribe%20group1>\r\n"));
 	ck_assert_ptr_nonnull(strstr(hdr, "\r\nPrecedence: bulk\r\n"));
 	ck_assert_ptr_nonnull(strstr(hdr, "\r\nX-Auto-Response-Suppress: OOF\r\n"));
+	ck_assert_ptr_nonnull(strstr(hdr, "\r\nX-BeenThere: group1@example.com\r\n"));
 	ck_assert_ptr_null(strstr(hdr, "Bcc:"));
 	ck_assert_ptr_null(strstr(hdr, "other.example.net"));
 	/* Untouched fields and the body, byte for byte. */
@@ -269,6 +270,12 @@ START_TEST(test_loop)
 			      "From: alice@example.org\r\n"
 			      "List-Id: Club members <GROUP1.example.com>\r\n\r\nx\r\n"), 554);
 	ck_assert_ptr_nonnull(strstr(reply, "554 5.4.6 "));
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 0);
+	/* A loop through a second list: its copy replaced List-Id. */
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      "From: alice@example.org\r\nX-BeenThere: group1@example.com\r\n"
+			      "X-BeenThere: open@example.com\r\n"
+			      "List-Id: <open.example.com>\r\n\r\nx\r\n"), 554);
 	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 0);
 	stop();
 }

@@ -14,6 +14,7 @@
 #include "rewrite.h"
 
 #define LIST_HDRS(desc) \
+	"X-BeenThere: group1@lists.test\n" \
 	"Sender: bounce@lists.test\n" \
 	"List-Id: " desc "<group1.lists.test>\n" \
 	"List-Unsubscribe: <mailto:postmaster@lists.test?subject=unsubscribe%20group1>\n" \
@@ -31,6 +32,9 @@ static const struct {
 } copies[] = {
 	{"plain post", "From: a@x.test\r\nSubject: s\r\n\r\nbody\r\n", "", 1,
 	"From: a@x.test\nSubject: s\n" LIST_HDRS("") BULK "\nbody\n"},
+	{"an earlier X-BeenThere is kept",
+		"X-BeenThere: board@lists.test\r\nFrom: a@x.test\r\n\r\nb\r\n", "", 1,
+	"X-BeenThere: board@lists.test\nFrom: a@x.test\n" LIST_HDRS("") BULK "\nb\n"},
 	{"existing Sender and List-* replaced",
 		"Sender: someone@else.test\r\nFrom: a@x.test\r\nList-Id: <other.list>\r\n"
 		"list-post: <mailto:x@y>\r\nList-Archive: <http://x>\r\nSubject: s\r\n\r\nb\r\n",
@@ -138,6 +142,19 @@ START_TEST(test_list_id_loop)
 	m = rewrite_parse(c, strlen(c));
 	ck_assert_int_eq(rewrite_has_list_id(m, "group1", "lists.test"), 0);
 	rewrite_msg_free(m);
+	/* A loop through another list: List-Id replaced, X-BeenThere kept. */
+	{
+		const char *d = "X-BeenThere: GROUP1@lists.test\r\nX-BeenThere: board@lists.test\r\n"
+		"List-Id: <board.lists.test>\r\n\r\nx\r\n";
+		const char *e = "X-BeenThere: group10@lists.test\r\n\r\nx\r\n";
+
+		m = rewrite_parse(d, strlen(d));
+		ck_assert_int_eq(rewrite_has_list_id(m, "group1", "lists.test"), 1);
+		rewrite_msg_free(m);
+		m = rewrite_parse(e, strlen(e));
+		ck_assert_int_eq(rewrite_has_list_id(m, "group1", "lists.test"), 0);
+		rewrite_msg_free(m);
+	}
 }
 END_TEST
 
