@@ -12,6 +12,9 @@ command -v sqlite3 >/dev/null 2>&1 && [ -f /usr/include/mailutils/smtp.h ] \
 	|| sh contrib/install-deps.sh
 [ -x src/mlistd ] || { autoreconf -fi && ./configure && make; }
 
+# Sessions never run as root: the workers become the mlistd user.
+id mlistd >/dev/null 2>&1 || useradd --system --user-group --no-create-home \
+	--home-dir /nonexistent --shell /usr/sbin/nologin mlistd
 mkdir -p "$DEMO"
 set -- -c /dev/null --domain=lists.example.org --listen=127.0.0.1:20381 \
 	--database="$DEMO/mlistd.db" --bounce-maildir="$DEMO/bounces" \

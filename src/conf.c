@@ -118,6 +118,8 @@ static const struct conf_param params[] = {
 	"hard bounces within bounce-window that unsubscribe an address (0: never)"},
 	{"bounce-window", 0, T_UINT, "30", OFF(bounce_window), 1, 3650, "DAYS",
 	"days of bounces that bounce-threshold counts"},
+	{"user", 0, T_STR, "mlistd", OFF(user), 0, 0, "NAME",
+	"unprivileged user for the workers when started as root"},
 	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL}
 };
 

@@ -35,6 +35,7 @@ struct conf {
 	int	verp;			/* ask the relay for XVERP */
 	unsigned bounce_threshold;	/* 0: no automatic unsubscribes */
 	unsigned bounce_window;		/* days */
+	char	*user;			/* who runs the workers, when root */
 };
 
 /* What the command line asks for. */

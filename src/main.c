@@ -12,7 +12,7 @@
 #include <stdlib.h>
 
 #include "conf.h"
-#include "deliver.h"
+#include "privs.h"
 #include "log.h"
 #include "master.h"
 
@@ -45,7 +45,7 @@ main(int argc, char **argv)
 		return (1);
 	}
 	if (action == CONF_CHECK) {
-		if (deliver_check(cf, err, sizeof(err)) < 0) {
+		if (privs_check(cf, err, sizeof(err)) < 0) {
 			fprintf(stderr, "mlistd: %s\n", err);
 			conf_free(cf);
 			conf_args_free(args);

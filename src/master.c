@@ -39,6 +39,7 @@
 
 #include "conf.h"
 #include "deliver.h"
+#include "privs.h"
 #include "log.h"
 #include "master.h"
 #include "worker.h"
@@ -350,7 +351,7 @@ reload(struct master *m)
 
 	msg_info("reload: reading configuration %s", m->cf->config_file);
 	if ((cf = conf_build(m->args, err, sizeof(err))) == NULL
-	    || deliver_check(cf, err, sizeof(err)) < 0) {
+	    || privs_check(cf, err, sizeof(err)) < 0) {
 		msg_error("reload failed: %s; keeping the running configuration", err);
 		conf_free(cf);
 		return;
@@ -436,7 +437,7 @@ master_run(struct conf_args *args, struct conf *cf)
 	m.args = args;
 	m.cf = cf;
 	/* The database opens (and gets its schema) once, before any fork. */
-	if (deliver_check(cf, err, sizeof(err)) < 0) {
+	if (privs_check(cf, err, sizeof(err)) < 0) {
 		msg_error("%s", err);
 		conf_free(cf);
 		return (1);

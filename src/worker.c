@@ -37,6 +37,7 @@
 
 #include "deliver.h"
 #include "log.h"
+#include "privs.h"
 #include "smtp_io.h"
 #include "smtp_session.h"
 #include "worker.h"
@@ -131,8 +132,12 @@ worker_main(const struct conf *cf, int listen_fd)
 	(void) sigaction(SIGPIPE, &sa, NULL);
 	sa.sa_handler = SIG_DFL;
 	(void) sigaction(SIGCHLD, &sa, NULL);
+	/* Sessions never run as root. */
+	if (privs_drop(cf->user, err, sizeof(err)) < 0)
+		msg_fatal("%s", err);
 #if defined(HAVE_PRCTL) && defined(PR_SET_PDEATHSIG)
-	/* If the master dies, stop like on SIGTERM. */
+	/* If the master dies, stop like on SIGTERM (set after setuid,
+	 * which clears it). */
 	(void) prctl(PR_SET_PDEATHSIG, SIGTERM);
 #endif
 	sigemptyset(&block);

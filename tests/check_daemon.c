@@ -157,6 +157,39 @@ START_TEST(test_worker_replaced)
 }
 END_TEST
 
+/* Started as root, the master stays root and the workers do not. */
+START_TEST(test_workers_unprivileged)
+{
+	struct tl_daemon d;
+	pid_t	w[8];
+	int	n = 0;
+
+	start(&d, NULL, 0);
+	for (int i = 0; i < 100 && (n = tl_workers(d.pid, w, 8)) != 2; i++)
+		tl_sleep_ms(50);
+	ck_assert_int_eq(n, 2);
+	for (int i = 0; i < n; i++) {
+		char	path[64], line[256];
+		FILE   *fp;
+		long	ruid = -1, euid = -1;
+
+		snprintf(path, sizeof(path), "/proc/%ld/status", (long) w[i]);
+		fp = fopen(path, "r");
+		ck_assert_ptr_nonnull(fp);
+		while (fgets(line, sizeof(line), fp))
+			if (sscanf(line, "Uid: %ld %ld", &ruid, &euid) == 2)
+				break;
+		fclose(fp);
+		if (geteuid() == 0) {
+			ck_assert_int_ne(ruid, 0);
+			ck_assert_int_ne(euid, 0);
+		} else
+			ck_assert_int_eq(euid, (long) geteuid());
+	}
+	ck_assert_int_eq(tl_daemon_stop(&d, 10), 0);
+}
+END_TEST
+
 /* Workers recycle after max-use sessions. */
 START_TEST(test_max_use)
 {
@@ -379,11 +412,13 @@ START_TEST(test_command_line)
 	char   *version[] = {(char *) tl_mlistd(), "--version", NULL};
 	char	tmp[] = "/tmp/mlistd-cmdline.XXXXXX", dbarg[300], mdarg[300];
 	char   *check[] = {(char *) tl_mlistd(), "-c", "/dev/null", "-t", "--domain=lists.test",
-	dbarg, mdarg, NULL};
+	dbarg, mdarg, "--user=" TL_USER, NULL};
 	char   *bind_busy[] = {(char *) tl_mlistd(), "-c", "/dev/null", "-f", NULL, dbarg,
-	mdarg, NULL};
+	mdarg, "--user=" TL_USER, NULL};
+	char   *no_user[] = {(char *) tl_mlistd(), "-c", "/dev/null", "-t", dbarg, mdarg,
+	"--user=no-such-user-here", NULL};
 	char   *bad_db[] = {(char *) tl_mlistd(), "-c", "/dev/null", "-t",
-	"--database=/nonexistent/dir/mlistd.db", NULL};
+	"--database=/nonexistent/dir/mlistd.db", "--user=" TL_USER, NULL};
 	char	listen_arg[64];
 	int	fd, port;
 
@@ -402,11 +437,23 @@ START_TEST(test_command_line)
 	ck_assert_int_eq(tl_run(version, out, sizeof(out)), 0);
 	ck_assert_ptr_nonnull(strstr(out, "mlistd (mlistd) "));
 	ck_assert_ptr_nonnull(mkdtemp(tmp));
+	ck_assert_int_eq(tl_give_dir(tmp), 0);
 	snprintf(dbarg, sizeof(dbarg), "--database=%s/mlistd.db", tmp);
 	snprintf(mdarg, sizeof(mdarg), "--bounce-maildir=%s/bounces", tmp);
 	ck_assert_int_eq(tl_run(check, out, sizeof(out)), 0);
 	ck_assert_ptr_nonnull(strstr(out, "domain = lists.test\n"));
 	ck_assert_ptr_nonnull(strstr(out, "mlistd.db OK\n"));
+	if (geteuid() == 0) {
+		/* Started as root: the files belong to the unprivileged user. */
+		struct stat st;
+		char	db[400];
+
+		snprintf(db, sizeof(db), "%s/mlistd.db", tmp);
+		ck_assert_int_eq(stat(db, &st), 0);
+		ck_assert_int_ne(st.st_uid, 0);
+		ck_assert_int_eq(tl_run(no_user, out, sizeof(out)), 1);
+		ck_assert_ptr_nonnull(strstr(out, "user \"no-such-user-here\" does not exist"));
+	}
 	/* -t created the database with the schema. */
 	ck_assert_int_eq(tl_run(bad_db, out, sizeof(out)), 1);
 	ck_assert_ptr_nonnull(strstr(out, "/nonexistent/dir"));
@@ -470,13 +517,14 @@ START_TEST(test_daemonize)
 		out[4096], pidarg[320];
 	char	dbarg[320], mdarg[320];
 	char   *argv[] = {(char *) tl_mlistd(), "-c", "/dev/null", NULL, NULL,
-	"--workers=1", dbarg, mdarg, NULL};
+	"--workers=1", dbarg, mdarg, "--user=" TL_USER, NULL};
 	FILE   *fp;
 	long	pid = 0;
 	struct stat st;
 	int	port = tl_free_port(0);
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(tl_give_dir(dir), 0);
 	snprintf(pidfile, sizeof(pidfile), "%s/mlistd.pid", dir);
 	snprintf(pidarg, sizeof(pidarg), "--pidfile=%s", pidfile);
 	snprintf(dbarg, sizeof(dbarg), "--database=%s/mlistd.db", dir);
@@ -497,7 +545,7 @@ START_TEST(test_daemonize)
 	{
 		char	listen2[64];
 		char   *argv2[] = {(char *) tl_mlistd(), "-c", "/dev/null", listen2, pidarg,
-		"--workers=1", "-f", dbarg, mdarg, NULL};
+		"--workers=1", "-f", dbarg, mdarg, "--user=" TL_USER, NULL};
 
 		snprintf(listen2, sizeof(listen2), "--listen=127.0.0.1:%d", tl_free_port(0));
 		ck_assert_int_eq(tl_run(argv2, out, sizeof(out)), 1);
@@ -526,6 +574,7 @@ main(void)
 	tcase_add_test(tc, test_ipv6);
 	tcase_add_test(tc, test_worker_replaced);
 	tcase_add_test(tc, test_max_use);
+	tcase_add_test(tc, test_workers_unprivileged);
 	tcase_add_test(tc, test_sigterm_graceful);
 	tcase_add_test(tc, test_sigterm_bounded);
 	tcase_add_test(tc, test_sighup_reload);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -136,8 +137,8 @@ tl_write_conf(struct tl_daemon *d, const char *extra)
 		exit(1);
 	}
 	fprintf(fp, "# written by testlib\nlisten = %s\npidfile = %s\nworkers = 2\n"
-		"database = %s/mlistd.db\nbounce-maildir = %s/bounces\n%s",
-		d->listen, d->pidfile, d->dir, d->dir, extra ? extra : "");
+		"database = %s/mlistd.db\nbounce-maildir = %s/bounces\nuser = %s\n%s",
+		d->listen, d->pidfile, d->dir, d->dir, TL_USER, extra ? extra : "");
 	if (fclose(fp) != 0) {
 		perror(d->conf);
 		exit(1);
@@ -184,7 +185,7 @@ tl_daemon_start(struct tl_daemon *d, const char *extra, int v6)
 
 	memset(d, 0, sizeof(*d));
 	snprintf(d->dir, sizeof(d->dir), "/tmp/mlistd-test.XXXXXX");
-	if (mkdtemp(d->dir) == NULL)
+	if (mkdtemp(d->dir) == NULL || tl_give_dir(d->dir) < 0)
 		return (-1);
 	snprintf(d->conf, sizeof(d->conf), "%s/mlistd.conf", d->dir);
 	snprintf(d->pidfile, sizeof(d->pidfile), "%s/mlistd.pid", d->dir);
@@ -647,4 +648,19 @@ fail:
 	code = atoi(buf);
 	(void) close(fd);
 	return (code > 0 ? code : -1);
+}
+
+int
+tl_give_dir(const char *dir)
+{
+	struct passwd *pw;
+
+	/* As root, the daemon's workers run as TL_USER: let them write here. */
+	if (geteuid() != 0)
+		return (0);
+	if ((pw = getpwnam(TL_USER)) == NULL) {
+		fprintf(stderr, "user %s is missing\n", TL_USER);
+		return (-1);
+	}
+	return (chown(dir, pw->pw_uid, pw->pw_gid));
 }

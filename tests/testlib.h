@@ -5,6 +5,12 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* The unprivileged user the daemon's workers become when tests run as root. */
+#define TL_USER "nobody"
+
+/* tl_give_dir - as root, hand a directory to TL_USER; 0 or -1 */
+int	tl_give_dir(const char *dir);
+
 struct tl_daemon {
 	pid_t	pid;		/* the master (foreground) */
 	int	port;
