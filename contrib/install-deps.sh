@@ -8,4 +8,5 @@ apt-get update -q
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 apt-get install -y -q --no-install-recommends \
 	ca-certificates gcc make autoconf automake libtool pkg-config \
-	libsqlite3-dev sqlite3 libmailutils-dev check postfix swaks
+	libsqlite3-dev sqlite3 libmailutils-dev check postfix swaks \
+	sysvinit-utils

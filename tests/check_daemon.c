@@ -562,6 +562,125 @@ START_TEST(test_daemonize)
 }
 END_TEST
 
+/* run_sh - sh SCRIPT ACTION; exit status */
+static int
+run_sh(const char *script, const char *action, char *out, size_t len)
+{
+	char   *argv[] = {"/bin/sh", (char *) script, (char *) action, NULL};
+
+	return (tl_run(argv, out, len));
+}
+
+/* The LSB init script: start, status, reload, restart, stop. */
+START_TEST(test_init_script)
+{
+	char	dir[] = "/tmp/mlistd-init.XXXXXX", script[300], conf[300], pidfile[300],
+		daemon[4096], src[4096], out[8192], *text, *p;
+	FILE   *fp;
+	int	port = tl_free_port(0), fd;
+	long	pid1 = 0, pid2 = 0;
+	struct tl_daemon probe;
+	const char *lsb = "/lib/lsb/init-functions";
+
+	ck_assert_msg(access(lsb, R_OK) == 0, "%s is missing (Debian: sysvinit-utils)", lsb);
+	ck_assert_msg(access("/sbin/start-stop-daemon", X_OK) == 0
+		      || access("/usr/sbin/start-stop-daemon", X_OK) == 0,
+		      "start-stop-daemon is missing");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(tl_give_dir(dir), 0);
+	ck_assert_ptr_nonnull(realpath(tl_mlistd(), daemon));
+	/* contrib/mlistd is generated next to src/ in the build tree. */
+	snprintf(src, sizeof(src), "%s", daemon);
+	p = strrchr(src, '/');
+	*p = 0;
+	p = strrchr(src, '/');
+	strcpy(p, "/contrib/mlistd");
+	text = ck_slurp(src, NULL);
+	snprintf(script, sizeof(script), "%s/mlistd.init", dir);
+	snprintf(conf, sizeof(conf), "%s/mlistd.conf", dir);
+	snprintf(pidfile, sizeof(pidfile), "%s/mlistd.pid", dir);
+	fp = fopen(script, "w");
+	ck_assert_ptr_nonnull(fp);
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		if (strncmp(line, "DAEMON=", 7) == 0)
+			fprintf(fp, "DAEMON=%s\n", daemon);
+		else if (strncmp(line, "CONFIG=", 7) == 0)
+			fprintf(fp, "CONFIG=%s\n", conf);
+		else if (strncmp(line, "PIDFILE=", 8) == 0)
+			fprintf(fp, "PIDFILE=%s\n", pidfile);
+		else if (strncmp(line, "[ -r /etc/default/", 18) == 0)
+			continue;
+		else
+			fprintf(fp, "%s\n", line);
+	}
+	fclose(fp);
+	free(text);
+	fp = fopen(conf, "w");
+	fprintf(fp, "listen = 127.0.0.1:%d\ndatabase = %s/db/mlistd.db\nbounce-maildir = %s/bounces\n"
+		"user = %s\nworkers = 1\nmax-message-size = 100000\n", port, dir, dir, TL_USER);
+	fclose(fp);
+	memset(&probe, 0, sizeof(probe));
+	probe.port = port;
+
+	ck_assert_int_eq(run_sh(script, "start", out, sizeof(out)), 0);
+	fp = fopen(pidfile, "r");
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_eq(fscanf(fp, "%ld", &pid1), 1);
+	fclose(fp);
+	detached_pid = pid1;
+	atexit(kill_detached);
+	ck_assert_int_eq(run_sh(script, "status", out, sizeof(out)), 0);
+	ck_assert_int_eq(run_sh(script, "start", out, sizeof(out)), 0);	/* already running */
+	fd = tl_connect(&probe);
+	ck_assert_int_eq(tl_reply(fd, out, sizeof(out)), 220);
+	close(fd);
+	/* reload: the new size limit shows in EHLO. */
+	fp = fopen(conf, "a");
+	fprintf(fp, "max-message-size = 200000\n");
+	fclose(fp);
+	ck_assert_int_eq(run_sh(script, "reload", out, sizeof(out)), 0);
+	{
+		int	seen = 0;
+
+		for (int i = 0; i < 60 && !seen; i++) {
+			fd = tl_connect(&probe);
+			if (fd >= 0 && tl_reply(fd, out, sizeof(out)) == 220
+			    && tl_cmd(fd, "EHLO x\r\n", out, sizeof(out)) == 250)
+				seen = strstr(out, "SIZE 200000") != NULL;
+			if (fd >= 0)
+				close(fd);
+			tl_sleep_ms(100);
+		}
+		ck_assert_int_eq(seen, 1);
+	}
+	/* A broken file: reload refuses with the reason, the daemon runs on. */
+	fp = fopen(conf, "a");
+	fprintf(fp, "workers = many\n");
+	fclose(fp);
+	ck_assert_int_ne(run_sh(script, "reload", out, sizeof(out)), 0);
+	ck_assert_ptr_nonnull(strstr(out, "workers: invalid value"));
+	ck_assert_int_eq(run_sh(script, "status", out, sizeof(out)), 0);
+	fp = fopen(conf, "w");
+	fprintf(fp, "listen = 127.0.0.1:%d\ndatabase = %s/db/mlistd.db\nbounce-maildir = %s/bounces\n"
+		"user = %s\nworkers = 2\n", port, dir, dir, TL_USER);
+	fclose(fp);
+	ck_assert_msg(run_sh(script, "restart", out, sizeof(out)) == 0, "restart: %s", out);
+	fp = fopen(pidfile, "r");
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_eq(fscanf(fp, "%ld", &pid2), 1);
+	fclose(fp);
+	ck_assert_int_ne(pid1, pid2);
+	detached_pid = pid2;
+	ck_assert_int_eq(run_sh(script, "stop", out, sizeof(out)), 0);
+	ck_assert_int_eq(access(pidfile, F_OK), -1);
+	detached_pid = 0;
+	ck_assert_int_eq(run_sh(script, "status", out, sizeof(out)), 3);
+	ck_assert_int_eq(run_sh(script, "stop", out, sizeof(out)), 0);	/* not running */
+	snprintf(out, sizeof(out), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(out), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -583,6 +702,7 @@ main(void)
 	tcase_add_test(tc, test_session_deadline);
 	tcase_add_test(tc, test_command_line);
 	tcase_add_test(tc, test_daemonize);
+	tcase_add_test(tc, test_init_script);
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
 }
