@@ -1,25 +1,97 @@
 #!/bin/sh
-# demo.sh - build mlistd and run it in the foreground on a demo database
-# (Debian 12, as root).  Lists for lists.example.org on 127.0.0.1:20381;
-# the demo club from sql/example.sql; list copies go to the relay given
-# as $RELAY (default smtp://127.0.0.1:25, a local Postfix).
+# demo.sh - the whole picture on one machine, for trying mlistd out
+# (Debian 12, as root): installs what is missing, builds, creates a demo
+# database (the club of sql/example.sql), starts a private Postfix
+# instance on 127.0.0.1:2525 (your system Postfix, if any, is not
+# touched) and runs mlistd in the foreground for lists.example.org.
+#
+#   internet side:  swaks --server 127.0.0.1:2525 ...  -> private Postfix
+#   Postfix -> mlistd 127.0.0.1:20381 -> Postfix -> members' Maildir
+#
+# Members' mail (example.org) is delivered into $DEMO/mail/members/new/.
+# Ctrl-C stops mlistd and the private Postfix.
 set -eu
 cd "$(dirname "$0")/.."
 DEMO=${DEMO:-/tmp/mlistd-demo}
-RELAY=${RELAY:-smtp://127.0.0.1:25}
+PFPORT=${PFPORT:-2525}
+MLPORT=${MLPORT:-20381}
 
-command -v sqlite3 >/dev/null 2>&1 && [ -f /usr/include/mailutils/smtp.h ] \
-	|| sh contrib/install-deps.sh
+command -v sqlite3 >/dev/null 2>&1 && command -v postfix >/dev/null 2>&1 \
+	&& [ -f /usr/include/mailutils/smtp.h ] || sh contrib/install-deps.sh
 [ -x src/mlistd ] || { autoreconf -fi && ./configure && make; }
 
 # Sessions never run as root: the workers become the mlistd user.
 id mlistd >/dev/null 2>&1 || useradd --system --user-group --no-create-home \
 	--home-dir /nonexistent --shell /usr/sbin/nologin mlistd
-mkdir -p "$DEMO"
-set -- -c /dev/null --domain=lists.example.org --listen=127.0.0.1:20381 \
+
+PF=$DEMO/postfix
+[ -f "$PF/queue/pid/master.pid" ] && postfix -c "$PF/conf" abort 2>/dev/null || true
+mkdir -p "$DEMO" "$PF/conf" "$PF/queue" "$PF/data" "$DEMO/mail"
+chown postfix "$PF/data"
+chown mlistd:mlistd "$DEMO/mail"
+cat > "$PF/conf/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $PF/queue
+data_directory = $PF/data
+mail_owner = postfix
+myhostname = mx.lists.example.org
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtp_dns_support_level = disabled
+alias_maps =
+local_recipient_maps =
+maillog_file = $PF/maillog
+maillog_file_prefixes = $PF
+# The list domain goes to mlistd (as contrib/postfix/main.cf).
+relay_domains = lists.example.org
+transport_maps = texthash:$PF/conf/transport
+mlistd_destination_recipient_limit = 1
+smtpd_authorized_verp_clients = 127.0.0.0/8
+# The members' domain is delivered here, into one demo Maildir.
+virtual_mailbox_domains = example.org
+virtual_mailbox_base = $DEMO/mail
+virtual_mailbox_maps = static:members/
+virtual_uid_maps = static:$(id -u mlistd)
+virtual_gid_maps = static:$(id -g mlistd)
+EOF
+echo "lists.example.org mlistd:[127.0.0.1]:$MLPORT" > "$PF/conf/transport"
+cat > "$PF/conf/master.cf" <<EOF
+127.0.0.1:$PFPORT inet n - n - - smtpd
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+virtual unix - n n - - virtual
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+showq unix n - n - - showq
+mlistd unix - - n - 4 smtp
+EOF
+postfix -c "$PF/conf" start
+trap 'postfix -c "$PF/conf" stop >/dev/null 2>&1 || true' EXIT INT TERM
+
+set -- -c /dev/null --domain=lists.example.org --listen=127.0.0.1:$MLPORT \
 	--database="$DEMO/mlistd.db" --bounce-maildir="$DEMO/bounces" \
-	--relay="$RELAY" --workers=2
+	--relay=smtp://127.0.0.1:$PFPORT --workers=2
 ./src/mlistd -t "$@" >/dev/null		# creates the schema
 sqlite3 "$DEMO/mlistd.db" < sql/example.sql
-echo "demo database: $DEMO/mlistd.db (sqlite3 $DEMO/mlistd.db 'SELECT * FROM group_members')"
-exec ./src/mlistd -f "$@"
+cat <<EOF
+demo database: $DEMO/mlistd.db     Postfix log: $PF/maillog
+post as a member from another terminal:
+  swaks --server 127.0.0.1:$PFPORT --from alice@example.org --to group1@lists.example.org
+and see the copies for alice and bob arrive in $DEMO/mail/members/new/
+EOF
+./src/mlistd -f "$@"

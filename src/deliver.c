@@ -384,7 +384,7 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 	 * bounce+member=domain@listdomain, so a bounce names its member even
 	 * when it is not a proper DSN.
 	 */
-	if (cf->verp && !relay_has_capa(d->relay, "XVERP")) {
+	if (cf->verp && relay_has_capa(d->relay, "XVERP") == 0) {
 		if (!d->verp_warned++)
 			msg_warn("relay %s does not offer XVERP: bounces cannot be traced to "
 				 "members by address (Postfix: smtpd_authorized_verp_clients = "

@@ -195,7 +195,7 @@ relay_has_capa(struct relay *r, const char *capa)
 	char	why[256];
 
 	if (r->smtp == NULL && connect_relay(r, why, sizeof(why)) < 0)
-		return (0);
+		return (-1);
 	return (mu_smtp_capa_test(r->smtp, capa, NULL) == 0);
 }
 

@@ -49,7 +49,8 @@ enum relay_status relay_send(struct relay *, const char *sender,
 			     relay_refused_fn refused, void *arg,
 			     struct relay_result *);
 
-/* relay_has_capa - after a connection, does the relay offer CAPA? */
+/* relay_has_capa - does the relay offer CAPA?  1, 0, or -1 when it
+ * cannot be reached (connects if needed). */
 int	relay_has_capa(struct relay *, const char *capa);
 
 #endif

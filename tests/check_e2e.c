@@ -1,0 +1,466 @@
+/*
+ * check_e2e.c - end to end with a real Postfix.
+ *
+ * A private Postfix instance runs from a temporary configuration
+ * directory (own queue and data directories, loopback only, smtpd on a
+ * free high port, maillog_file in the temporary directory, short queue
+ * timers), wired as contrib/postfix describes: the list domain relayed to
+ * the real mlistd through a "mlistd" transport with a recipient limit of
+ * 1, XVERP authorized for loopback, everything else routed to tests/mlsink
+ * standing in for the members' mail servers (it refuses reject* with 550).
+ * mlistd relays its copies back into this Postfix.
+ *
+ * Postfix is required: without it the suite fails, it does not skip.
+ * Postfix and mlistd are stopped and the files removed at exit, also when
+ * a case fails.
+ */
+#include "config.h"
+
+#include <check.h>
+
+#include "cklib.h"
+#include <dirent.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <pwd.h>
+#include <sys/prctl.h>
+
+#include "testlib.h"
+
+#define POSTFIX "/usr/sbin/postfix"
+
+static char pdir[256];			/* Postfix's temporary directory */
+static int pport;			/* its smtpd */
+static struct tl_daemon d;		/* mlistd */
+static struct tl_sink k;		/* the members' mail servers */
+static int postfix_running;
+
+static const char *seed =
+"INSERT INTO members (address) VALUES ('alice@example.org'), ('bob@example.org');"
+"INSERT INTO groups (name, description, posting) VALUES ('group1', 'Club', 'members'),"
+" ('lista', 'List A', 'anyone'), ('listb', 'List B', 'anyone');"
+"INSERT INTO group_members VALUES ('group1', 'alice@example.org'),"
+" ('group1', 'bob@example.org'), ('group1', 'rejectme@example.net'),"
+" ('lista', 'listb@example.com'), ('lista', 'dora@example.net'),"
+" ('listb', 'lista@example.com'), ('listb', 'carl@example.net');";
+
+/* pf - run the postfix command on our instance; exit status */
+static int
+pf(const char *action)
+{
+	char	conf[300], out[4096];
+	char   *argv[] = {POSTFIX, "-c", conf, (char *) action, NULL};
+	int	rc;
+
+	snprintf(conf, sizeof(conf), "%s/conf", pdir);
+	rc = tl_run(argv, out, sizeof(out));
+	if (rc != 0)
+		fprintf(stderr, "postfix %s: exit %d: %s\n", action, rc, out);
+	return (rc);
+}
+
+static void
+show_maillog(void)
+{
+	char	cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "echo '--- Postfix maillog:'; tail -n 60 '%s/maillog' >&2;"
+		 " echo '--- mlistd log:'; tail -n 40 '%s' >&2", pdir, d.log);
+	if (system(cmd) != 0)
+		fprintf(stderr, "(no logs)\n");
+}
+
+static void
+postfix_stop(void)
+{
+	char	cmd[400];
+
+	if (postfix_running) {
+		(void) pf("abort");
+		postfix_running = 0;
+		/* Wait for the master to be gone before removing its files. */
+		for (int i = 0; i < 50; i++) {
+			snprintf(cmd, sizeof(cmd), "%s/queue/pid/master.pid", pdir);
+			if (access(cmd, F_OK) != 0)
+				break;
+			tl_sleep_ms(100);
+		}
+	}
+	if (pdir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", pdir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot remove %s\n", pdir);
+		pdir[0] = 0;
+	}
+}
+
+static void
+write_file(const char *path, const char *fmt, ...)
+{
+	va_list	ap;
+	FILE   *fp = fopen(path, "w");
+
+	ck_assert_msg(fp != NULL, "cannot write %s", path);
+	va_start(ap, fmt);
+	vfprintf(fp, fmt, ap);
+	va_end(ap);
+	ck_assert_int_eq(fclose(fp), 0);
+}
+
+/* postfix_start - configure and start the private instance */
+static void
+postfix_start(int mlport, int sinkport)
+{
+	char	path[400];
+	struct passwd *pw;
+
+	ck_assert_msg(access(POSTFIX, X_OK) == 0,
+		      "Postfix is not installed (Debian package: postfix); the end-to-end "
+		      "suite needs it");
+	pw = getpwnam("postfix");
+	ck_assert_msg(pw != NULL, "the postfix user is missing");
+	snprintf(pdir, sizeof(pdir), "/tmp/mlistd-e2e.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(pdir));
+	atexit(postfix_stop);
+	chmod(pdir, 0755);
+	snprintf(path, sizeof(path), "%s/conf", pdir);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/queue", pdir);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/data", pdir);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	ck_assert_int_eq(chown(path, pw->pw_uid, pw->pw_gid), 0);
+	snprintf(path, sizeof(path), "%s/conf/main.cf", pdir);
+	write_file(path,
+		   "compatibility_level = 3.6\n"
+		   "queue_directory = %s/queue\n"
+		   "data_directory = %s/data\n"
+		   "mail_owner = postfix\n"
+		   "myhostname = mx.example.test\n"
+		   "mydomain = example.test\n"
+		   "myorigin = example.test\n"
+		   "mydestination =\n"
+		   "inet_interfaces = 127.0.0.1\n"
+		   "inet_protocols = ipv4\n"
+		   "mynetworks = 127.0.0.0/8\n"
+		   "smtp_dns_support_level = disabled\n"
+		   "alias_maps =\nalias_database =\nlocal_recipient_maps =\n"
+		   "maillog_file = %s/maillog\n"
+		   "maillog_file_prefixes = %s\n"
+		   "queue_run_delay = 1s\n"
+		   "minimal_backoff_time = 1s\n"
+		   "maximal_backoff_time = 2s\n"
+		   "smtp_connection_cache_on_demand = no\n"
+		   "# As contrib/postfix/main.cf:\n"
+		   "relay_domains = example.com\n"
+		   "transport_maps = texthash:%s/conf/transport\n"
+		   "mlistd_destination_recipient_limit = 1\n"
+		   "smtpd_authorized_verp_clients = 127.0.0.0/8\n",
+		   pdir, pdir, pdir, pdir, pdir);
+	snprintf(path, sizeof(path), "%s/conf/transport", pdir);
+	write_file(path, "example.com mlistd:[127.0.0.1]:%d\n* smtp:[127.0.0.1]:%d\n",
+		   mlport, sinkport);
+	snprintf(path, sizeof(path), "%s/conf/master.cf", pdir);
+	write_file(path,
+		   "127.0.0.1:%d inet n - n - - smtpd\n"
+		   "cleanup unix n - n - 0 cleanup\n"
+		   "qmgr unix n - n 300 1 qmgr\n"
+		   "rewrite unix - - n - - trivial-rewrite\n"
+		   "bounce unix - - n - 0 bounce\n"
+		   "defer unix - - n - 0 bounce\n"
+		   "trace unix - - n - 0 bounce\n"
+		   "verify unix - - n - 1 verify\n"
+		   "flush unix n - n 1000? 0 flush\n"
+		   "proxymap unix - - n - - proxymap\n"
+		   "smtp unix - - n - - smtp\n"
+		   "relay unix - - n - - smtp\n"
+		   "error unix - - n - - error\n"
+		   "retry unix - - n - - error\n"
+		   "discard unix - - n - - discard\n"
+		   "anvil unix - - n - 1 anvil\n"
+		   "scache unix - - n - 1 scache\n"
+		   "postlog unix-dgram n - n - 1 postlogd\n"
+		   "showq unix n - n - - showq\n"
+		   "# As contrib/postfix/master.cf:\n"
+		   "mlistd unix - - n - 4 smtp\n", pport);
+	if (pf("start") != 0) {
+		show_maillog();
+		ck_abort_msg("Postfix did not start");
+	}
+	postfix_running = 1;
+	/* Wait until smtpd answers. */
+	for (int i = 0; i < 100; i++) {
+		struct tl_daemon probe;
+		char	buf[512];
+		int	fd;
+
+		memset(&probe, 0, sizeof(probe));
+		probe.port = pport;
+		if ((fd = tl_connect(&probe)) >= 0) {
+			int	code = tl_reply(fd, buf, sizeof(buf));
+
+			(void) tl_send(fd, "QUIT\r\n");
+			close(fd);
+			if (code == 220)
+				return;
+		}
+		tl_sleep_ms(100);
+	}
+	show_maillog();
+	ck_abort_msg("Postfix smtpd does not answer on port %d", pport);
+}
+
+/* setup - sink, mlistd (relaying into Postfix), Postfix */
+static void
+setup(void)
+{
+	char	conf[256];
+
+	ck_assert_int_eq(tl_sink_start(&k, "-t", "120", (char *) NULL), 0);
+	pport = tl_free_port(0);
+	snprintf(conf, sizeof(conf), "relay = smtp://127.0.0.1:%d\n", pport);
+	ck_assert_int_eq(tl_daemon_start(&d, conf, 0), 0);
+	ck_assert_int_eq(tl_sql(&d, seed), 0);
+	postfix_start(d.port, k.port);
+}
+
+/* inject - one message into Postfix from the internet side */
+static int
+inject(const char *from, const char *to, const char *subject, const char *hdr_from)
+{
+	struct tl_daemon probe;
+	char	data[1024], buf[2048];
+	const char *rcpt[] = {to, NULL};
+
+	memset(&probe, 0, sizeof(probe));
+	probe.port = pport;
+	snprintf(data, sizeof(data), "From: %s\r\nTo: %s\r\nSubject: %s\r\n"
+		 "Message-ID: <%s.%ld@example.net>\r\n\r\nHello list.\r\n",
+		 hdr_from, to, subject, subject, (long) getpid());
+	return (tl_post(&probe, from, rcpt, data, buf, sizeof(buf)));
+}
+
+/* wait_sink - messages at the sink containing `needle`, waiting up to secs */
+static int
+wait_sink(const char *needle, int want, int secs, char **found, int max)
+{
+	int	n = 0;
+
+	for (int t = 0; t < secs * 5; t++) {
+		char   *m[256];
+		int	got = tl_sink_messages(&k, m, 256);
+
+		n = 0;
+		for (int i = 0; i < got; i++) {
+			if (strstr(m[i], needle)) {
+				if (found && n < max)
+					found[n] = strdup(m[i]);
+				n++;
+			}
+		}
+		tl_free_messages(m, got);
+		if (n >= want)
+			break;
+		if (found)
+			for (int i = 0; i < n && i < max; i++)
+				free(found[i]);
+		tl_sleep_ms(200);
+	}
+	return (n);
+}
+
+static long
+wait_sql(const char *sql, long want, int secs)
+{
+	long	v = -1;
+
+	for (int t = 0; t < secs * 5; t++) {
+		if ((v = tl_sql_int(&d, sql)) == want)
+			break;
+		tl_sleep_ms(200);
+	}
+	return (v);
+}
+
+static void
+teardown(void)
+{
+	postfix_stop();
+	(void) tl_daemon_stop(&d, 10);
+	tl_sink_stop(&k);
+}
+
+/*
+ * A member's post reaches every member through Postfix with the list
+ * headers; the member the sink refuses bounces back into a bounces row.
+ */
+START_TEST(test_post_and_bounce)
+{
+	char   *got[4];
+	int	n;
+
+	setup();
+	ck_assert_int_eq(inject("alice@example.org", "group1@example.com", "e2e-post",
+				"Alice <alice@example.org>"), 250);
+	n = wait_sink("Subject: e2e-post", 2, 30, got, 4);
+	if (n != 2)
+		show_maillog();
+	ck_assert_int_eq(n, 2);
+	for (int i = 0; i < n; i++) {
+		ck_assert_ptr_nonnull(strstr(got[i], "List-Id: Club <group1.example.com>"));
+		ck_assert_ptr_nonnull(strstr(got[i], "List-Post: <mailto:group1@example.com>"));
+		ck_assert_ptr_nonnull(strstr(got[i], "Precedence: bulk"));
+		/* XVERP: each member's copy has its own bounce address. */
+		ck_assert_msg(strstr(got[i], "MAIL FROM:<bounce+alice=example.org@example.com>")
+			      || strstr(got[i], "MAIL FROM:<bounce+bob=example.org@example.com>"),
+			      "no VERP sender in:\n%s", got[i]);
+		free(got[i]);
+	}
+	/* Postfix's DSN for rejectme comes back to mlistd as a row. */
+	if (wait_sql("SELECT count(*) FROM bounces WHERE address = 'rejectme@example.net'"
+		     " AND action = 'failed' AND status = '5.1.1' AND group_name = 'group1'"
+		     " AND envelope_to = 'bounce+rejectme=example.net@example.com'"
+		     " AND maildir_file LIKE 'new/%'", 1, 30) != 1) {
+		show_maillog();
+		ck_abort_msg("no bounces row for rejectme@example.net");
+	}
+	{
+		char	path[400];
+		DIR    *dp;
+		struct dirent *e;
+		int	files = 0;
+
+		snprintf(path, sizeof(path), "%s/bounces/new", d.dir);
+		dp = opendir(path);
+		ck_assert_ptr_nonnull(dp);
+		while ((e = readdir(dp)) != NULL)
+			files += e->d_name[0] != '.';
+		closedir(dp);
+		ck_assert_int_eq(files, 1);
+	}
+	teardown();
+}
+END_TEST
+
+/* A non-member's post is refused; Postfix returns a DSN to the sender. */
+START_TEST(test_non_member_bounced_to_sender)
+{
+	char   *got[2];
+	int	n;
+
+	setup();
+	ck_assert_int_eq(inject("stranger@example.net", "group1@example.com", "e2e-stranger",
+				"stranger@example.net"), 250);
+	n = wait_sink("RCPT TO:<stranger@example.net>", 1, 30, got, 2);
+	if (n != 1)
+		show_maillog();
+	ck_assert_int_eq(n, 1);
+	ck_assert_ptr_nonnull(strstr(got[0], "MAIL FROM:<>"));
+	ck_assert_ptr_nonnull(strstr(got[0], "5.7.1"));
+	ck_assert_ptr_nonnull(strstr(got[0], "is not allowed to post"));
+	free(got[0]);
+	/* And no member got it. */
+	ck_assert_int_eq(wait_sink("Subject: e2e-stranger\r\n\r\nHello", 1, 1, NULL, 0), 0);
+	teardown();
+}
+END_TEST
+
+/* mlistd down: Postfix defers; back up: delivered exactly once. */
+START_TEST(test_mlistd_down_then_back)
+{
+	int	n;
+
+	setup();
+	/* Stop mlistd but keep its directory, configuration and database. */
+	ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
+	ck_assert_int_eq(tl_daemon_wait(&d, 10), 0);
+	ck_assert_int_eq(inject("alice@example.org", "group1@example.com", "e2e-retry",
+				"alice@example.org"), 250);
+	tl_sleep_ms(3000);
+	{
+		char	cmd[400];
+
+		snprintf(cmd, sizeof(cmd), "grep -q 'status=deferred' '%s/maillog'", pdir);
+		if (system(cmd) != 0)
+			show_maillog();
+		ck_assert_int_eq(system(cmd), 0);
+	}
+	ck_assert_int_eq(wait_sink("Subject: e2e-retry", 1, 1, NULL, 0), 0);
+	/* Start it again on the same port and database. */
+	{
+		char	argv_conf[300], logpath[300];
+		char   *argv[] = {(char *) tl_mlistd(), "-f", "-c", argv_conf, NULL};
+		pid_t	pid;
+
+		snprintf(argv_conf, sizeof(argv_conf), "%s", d.conf);
+		snprintf(logpath, sizeof(logpath), "%s", d.log);
+		fflush(NULL);
+		if ((pid = fork()) == 0) {
+			FILE   *log = freopen(logpath, "a", stderr);
+
+			(void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+			(void) log;
+			execv(argv[0], argv);
+			_exit(127);
+		}
+		d.pid = pid;
+	}
+	n = wait_sink("Subject: e2e-retry", 2, 40, NULL, 0);
+	if (n != 2)
+		show_maillog();
+	ck_assert_int_eq(n, 2);
+	/* Exactly once: nothing more arrives. */
+	tl_sleep_ms(4000);
+	ck_assert_int_eq(wait_sink("Subject: e2e-retry", 3, 1, NULL, 0), 2);
+	teardown();
+}
+END_TEST
+
+/* Two lists that contain each other: the loop is stopped. */
+START_TEST(test_loop_between_lists)
+{
+	int	dora, carl;
+
+	setup();
+	ck_assert_int_eq(inject("someone@example.net", "lista@example.com", "e2e-loop",
+				"someone@example.net"), 250);
+	/* lista -> dora and listb; listb -> carl and lista (refused: loop). */
+	dora = wait_sink("RCPT TO:<dora@example.net>", 1, 30, NULL, 0);
+	carl = wait_sink("RCPT TO:<carl@example.net>", 1, 30, NULL, 0);
+	if (dora != 1 || carl != 1)
+		show_maillog();
+	ck_assert_int_eq(dora, 1);
+	ck_assert_int_eq(carl, 1);
+	/* The refused copy bounces to listb's VERP address: a 5.4.6 row. */
+	if (wait_sql("SELECT count(*) FROM bounces WHERE status = '5.4.6'"
+		     " AND address = 'lista@example.com'", 1, 30) != 1) {
+		show_maillog();
+		ck_abort_msg("no loop bounce recorded");
+	}
+	tl_sleep_ms(3000);
+	ck_assert_int_eq(wait_sink("RCPT TO:<dora@example.net>", 2, 1, NULL, 0), 1);
+	ck_assert_int_eq(wait_sink("RCPT TO:<carl@example.net>", 2, 1, NULL, 0), 1);
+	teardown();
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite  *s = suite_create("e2e");
+	TCase  *tc = tcase_create("postfix");
+
+	tcase_set_timeout(tc, 180);
+	tcase_add_test(tc, test_post_and_bounce);
+	tcase_add_test(tc, test_non_member_bounced_to_sender);
+	tcase_add_test(tc, test_mlistd_down_then_back);
+	tcase_add_test(tc, test_loop_between_lists);
+	suite_add_tcase(s, tc);
+	return (ck_run(s));
+}
