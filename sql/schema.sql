@@ -70,4 +70,19 @@ CREATE TABLE IF NOT EXISTS bounces (
 CREATE INDEX IF NOT EXISTS bounces_by_address ON bounces (address, received);
 CREATE INDEX IF NOT EXISTS bounces_by_received ON bounces (received);
 
-PRAGMA user_version = 1;
+-- Copies already relayed (version 2).  When Postfix retries a message
+-- that mlistd did relay (mlistd crashed, or the connection dropped after
+-- the relay accepted the copy but before our 250 reached Postfix), a row
+-- here makes mlistd answer 250 without sending it to the members again.
+-- digest is the SHA-1 of the message as received; rows older than
+-- dedup-window are ignored and pruned.
+CREATE TABLE IF NOT EXISTS relayed (
+    group_name  TEXT NOT NULL COLLATE NOCASE,
+    digest      TEXT NOT NULL,
+    message_id  TEXT,
+    relayed_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%S', 'now')),
+    PRIMARY KEY (group_name, digest)
+);
+CREATE INDEX IF NOT EXISTS relayed_by_time ON relayed (relayed_at);
+
+PRAGMA user_version = 2;

@@ -120,6 +120,8 @@ static const struct conf_param params[] = {
 	"days of bounces that bounce-threshold counts"},
 	{"user", 0, T_STR, "mlistd", OFF(user), 0, 0, "NAME",
 	"unprivileged user for the workers when started as root"},
+	{"dedup-window", 0, T_TIME, "5d", OFF(dedup_window), 0, 30 * 86400, "SECONDS",
+	"how long a relayed copy is remembered, so a retry is not sent twice (0: off)"},
 	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL}
 };
 

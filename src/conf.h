@@ -36,6 +36,7 @@ struct conf {
 	unsigned bounce_threshold;	/* 0: no automatic unsubscribes */
 	unsigned bounce_window;		/* days */
 	char	*user;			/* who runs the workers, when root */
+	unsigned dedup_window;		/* seconds; 0: off */
 };
 
 /* What the command line asks for. */

@@ -342,7 +342,7 @@ check_post(struct deliver_session *ds, const struct smtp_envelope *env,
 static int
 send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 	  const struct rewrite_msg *m, const struct store_group *g,
-	  struct smtp_reply *r, unsigned *copies)
+	  const char *digest, struct smtp_reply *r, unsigned *copies)
 {
 	struct deliver *d = ds->d;
 	const struct conf *cf = d->cf;
@@ -356,6 +356,29 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 	size_t	clen;
 	long	n;
 
+	/*
+	 * Exactly once: a retry of a message whose copy was already relayed
+	 * (we crashed, or the connection dropped before Postfix saw our 250)
+	 * is answered 250 without sending again.
+	 */
+	if (cf->dedup_window > 0) {
+		char	when[64];
+		int	seen = store_relayed_at(d->st, g->name, digest, cf->dedup_window,
+						when, sizeof(when));
+
+		if (seen == STORE_ERROR) {
+			msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
+			smtp_reply_set(r, 451, "4.3.0 Error: temporary lookup failure, "
+				       "try again later");
+			return (-1);
+		}
+		if (seen == STORE_YES) {
+			msg_info("%s: group=%s, from=<%s>, status=duplicate (already relayed at "
+				 "%s UTC; not sent again)", env->id, g->name, env->sender, when);
+			(*copies)++;
+			return (0);
+		}
+	}
 	if ((n = store_recipients(d->st, g->name, collect, &rl)) == STORE_ERROR) {
 		msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
 		rcpt_list_free(&rl);
@@ -399,6 +422,15 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 			 "status=sent (%s)", env->id, g->name, env->sender, res.accepted,
 			 res.refused, cf->relay, res.accepted ? res.reply : "all refused");
 		(*copies)++;
+		if (cf->dedup_window > 0) {
+			char	msgid[256];
+
+			rewrite_message_id(m, msgid, sizeof(msgid));
+			if (store_mark_relayed(d->st, g->name, digest, msgid[0] ? msgid : NULL,
+					       cf->dedup_window) == STORE_ERROR)
+				msg_warn("%s: cannot remember the relayed copy: %s", env->id,
+					 store_errmsg(d->st));
+		}
 	} else {
 		msg_warn("%s: group=%s, from=<%s>, nrcpt=%zu, relay=%s, status=%s (%s)",
 			 env->id, g->name, env->sender, rl.n, cf->relay,
@@ -532,6 +564,7 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 	struct rewrite_msg *m = NULL;
 	size_t	ngroups = 0, nbounce = 0;
 	unsigned copies = 0;
+	char	digest[41];
 
 	if ((groups = calloc(env->nrcpt, sizeof(*groups))) == NULL) {
 		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
@@ -603,8 +636,9 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 	for (size_t k = 0; k < ngroups; k++)
 		if (check_post(ds, env, m, &groups[k], r) < 0)
 			goto done;
+	rewrite_digest(m, digest);
 	for (size_t k = 0; k < ngroups; k++)
-		if (send_copy(ds, env, m, &groups[k], r, &copies) < 0)
+		if (send_copy(ds, env, m, &groups[k], digest, r, &copies) < 0)
 			goto done;
 	smtp_reply_set(r, 250, "2.0.0 Ok: queued as %s", env->id);
 done:

@@ -27,6 +27,7 @@
 #include <mailutils/errno.h>
 #include <mailutils/header.h>
 #include <mailutils/mime.h>
+#include <mailutils/sha1.h>
 
 #include "rewrite.h"
 
@@ -137,6 +138,26 @@ rewrite_from(const struct rewrite_msg *m, char *buf, size_t len)
 	mu_address_destroy(&addr);
 	free(value);
 	return (rc);
+}
+
+void
+rewrite_digest(const struct rewrite_msg *m, char hex[41])
+{
+	unsigned char sum[20];
+
+	mu_sha1_buffer(m->msg, m->len, sum);
+	for (int i = 0; i < 20; i++)
+		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+}
+
+void
+rewrite_message_id(const struct rewrite_msg *m, char *buf, size_t len)
+{
+	const char *v;
+
+	buf[0] = 0;
+	if (m->hdr && mu_header_sget_value(m->hdr, "Message-ID", &v) == 0)
+		snprintf(buf, len, "%s", v);
 }
 
 int

@@ -32,6 +32,12 @@ void	rewrite_msg_free(struct rewrite_msg *);
  */
 int	rewrite_from(const struct rewrite_msg *, char *buf, size_t len);
 
+/* rewrite_digest - SHA-1 of the message as received, 40 hex digits */
+void	rewrite_digest(const struct rewrite_msg *, char hex[41]);
+
+/* rewrite_message_id - the Message-ID field, or "" (bounded copy) */
+void	rewrite_message_id(const struct rewrite_msg *, char *buf, size_t len);
+
 /* rewrite_has_list_id - has the message been through this list already:
  * a List-Id: with <group.domain>, or an X-BeenThere: group@domain? */
 int	rewrite_has_list_id(const struct rewrite_msg *, const char *group,

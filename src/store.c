@@ -34,6 +34,9 @@ enum {
 	Q_BOUNCE,
 	Q_HARD,
 	Q_UNSUB,
+	Q_RELAYED,
+	Q_MARK,
+	Q_PRUNE,
 	Q_BEGIN,
 	Q_COMMIT,
 	Q_ROLLBACK,
@@ -53,6 +56,10 @@ static const char *const queries[Q_COUNT] = {
 	"SELECT count(*) FROM bounces WHERE address = ?1 AND action = 'failed'"
 	" AND status LIKE '5.%' AND received >= datetime('now', ?2)",
 	"INSERT OR IGNORE INTO unsubscribes (group_name, address) VALUES (?1, ?2)",
+	"SELECT relayed_at FROM relayed WHERE group_name = ?1 AND digest = ?2"
+	" AND relayed_at >= datetime('now', ?3)",
+	"INSERT OR REPLACE INTO relayed (group_name, digest, message_id) VALUES (?1, ?2, ?3)",
+	"DELETE FROM relayed WHERE relayed_at < datetime('now', ?1)",
 	"BEGIN IMMEDIATE",
 	"COMMIT",
 	"ROLLBACK",
@@ -62,6 +69,7 @@ struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[Q_COUNT];
 	char	err[512];
+	unsigned marks;			/* store_mark_relayed calls, for pruning */
 };
 
 /* fail - remember the error text, return STORE_ERROR */
@@ -339,6 +347,60 @@ store_unsubscribe(struct store *st, const char *group, const char *address)
 	if (rc != SQLITE_DONE)
 		return (fail(st, "unsubscribe"));
 	return (sqlite3_changes(st->db) > 0 ? STORE_YES : STORE_NO);
+}
+
+int
+store_relayed_at(struct store *st, const char *group, const char *digest,
+		 unsigned window, char *when, size_t whenlen)
+{
+	sqlite3_stmt *q = st->stmt[Q_RELAYED];
+	char	since[32];
+	int	rc;
+
+	snprintf(since, sizeof(since), "-%u seconds", window);
+	if (sqlite3_bind_text(q, 1, group, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_text(q, 2, digest, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_text(q, 3, since, -1, SQLITE_TRANSIENT) != SQLITE_OK)
+		return (fail(st, "look up relayed copy"));
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		snprintf(when, whenlen, "%s", (const char *) sqlite3_column_text(q, 0));
+	(void) sqlite3_reset(q);
+	(void) sqlite3_clear_bindings(q);
+	if (rc == SQLITE_ROW)
+		return (STORE_YES);
+	return (rc == SQLITE_DONE ? STORE_NO : fail(st, "look up relayed copy"));
+}
+
+int
+store_mark_relayed(struct store *st, const char *group, const char *digest,
+		   const char *message_id, unsigned window)
+{
+	sqlite3_stmt *q = st->stmt[Q_MARK];
+	int	rc;
+
+	if (sqlite3_bind_text(q, 1, group, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_text(q, 2, digest, -1, SQLITE_STATIC) != SQLITE_OK
+	    || (message_id ? sqlite3_bind_text(q, 3, message_id, -1, SQLITE_STATIC)
+		: sqlite3_bind_null(q, 3)) != SQLITE_OK)
+		return (fail(st, "remember relayed copy"));
+	rc = sqlite3_step(q);
+	(void) sqlite3_reset(q);
+	(void) sqlite3_clear_bindings(q);
+	if (rc != SQLITE_DONE)
+		return (fail(st, "remember relayed copy"));
+	/* Forget old copies now and then; a failure here is harmless. */
+	if (++st->marks % 100 == 1) {
+		char	since[32];
+
+		q = st->stmt[Q_PRUNE];
+		snprintf(since, sizeof(since), "-%u seconds", window);
+		if (sqlite3_bind_text(q, 1, since, -1, SQLITE_TRANSIENT) == SQLITE_OK)
+			(void) sqlite3_step(q);
+		(void) sqlite3_reset(q);
+		(void) sqlite3_clear_bindings(q);
+	}
+	return (STORE_YES);
 }
 
 /* step_simple - BEGIN/COMMIT/ROLLBACK */

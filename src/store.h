@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Results: found/yes, not found/no, or a database problem (-> 451). */
 enum {
@@ -79,6 +79,19 @@ long	store_hard_bounces(struct store *, const char *address, unsigned days);
 
 /* store_unsubscribe - INSERT OR IGNORE into unsubscribes; 1 if new, 0, or error */
 int	store_unsubscribe(struct store *, const char *group, const char *address);
+
+/*
+ * store_relayed_at - when this copy (list, digest) was relayed within the
+ * last `window` seconds: STORE_YES with the time in `when`, STORE_NO, or
+ * STORE_ERROR.
+ */
+int	store_relayed_at(struct store *, const char *group, const char *digest,
+			 unsigned window, char *when, size_t whenlen);
+
+/* store_mark_relayed - remember a relayed copy; prunes old rows now and
+ * then.  STORE_YES or STORE_ERROR. */
+int	store_mark_relayed(struct store *, const char *group, const char *digest,
+			   const char *message_id, unsigned window);
 
 /* Transactions around several writes (bounce rows). */
 int	store_begin(struct store *);

@@ -253,6 +253,28 @@ START_TEST(test_queries_sql)
 }
 END_TEST
 
+/* A version 1 database (before `relayed`) is migrated in place. */
+START_TEST(test_migrate_v1)
+{
+	char	err[512];
+	struct store *s2;
+	char	when[64];
+
+	store_free(st);
+	st = NULL;
+	exec_sql("DROP TABLE relayed; PRAGMA user_version = 1;");
+	s2 = store_open(path, 1000, err, sizeof(err));
+	ck_assert_msg(s2 != NULL, "%s", err);
+	ck_assert_int_eq(store_relayed_at(s2, "group1", "abc", 60, when, sizeof(when)), STORE_NO);
+	ck_assert_int_eq(store_mark_relayed(s2, "group1", "abc", "<m@x>", 60), STORE_YES);
+	ck_assert_int_eq(store_relayed_at(s2, "GROUP1", "abc", 60, when, sizeof(when)), STORE_YES);
+	ck_assert_int_eq(store_relayed_at(s2, "group1", "abd", 60, when, sizeof(when)), STORE_NO);
+	st = s2;
+	/* Rows survive members being in group1 members: untouched. */
+	ck_assert_int_eq(store_is_member(st, "bob@example.org"), STORE_YES);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -268,6 +290,7 @@ main(void)
 	tcase_add_test(tc, test_bounce_row);
 	tcase_add_test(tc, test_example_sql);
 	tcase_add_test(tc, test_queries_sql);
+	tcase_add_test(tc, test_migrate_v1);
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
 }
