@@ -37,6 +37,7 @@ struct conf {
 	unsigned bounce_window;		/* days */
 	char	*user;			/* who runs the workers, when root */
 	unsigned dedup_window;		/* seconds; 0: off */
+	int	relay_pipelining;	/* pipeline RCPTs to the relay */
 };
 
 /* What the command line asks for. */

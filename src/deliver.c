@@ -76,7 +76,7 @@ deliver_create(const struct conf *cf, const char *helo, char *err, size_t errlen
 		 cf->domain);
 	if ((d->st = store_open(cf->database, cf->database_timeout * 1000, err, errlen)) == NULL
 	    || (d->relay = relay_create(cf->relay, helo, cf->relay_timeout,
-					err, errlen)) == NULL) {
+					cf->relay_pipelining, err, errlen)) == NULL) {
 		deliver_free(d);
 		return (NULL);
 	}
@@ -118,7 +118,7 @@ deliver_check(const struct conf *cf, char *err, size_t errlen)
 	if (st == NULL)
 		return (-1);
 	store_free(st);
-	if ((r = relay_create(cf->relay, "localhost", cf->relay_timeout, err, errlen)) == NULL)
+	if ((r = relay_create(cf->relay, "localhost", cf->relay_timeout, 0, err, errlen)) == NULL)
 		return (-1);
 	relay_free(r);
 	return (0);

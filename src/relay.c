@@ -45,12 +45,16 @@ struct relay {
 	unsigned timeout;
 	mu_smtp_t smtp;		/* NULL: not connected */
 	int	reused;		/* connection already carried a transaction */
+	int	pipelining;	/* in use on this connection */
+	int	want_pipelining;	/* relay-pipelining */
 };
+
+#define PIPE_WINDOW 100		/* RCPT commands in flight */
 
 /* relay_create - parse smtp://host[:port] */
 struct relay *
 relay_create(const char *urlstr, const char *helo, unsigned timeout,
-	     char *err, size_t errlen)
+	     int pipelining, char *err, size_t errlen)
 {
 	struct relay *r;
 	mu_url_t url = NULL;
@@ -80,6 +84,7 @@ relay_create(const char *urlstr, const char *helo, unsigned timeout,
 	}
 	r->port = port;
 	r->timeout = timeout;
+	r->want_pipelining = pipelining;
 	mu_url_destroy(&url);
 	return (r);
 }
@@ -175,6 +180,14 @@ connect_relay(struct relay *r, char *why, size_t len)
 		snprintf(why, len, "relay: %s", mu_strerror(rc));
 		return (-1);
 	}
+	/*
+	 * Line buffering: each command line leaves in one write.  Mailutils'
+	 * TCP stream still reads replies a byte at a time (a Mailutils stream
+	 * has one buffer for both directions, so a full read buffer would
+	 * garble writes).
+	 */
+	if ((rc = mu_stream_set_buffer(str, mu_buffer_line, 8192)) != 0)
+		msg_warn("relay: cannot buffer the connection: %s", mu_strerror(rc));
 	mu_stream_unref(str);		/* the smtp object holds it now */
 	if ((rc = mu_smtp_open(r->smtp)) != 0 || (rc = mu_smtp_ehlo(r->smtp)) != 0) {
 		if (rc == MU_ERR_REPLY)
@@ -186,6 +199,8 @@ connect_relay(struct relay *r, char *why, size_t len)
 		return (-1);
 	}
 	r->reused = 0;
+	r->pipelining = r->want_pipelining
+		&& mu_smtp_capa_test(r->smtp, "PIPELINING", NULL) == 0;
 	return (0);
 }
 
@@ -215,6 +230,65 @@ fail(struct relay *r, struct relay_result *res, int rc, enum relay_status st)
 	}
 	res->status = st;
 	return (st);
+}
+
+/*
+ * rcpt_verdict - classify one RCPT reply: 1 go on (accepted, or refused
+ * for good and reported), 0 a 452 after some were accepted (send the
+ * rest in the next transaction), -1 give up (4xx, or trouble).
+ */
+static int
+rcpt_verdict(struct relay *r, int rc, const char *rcpt, relay_refused_fn refused,
+	     void *arg, struct relay_result *res, size_t *accepted)
+{
+	char	code[4] = "", text[400];
+
+	if (rc == 0) {
+		(*accepted)++;
+		return (1);
+	}
+	if (rc != MU_ERR_REPLY)
+		return (-1);
+	(void) mu_smtp_replcode(r->smtp, code);
+	reply_text(r, text, sizeof(text));
+	if (code[0] == '5') {
+		res->refused++;
+		if (refused)
+			refused(arg, rcpt, text);
+		return (1);
+	}
+	if (strcmp(code, "452") == 0 && *accepted > 0)
+		return (0);
+	snprintf(res->reply, sizeof(res->reply), "%s", text);
+	return (-1);
+}
+
+/* flush_carrier - push pipelined commands out */
+static int
+flush_carrier(struct relay *r)
+{
+	mu_stream_t str;
+	int	rc;
+
+	if (mu_smtp_get_carrier(r->smtp, &str) != 0)
+		return (0);		/* no access: its writes are not buffered */
+	rc = mu_stream_flush(str);
+	mu_stream_unref(str);
+	return (rc == ENOSYS ? 0 : rc);	/* unbuffered: already sent */
+}
+
+/* fail_hard - give up and drop the connection (replies may be pending) */
+static enum relay_status
+fail_hard(struct relay *r, struct relay_result *res, int rc)
+{
+	if (rc == MU_ERR_REPLY)
+		reply_text(r, res->reply, sizeof(res->reply));
+	else
+		snprintf(res->reply, sizeof(res->reply), "relay %s:%u: %s", r->host,
+			 r->port, mu_strerror(rc));
+	disconnect(r, 0);
+	res->status = RELAY_TEMP;
+	return (RELAY_TEMP);
 }
 
 /*
@@ -249,29 +323,56 @@ one_batch(struct relay *r, const char *sender, const char *params,
 			     ? RELAY_PERM : RELAY_TEMP));
 	}
 	r->reused = 1;
-	for (i = *next; i < end; i++) {
-		rc = mu_smtp_rcpt_basic(r->smtp, rcpt[i], NULL);
-		if (rc == 0) {
-			accepted++;
-			continue;
-		}
-		if (rc != MU_ERR_REPLY)
-			return (fail(r, res, rc, RELAY_TEMP));
-		{
-			char	code[4] = "", text[400];
+	i = *next;
+	/*
+	 * One RCPT goes through mu_smtp_rcpt_basic, which moves the client's
+	 * state machine on; with PIPELINING the next ones follow in windows
+	 * of PIPE_WINDOW commands, their replies read in order (RFC 2920).
+	 * A window is small enough for its commands and replies to fit the
+	 * socket buffers, so neither side can block the other.
+	 */
+	while (i < end) {
+		size_t	wend, j;
+		int	verdict, stop = 0;
 
-			(void) mu_smtp_replcode(r->smtp, code);
-			reply_text(r, text, sizeof(text));
-			if (code[0] == '5') {
-				res->refused++;
-				if (refused)
-					refused(arg, rcpt[i], text);
+		rc = mu_smtp_rcpt_basic(r->smtp, rcpt[i], NULL);
+		verdict = rcpt_verdict(r, rc, rcpt[i], refused, arg, res, &accepted);
+		if (verdict < 0)
+			return (fail(r, res, rc, RELAY_TEMP));
+		if (verdict == 0)
+			break;		/* 452: the rest next time */
+		i++;
+		if (!r->pipelining || i >= end)
+			continue;
+		wend = i + PIPE_WINDOW < end ? i + PIPE_WINDOW : end;
+		for (j = i; j < wend; j++)
+			if ((rc = mu_smtp_write(r->smtp, "RCPT TO:<%s>\r\n", rcpt[j])) != 0)
+				return (fail_hard(r, res, rc));
+		if ((rc = flush_carrier(r)) != 0)
+			return (fail_hard(r, res, rc));
+		for (j = i; j < wend; j++) {
+			if ((rc = mu_smtp_response(r->smtp)) != 0)
+				return (fail_hard(r, res, rc));
+			rc = reply_class(r) == 2 ? 0 : MU_ERR_REPLY;
+			if (stop) {
+				/* After a 452 nothing more may be accepted. */
+				if (rc == 0 && stop == 1)
+					stop = 3;
 				continue;
 			}
-			if (strcmp(code, "452") == 0 && accepted > 0)
-				break;	/* too many recipients: the rest next time */
-			return (fail(r, res, rc, RELAY_TEMP));
+			verdict = rcpt_verdict(r, rc, rcpt[j], refused, arg, res, &accepted);
+			if (verdict < 0)
+				stop = 2;	/* read the rest, then give up */
+			else if (verdict == 0) {
+				stop = 1;
+				i = j;
+			}
 		}
+		if (stop == 2 || stop == 3)
+			return (fail_hard(r, res, stop == 2 ? MU_ERR_REPLY : MU_ERR_BADREPLY));
+		if (stop == 1)
+			break;
+		i = wend;
 	}
 	*next = i;
 	if (accepted == 0) {

@@ -26,10 +26,12 @@ struct relay;
 
 /*
  * relay_create - parse the URL (smtp://HOST[:PORT]); no connection yet.
- * helo is our EHLO name.  Returns NULL with a message in err.
+ * helo is our EHLO name; pipelining: send RCPTs in windows when the
+ * relay offers PIPELINING.  Returns NULL with a message in err.
  */
 struct relay *relay_create(const char *url, const char *helo,
-			   unsigned timeout, char *err, size_t errlen);
+			   unsigned timeout, int pipelining,
+			   char *err, size_t errlen);
 void	relay_free(struct relay *);
 
 /*
