@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <time.h>
 
 #include "cklib.h"
 #include <stdarg.h>
@@ -794,6 +795,91 @@ START_TEST(test_dedup_off)
 }
 END_TEST
 
+/* The relay answering 421, or with garbage: 451 upstream, never 250. */
+START_TEST(test_relay_misbehaves)
+{
+	char   *m[8];
+
+	start(NULL, "-Q", NULL);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 451);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 0);
+	stop();
+	start(NULL, "-G", NULL);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 451);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 0);
+	/* The worker survived both and still answers. */
+	ck_assert_int_eq(post("alice@example.org", "nosuch@example.com", NULL, "x\r\n"), 550);
+	stop();
+}
+END_TEST
+
+/* Workers killed in the middle of DATA: nothing relayed, nothing kept. */
+START_TEST(test_worker_killed_mid_data)
+{
+	char   *m[8], buf[1024];
+	pid_t	w[8];
+	int	fd, n;
+
+	start(NULL, NULL);
+	fd = tl_connect(&d);
+	ck_assert_int_eq(tl_reply(fd, buf, sizeof(buf)), 220);
+	ck_assert_int_eq(tl_cmd(fd, "EHLO mx\r\n", buf, sizeof(buf)), 250);
+	ck_assert_int_eq(tl_cmd(fd, "MAIL FROM:<alice@example.org>\r\n", buf, sizeof(buf)), 250);
+	ck_assert_int_eq(tl_cmd(fd, "RCPT TO:<group1@example.com>\r\n", buf, sizeof(buf)), 250);
+	ck_assert_int_eq(tl_cmd(fd, "DATA\r\n", buf, sizeof(buf)), 354);
+	ck_assert_int_eq(tl_send(fd, "From: alice@example.org\r\nSubject: cut\r\n\r\nhalf a"), 0);
+	tl_sleep_ms(200);
+	n = tl_workers(d.pid, w, 8);
+	ck_assert_int_eq(n, 2);
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(kill(w[i], SIGKILL), 0);
+	/* The client sees the connection end without any final reply. */
+	ck_assert_int_eq(tl_reply(fd, buf, sizeof(buf)), -1);
+	close(fd);
+	tl_sleep_ms(500);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 0);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM relayed"), 0);
+	/* Replaced: the next post goes through. */
+	for (int i = 0; i < 50 && tl_workers(d.pid, w, 8) != 2; i++)
+		tl_sleep_ms(100);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 250);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 1);
+	tl_free_messages(m, 1);
+	stop();
+}
+END_TEST
+
+/* More idle clients than workers: a real session completes once they time out. */
+START_TEST(test_idle_clients_do_not_starve)
+{
+	char	buf[1024];
+	int	idle[2];
+	double	t0;
+	struct timespec ts;
+
+	start("timeout = 2\n", NULL);
+	for (int i = 0; i < 2; i++) {
+		idle[i] = tl_connect(&d);
+		ck_assert_int_eq(tl_reply(idle[i], buf, sizeof(buf)), 220);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t0 = ts.tv_sec + ts.tv_nsec / 1e9;
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 250);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ck_assert_double_ge(ts.tv_sec + ts.tv_nsec / 1e9 - t0, 1.0);	/* it had to wait */
+	ck_assert_double_le(ts.tv_sec + ts.tv_nsec / 1e9 - t0, 8.0);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(tl_reply(idle[i], buf, sizeof(buf)), 421);
+		close(idle[i]);
+	}
+	stop();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -822,6 +908,9 @@ main(void)
 	tcase_add_test(tc, test_bounce_threshold);
 	tcase_add_test(tc, test_exactly_once);
 	tcase_add_test(tc, test_dedup_off);
+	tcase_add_test(tc, test_relay_misbehaves);
+	tcase_add_test(tc, test_worker_killed_mid_data);
+	tcase_add_test(tc, test_idle_clients_do_not_starve);
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
 }

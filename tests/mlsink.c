@@ -13,7 +13,8 @@
  * 4.2.1.  Options: -p PORT (required), -d DIR (required), -n N (452 4.5.3
  * after N recipients in a transaction), -D CODE (reply CODE at the end of
  * data), -x (close the connection after the final dot, without a reply),
- * -X (advertise XVERP).  Exits after -t SECONDS (default 300) as a safety
+ * -X (advertise XVERP), -Q (421 and close at MAIL), -G (a malformed reply
+ * at the end of data).  Exits after -t SECONDS (default 300) as a safety
  * net; the test stops it with SIGTERM.
  */
 #include "config.h"
@@ -31,7 +32,7 @@
 #include <unistd.h>
 
 static const char *dir;
-static int max_rcpt, data_code, drop_after_dot, xverp;
+static int max_rcpt, data_code, drop_after_dot, xverp, shut_at_mail, garbage_at_dot;
 
 static int
 rd_line(FILE *in, char *buf, size_t len)
@@ -65,6 +66,9 @@ session(int fd)
 			if (xverp)
 				reply(out, "250-XVERP\r\n");
 			reply(out, "250 ENHANCEDSTATUSCODES\r\n");
+		} else if (strncasecmp(line, "MAIL FROM:", 10) == 0 && shut_at_mail) {
+			reply(out, "421 4.3.2 mlsink shutting down\r\n");
+			break;
 		} else if (strncasecmp(line, "MAIL FROM:", 10) == 0) {
 			snprintf(tmp, sizeof(tmp), "%s/.tmp.%ld.%u", dir, (long) getpid(), ++seq);
 			snprintf(path, sizeof(path), "%s/msg.%ld.%u", dir, (long) getpid(), seq);
@@ -105,6 +109,13 @@ session(int fd)
 				(void) rename(tmp, path);
 				_exit(0);
 			}
+			if (garbage_at_dot) {
+				fclose(msg);
+				(void) unlink(tmp);
+				msg = NULL;
+				reply(out, "this is no SMTP reply\r\n");
+				continue;
+			}
 			if (data_code) {
 				fclose(msg);
 				(void) unlink(tmp);
@@ -143,7 +154,7 @@ main(int argc, char **argv)
 	struct sockaddr_in sin;
 	int	c, port = 0, lfd, on = 1, lifetime = 300;
 
-	while ((c = getopt(argc, argv, "p:d:n:D:xXt:")) != -1) {
+	while ((c = getopt(argc, argv, "p:d:n:D:xXt:QG")) != -1) {
 		switch (c) {
 		case 'p':
 			port = atoi(optarg);
@@ -165,6 +176,12 @@ main(int argc, char **argv)
 			break;
 		case 't':
 			lifetime = atoi(optarg);
+			break;
+		case 'Q':
+			shut_at_mail = 1;
+			break;
+		case 'G':
+			garbage_at_dot = 1;
 			break;
 		default:
 			fprintf(stderr, "usage: mlsink -p PORT -d DIR [-n N] [-D CODE] [-x] [-X]\n");
