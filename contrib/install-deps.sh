@@ -9,5 +9,5 @@ echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-se
 apt-get install -y -q --no-install-recommends \
 	ca-certificates gcc make autoconf automake libtool pkg-config \
 	libsqlite3-dev sqlite3 libmailutils-dev check postfix swaks \
-	clang libclang-rt-14-dev iproute2 \
+	clang libclang-rt-14-dev iproute2 valgrind \
 	sysvinit-utils

@@ -214,6 +214,16 @@ tl_daemon_start(struct tl_daemon *d, const char *extra, int v6)
 		(void) prctl(PR_SET_PDEATHSIG, SIGTERM);
 		(void) dup2(logfd, 2);
 		(void) dup2(logfd, 1);
+		if (getenv("MLISTD_VALGRIND") != NULL) {
+			char	logopt[400];
+
+			/* Every process of the daemon under memcheck, one log each. */
+			snprintf(logopt, sizeof(logopt), "--log-file=%s/valgrind.%%p", d->dir);
+			execl("/usr/bin/valgrind", "valgrind", "--quiet", "--trace-children=yes",
+			      "--leak-check=full", "--show-leak-kinds=definite",
+			      "--errors-for-leak-kinds=definite", logopt,
+			      tl_mlistd(), "-f", "-c", d->conf, (char *) NULL);
+		}
 		execl(tl_mlistd(), "mlistd", "-f", "-c", d->conf, (char *) NULL);
 		perror(tl_mlistd());
 		_exit(127);
@@ -257,6 +267,38 @@ tl_daemon_wait(struct tl_daemon *d, int secs)
 	return (-1);
 }
 
+/* valgrind_errors - memcheck logs with a non-zero ERROR SUMMARY */
+static int
+valgrind_errors(const struct tl_daemon *d)
+{
+	DIR    *dp = opendir(d->dir);
+	struct dirent *e;
+	int	bad = 0;
+
+	if (dp == NULL)
+		return (0);
+	while ((e = readdir(dp)) != NULL) {
+		char	path[600], line[512];
+		FILE   *fp;
+
+		if (strncmp(e->d_name, "valgrind.", 9) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", d->dir, e->d_name);
+		if ((fp = fopen(path, "r")) == NULL)
+			continue;
+		while (fgets(line, sizeof(line), fp))
+			if (strstr(line, "ERROR SUMMARY:") && !strstr(line, "ERROR SUMMARY: 0 ")) {
+				fprintf(stderr, "valgrind: %s: %s", path, line);
+				bad++;
+			} else if (strstr(line, "definitely lost:") || strstr(line, "Invalid ")) {
+				fprintf(stderr, "valgrind: %s: %s", path, line);
+			}
+		(void) fclose(fp);
+	}
+	(void) closedir(dp);
+	return (bad);
+}
+
 int
 tl_daemon_stop(struct tl_daemon *d, int secs)
 {
@@ -274,6 +316,8 @@ tl_daemon_stop(struct tl_daemon *d, int secs)
 		d->pid = 0;
 	}
 cleanup:
+	if (getenv("MLISTD_VALGRIND") != NULL && valgrind_errors(d) > 0)
+		rc = -2;		/* memcheck found errors or leaks */
 	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
 		if (live[i] == d)
 			live[i] = NULL;
