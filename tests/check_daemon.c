@@ -484,7 +484,6 @@ START_TEST(test_command_line)
 }
 END_TEST
 
-static long detached_pid;
 
 /* alive - running and not a zombie (PID 1 in a container may not reap) */
 static int
@@ -503,11 +502,32 @@ alive(long pid)
 	return (ok);
 }
 
+static long detached_all[8];
+
+static void kill_detached(void);
+
+/* detach_track - remember a detached daemon until it is known stopped */
+static void
+detach_track(long pid)
+{
+	static int registered;
+
+	for (size_t i = 0; i < sizeof(detached_all) / sizeof(detached_all[0]); i++)
+		if (detached_all[i] == 0) {
+			detached_all[i] = pid;
+			break;
+		}
+	if (!registered++)
+		atexit(kill_detached);
+}
+
+/* kill_detached - at exit: stop every detached daemon still running */
 static void
 kill_detached(void)
 {
-	if (detached_pid > 1)
-		(void) kill((pid_t) detached_pid, SIGTERM);
+	for (size_t i = 0; i < sizeof(detached_all) / sizeof(detached_all[0]); i++)
+		if (detached_all[i] > 1 && alive(detached_all[i]))
+			(void) kill((pid_t) detached_all[i], SIGTERM);
 }
 
 /* Without -f: detaches, the launcher exits 0 once the pid file exists. */
@@ -538,8 +558,7 @@ START_TEST(test_daemonize)
 	ck_assert_int_eq(fscanf(fp, "%ld", &pid), 1);
 	fclose(fp);
 	ck_assert_int_gt(pid, 1);
-	detached_pid = pid;
-	atexit(kill_detached);
+	detach_track(pid);
 	ck_assert_int_eq(alive(pid), 1);
 	/* A second instance with the same pid file refuses to start. */
 	{
@@ -555,7 +574,6 @@ START_TEST(test_daemonize)
 	for (int i = 0; i < 200 && alive(pid); i++)
 		tl_sleep_ms(50);
 	ck_assert_int_eq(alive(pid), 0);
-	detached_pid = 0;
 	ck_assert_int_ne(stat(pidfile, &st), 0);
 	snprintf(out, sizeof(out), "rm -rf '%s'", dir);
 	ck_assert_int_eq(system(out), 0);
@@ -627,8 +645,7 @@ START_TEST(test_init_script)
 	ck_assert_ptr_nonnull(fp);
 	ck_assert_int_eq(fscanf(fp, "%ld", &pid1), 1);
 	fclose(fp);
-	detached_pid = pid1;
-	atexit(kill_detached);
+	detach_track(pid1);
 	ck_assert_int_eq(run_sh(script, "status", out, sizeof(out)), 0);
 	ck_assert_int_eq(run_sh(script, "start", out, sizeof(out)), 0);	/* already running */
 	fd = tl_connect(&probe);
@@ -670,10 +687,9 @@ START_TEST(test_init_script)
 	ck_assert_int_eq(fscanf(fp, "%ld", &pid2), 1);
 	fclose(fp);
 	ck_assert_int_ne(pid1, pid2);
-	detached_pid = pid2;
+	detach_track(pid2);
 	ck_assert_int_eq(run_sh(script, "stop", out, sizeof(out)), 0);
 	ck_assert_int_eq(access(pidfile, F_OK), -1);
-	detached_pid = 0;
 	ck_assert_int_eq(run_sh(script, "status", out, sizeof(out)), 3);
 	ck_assert_int_eq(run_sh(script, "stop", out, sizeof(out)), 0);	/* not running */
 	snprintf(out, sizeof(out), "rm -rf '%s'", dir);
@@ -686,6 +702,7 @@ main(void)
 {
 	Suite  *s = suite_create("daemon");
 	TCase  *tc = tcase_create("daemon");
+	int	failed;
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_transaction);
@@ -701,8 +718,18 @@ main(void)
 	tcase_add_test(tc, test_trickle);
 	tcase_add_test(tc, test_session_deadline);
 	tcase_add_test(tc, test_command_line);
+	suite_add_tcase(s, tc);
+	failed = ck_run(s);
+
+	/*
+	 * Detached daemons (no PR_SET_PDEATHSIG can reach them): run without
+	 * a fork per test so that a failure still reaches the atexit handler
+	 * that stops them.
+	 */
+	s = suite_create("daemon-detached");
+	tc = tcase_create("detached");
 	tcase_add_test(tc, test_daemonize);
 	tcase_add_test(tc, test_init_script);
 	suite_add_tcase(s, tc);
-	return (ck_run(s));
+	return (ck_run_nofork(s) || failed);
 }

@@ -305,7 +305,6 @@ START_TEST(test_post_and_bounce)
 	char   *got[4];
 	int	n;
 
-	setup();
 	ck_assert_int_eq(inject("alice@example.org", "group1@example.com", "e2e-post",
 				"Alice <alice@example.org>"), 250);
 	n = wait_sink("Subject: e2e-post", 2, 30, got, 4);
@@ -344,7 +343,6 @@ START_TEST(test_post_and_bounce)
 		closedir(dp);
 		ck_assert_int_eq(files, 1);
 	}
-	teardown();
 }
 END_TEST
 
@@ -354,7 +352,6 @@ START_TEST(test_non_member_bounced_to_sender)
 	char   *got[2];
 	int	n;
 
-	setup();
 	ck_assert_int_eq(inject("stranger@example.net", "group1@example.com", "e2e-stranger",
 				"stranger@example.net"), 250);
 	n = wait_sink("RCPT TO:<stranger@example.net>", 1, 30, got, 2);
@@ -367,7 +364,6 @@ START_TEST(test_non_member_bounced_to_sender)
 	free(got[0]);
 	/* And no member got it. */
 	ck_assert_int_eq(wait_sink("Subject: e2e-stranger\r\n\r\nHello", 1, 1, NULL, 0), 0);
-	teardown();
 }
 END_TEST
 
@@ -376,7 +372,6 @@ START_TEST(test_mlistd_down_then_back)
 {
 	int	n;
 
-	setup();
 	/* Stop mlistd but keep its directory, configuration and database. */
 	ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
 	ck_assert_int_eq(tl_daemon_wait(&d, 10), 0);
@@ -418,7 +413,6 @@ START_TEST(test_mlistd_down_then_back)
 	/* Exactly once: nothing more arrives. */
 	tl_sleep_ms(4000);
 	ck_assert_int_eq(wait_sink("Subject: e2e-retry", 3, 1, NULL, 0), 2);
-	teardown();
 }
 END_TEST
 
@@ -427,7 +421,6 @@ START_TEST(test_loop_between_lists)
 {
 	int	dora, carl;
 
-	setup();
 	ck_assert_int_eq(inject("someone@example.net", "lista@example.com", "e2e-loop",
 				"someone@example.net"), 250);
 	/* lista -> dora and listb; listb -> carl and lista (refused: loop). */
@@ -446,7 +439,6 @@ START_TEST(test_loop_between_lists)
 	tl_sleep_ms(3000);
 	ck_assert_int_eq(wait_sink("RCPT TO:<dora@example.net>", 2, 1, NULL, 0), 1);
 	ck_assert_int_eq(wait_sink("RCPT TO:<carl@example.net>", 2, 1, NULL, 0), 1);
-	teardown();
 }
 END_TEST
 
@@ -456,11 +448,17 @@ main(void)
 	Suite  *s = suite_create("e2e");
 	TCase  *tc = tcase_create("postfix");
 
-	tcase_set_timeout(tc, 180);
+	/*
+	 * No fork per test: Check ends a forked test that fails with _exit(),
+	 * which would skip the teardown and leave Postfix running.  In this
+	 * mode a failure unwinds, the teardown stops Postfix and mlistd, and
+	 * the atexit handlers catch anything left.
+	 */
+	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_post_and_bounce);
 	tcase_add_test(tc, test_non_member_bounced_to_sender);
 	tcase_add_test(tc, test_mlistd_down_then_back);
 	tcase_add_test(tc, test_loop_between_lists);
 	suite_add_tcase(s, tc);
-	return (ck_run(s));
+	return (ck_run_nofork(s));
 }

@@ -18,6 +18,19 @@ ck_run(Suite *s)
 	return (failed ? 1 : 0);
 }
 
+int
+ck_run_nofork(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int	failed;
+
+	srunner_set_fork_status(sr, CK_NOFORK);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed ? 1 : 0);
+}
+
 char   *
 ck_slurp(const char *path, long *lenp)
 {
