@@ -122,7 +122,7 @@ static const struct conf_param params[] = {
 	"unprivileged user for the workers when started as root"},
 	{"dedup-window", 0, T_TIME, "5d", OFF(dedup_window), 0, 30 * 86400, "SECONDS",
 	"how long a relayed copy is remembered, so a retry is not sent twice (0: off)"},
-	{"relay-pipelining", 0, T_BOOL, "no", OFF(relay_pipelining), 0, 1, NULL,
+	{"relay-pipelining", 0, T_BOOL, "yes", OFF(relay_pipelining), 0, 1, NULL,
 	"send RCPT commands to the relay in pipelined windows"},
 	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL}
 };

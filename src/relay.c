@@ -37,6 +37,8 @@
 
 #include "log.h"
 #include "relay.h"
+#include "smtp_session.h"
+#include "sockstream.h"
 
 struct relay {
 	char   *host;
@@ -72,8 +74,26 @@ relay_create(const char *urlstr, const char *helo, unsigned timeout,
 		mu_url_destroy(&url);
 		return (NULL);
 	}
-	if (mu_url_get_port(url, &port) != 0 || port == 0)
-		port = 25;
+	/*
+	 * The port as text: mu_url_get_port() in Mailutils 3.15 returns
+	 * ports above 32767 sign-extended.
+	 */
+	{
+		char	portstr[16];
+		size_t	n = 0;
+
+		if (mu_url_get_portstr(url, portstr, sizeof(portstr), &n) == 0 && n > 0) {
+			char   *end;
+			unsigned long p = strtoul(portstr, &end, 10);
+
+			if (*end != 0 || p == 0 || p > 65535) {
+				snprintf(err, errlen, "relay %s: invalid port \"%s\"", urlstr, portstr);
+				mu_url_destroy(&url);
+				return (NULL);
+			}
+			port = (unsigned) p;
+		}
+	}
 	if ((r = calloc(1, sizeof(*r))) == NULL
 	    || (r->host = strdup(host)) == NULL
 	    || (r->helo = strdup(helo)) == NULL) {
@@ -143,30 +163,10 @@ static int
 connect_relay(struct relay *r, char *why, size_t len)
 {
 	mu_stream_t str = NULL;
-	mu_transport_t trans[2];
-	struct timeval tv;
-	int	rc, fd, one = 1;
+	int	rc;
 
-	if ((rc = mu_tcp_stream_create(&str, r->host, r->port, MU_STREAM_RDWR)) != 0) {
-		snprintf(why, len, "cannot connect to relay %s:%u: %s", r->host,
-			 r->port, mu_strerror(rc));
+	if (sockstream_connect(&str, r->host, r->port, r->timeout, why, len) < 0)
 		return (-1);
-	}
-	if (mu_stream_ioctl(str, MU_IOCTL_TRANSPORT, MU_IOCTL_OP_GET, trans) == 0) {
-		fd = (int) (intptr_t) trans[0];
-		tv.tv_sec = r->timeout;
-		tv.tv_usec = 0;
-		/*
-		 * Mailutils writes a command in more than one segment; with
-		 * Nagle's algorithm and delayed ACKs every RCPT would wait
-		 * 40 ms for the peer's ACK.
-		 */
-		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-			msg_warn("relay: cannot set TCP_NODELAY: %s", strerror(errno));
-		if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0
-		    || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
-			msg_warn("relay: cannot set socket timeouts: %s", strerror(errno));
-	}
 	if ((rc = mu_smtp_create(&r->smtp)) != 0) {
 		mu_stream_destroy(&str);
 		snprintf(why, len, "relay: %s", mu_strerror(rc));
@@ -180,14 +180,6 @@ connect_relay(struct relay *r, char *why, size_t len)
 		snprintf(why, len, "relay: %s", mu_strerror(rc));
 		return (-1);
 	}
-	/*
-	 * Line buffering: each command line leaves in one write.  Mailutils'
-	 * TCP stream still reads replies a byte at a time (a Mailutils stream
-	 * has one buffer for both directions, so a full read buffer would
-	 * garble writes).
-	 */
-	if ((rc = mu_stream_set_buffer(str, mu_buffer_line, 8192)) != 0)
-		msg_warn("relay: cannot buffer the connection: %s", mu_strerror(rc));
 	mu_stream_unref(str);		/* the smtp object holds it now */
 	if ((rc = mu_smtp_open(r->smtp)) != 0 || (rc = mu_smtp_ehlo(r->smtp)) != 0) {
 		if (rc == MU_ERR_REPLY)
@@ -263,18 +255,21 @@ rcpt_verdict(struct relay *r, int rc, const char *rcpt, relay_refused_fn refused
 	return (-1);
 }
 
-/* flush_carrier - push pipelined commands out */
+/* write_window - a window of RCPT commands in one write */
 static int
-flush_carrier(struct relay *r)
+write_window(struct relay *r, char *const *rcpt, size_t n)
 {
-	mu_stream_t str;
-	int	rc;
+	char	buf[PIPE_WINDOW * (SMTP_ADDR_MAX + 16)];
+	size_t	len = 0;
 
-	if (mu_smtp_get_carrier(r->smtp, &str) != 0)
-		return (0);		/* no access: its writes are not buffered */
-	rc = mu_stream_flush(str);
-	mu_stream_unref(str);
-	return (rc == ENOSYS ? 0 : rc);	/* unbuffered: already sent */
+	for (size_t j = 0; j < n; j++) {
+		int	w = snprintf(buf + len, sizeof(buf) - len, "RCPT TO:<%s>\r\n", rcpt[j]);
+
+		if (w < 0 || (size_t) w >= sizeof(buf) - len)
+			return (EOVERFLOW);
+		len += (size_t) w;
+	}
+	return (mu_smtp_write(r->smtp, "%.*s", (int) len, buf));
 }
 
 /* fail_hard - give up and drop the connection (replies may be pending) */
@@ -345,10 +340,7 @@ one_batch(struct relay *r, const char *sender, const char *params,
 		if (!r->pipelining || i >= end)
 			continue;
 		wend = i + PIPE_WINDOW < end ? i + PIPE_WINDOW : end;
-		for (j = i; j < wend; j++)
-			if ((rc = mu_smtp_write(r->smtp, "RCPT TO:<%s>\r\n", rcpt[j])) != 0)
-				return (fail_hard(r, res, rc));
-		if ((rc = flush_carrier(r)) != 0)
+		if ((rc = write_window(r, rcpt + i, wend - i)) != 0)
 			return (fail_hard(r, res, rc));
 		for (j = i; j < wend; j++) {
 			if ((rc = mu_smtp_response(r->smtp)) != 0)

@@ -1,0 +1,18 @@
+/* sockstream.h - a Mailutils stream over a TCP socket with read-ahead */
+#ifndef MLISTD_SOCKSTREAM_H
+#define MLISTD_SOCKSTREAM_H
+
+#include <stddef.h>
+
+#include <mailutils/types.h>
+
+/*
+ * sockstream_connect - connect to host:port within `timeout` seconds
+ * (also the send/receive timeout afterwards), TCP_NODELAY, and wrap the
+ * socket in a Mailutils stream for mu_smtp_set_carrier().  Returns 0, or
+ * -1 with a message in err.  The stream owns the socket.
+ */
+int	sockstream_connect(mu_stream_t *, const char *host, unsigned port,
+			   unsigned timeout, char *err, size_t errlen);
+
+#endif
