@@ -59,6 +59,7 @@ EOF
 echo "lists.example.org mlistd:[127.0.0.1]:$MLPORT" > "$PF/conf/transport"
 cat > "$PF/conf/master.cf" <<EOF
 127.0.0.1:$PFPORT inet n - n - - smtpd
+pickup unix n - n 60 1 pickup
 cleanup unix n - n - 0 cleanup
 qmgr unix n - n 300 1 qmgr
 rewrite unix - - n - - trivial-rewrite
