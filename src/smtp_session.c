@@ -80,7 +80,6 @@ struct smtp_session {
 	enum data_state dstate;
 	char   *msg;
 	size_t	msglen, msgcap;
-	unsigned long msgtotal;		/* bytes seen, stored or not */
 	size_t	linelen;
 	int	msg_too_big, msg_bare, msg_long_line, msg_nomem;
 
@@ -370,7 +369,6 @@ txn_reset(struct smtp_session *s)
 	s->env.smtputf8 = 0;
 	s->rcpt_tried = 0;
 	s->msglen = 0;
-	s->msgtotal = 0;
 	/* Keep a modest buffer for the next message; drop a big one. */
 	if (s->msgcap > 65536) {
 		free(s->msg);
@@ -491,7 +489,6 @@ smtp_session_feed(struct smtp_session *s, const char *buf, size_t len)
 static void
 data_store(struct smtp_session *s, const char *p, size_t n)
 {
-	s->msgtotal += n;
 	if (s->msg_too_big || s->msg_nomem)
 		return;
 	if (s->msglen + n > s->lim.max_message_size) {
@@ -936,7 +933,6 @@ data_cmd(struct smtp_session *s, char *args)
 	s->state = S_DATA;
 	s->dstate = D_LINESTART;
 	s->msglen = 0;
-	s->msgtotal = 0;
 	s->linelen = 0;
 	s->msg_too_big = s->msg_bare = s->msg_long_line = s->msg_nomem = 0;
 	reply(s, 354, "End data with <CR><LF>.<CR><LF>");

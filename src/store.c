@@ -178,14 +178,24 @@ store_free(struct store *st)
 	free(st);
 }
 
-/* exists - run a one-row probe */
+/* step_once - one step of a statement that returns no column we keep;
+ * the statement is reset and unbound for its next use */
 static int
-exists(struct store *st, sqlite3_stmt *q, const char *what)
+step_once(sqlite3_stmt *q)
 {
 	int	rc = sqlite3_step(q);
 
 	(void) sqlite3_reset(q);
 	(void) sqlite3_clear_bindings(q);
+	return (rc);
+}
+
+/* exists - run a one-row probe */
+static int
+exists(struct store *st, sqlite3_stmt *q, const char *what)
+{
+	int	rc = step_once(q);
+
 	if (rc == SQLITE_ROW)
 		return (STORE_YES);
 	if (rc == SQLITE_DONE)
@@ -294,7 +304,6 @@ long long
 store_add_bounce(struct store *st, const struct store_bounce *b)
 {
 	sqlite3_stmt *q = st->stmt[Q_BOUNCE];
-	int	rc;
 
 	if (bind_opt(q, 1, b->envelope_to ? b->envelope_to : "") != SQLITE_OK
 	    || bind_opt(q, 2, b->address) != SQLITE_OK
@@ -306,10 +315,7 @@ store_add_bounce(struct store *st, const struct store_bounce *b)
 		(void) sqlite3_clear_bindings(q);
 		return (fail(st, "record bounce"));
 	}
-	rc = sqlite3_step(q);
-	(void) sqlite3_reset(q);
-	(void) sqlite3_clear_bindings(q);
-	if (rc != SQLITE_DONE)
+	if (step_once(q) != SQLITE_DONE)
 		return (fail(st, "record bounce"));
 	return (sqlite3_last_insert_rowid(st->db));
 }
@@ -336,15 +342,11 @@ int
 store_unsubscribe(struct store *st, const char *group, const char *address)
 {
 	sqlite3_stmt *q = st->stmt[Q_UNSUB];
-	int	rc;
 
 	if (sqlite3_bind_text(q, 1, group, -1, SQLITE_STATIC) != SQLITE_OK
 	    || sqlite3_bind_text(q, 2, address, -1, SQLITE_STATIC) != SQLITE_OK)
 		return (fail(st, "unsubscribe"));
-	rc = sqlite3_step(q);
-	(void) sqlite3_reset(q);
-	(void) sqlite3_clear_bindings(q);
-	if (rc != SQLITE_DONE)
+	if (step_once(q) != SQLITE_DONE)
 		return (fail(st, "unsubscribe"));
 	return (sqlite3_changes(st->db) > 0 ? STORE_YES : STORE_NO);
 }
@@ -377,17 +379,13 @@ store_mark_relayed(struct store *st, const char *group, const char *digest,
 		   const char *message_id, unsigned window)
 {
 	sqlite3_stmt *q = st->stmt[Q_MARK];
-	int	rc;
 
 	if (sqlite3_bind_text(q, 1, group, -1, SQLITE_STATIC) != SQLITE_OK
 	    || sqlite3_bind_text(q, 2, digest, -1, SQLITE_STATIC) != SQLITE_OK
 	    || (message_id ? sqlite3_bind_text(q, 3, message_id, -1, SQLITE_STATIC)
 		: sqlite3_bind_null(q, 3)) != SQLITE_OK)
 		return (fail(st, "remember relayed copy"));
-	rc = sqlite3_step(q);
-	(void) sqlite3_reset(q);
-	(void) sqlite3_clear_bindings(q);
-	if (rc != SQLITE_DONE)
+	if (step_once(q) != SQLITE_DONE)
 		return (fail(st, "remember relayed copy"));
 	/* Forget old copies now and then; a failure here is harmless. */
 	if (++st->marks % 100 == 1) {
@@ -396,9 +394,7 @@ store_mark_relayed(struct store *st, const char *group, const char *digest,
 		q = st->stmt[Q_PRUNE];
 		snprintf(since, sizeof(since), "-%u seconds", window);
 		if (sqlite3_bind_text(q, 1, since, -1, SQLITE_TRANSIENT) == SQLITE_OK)
-			(void) sqlite3_step(q);
-		(void) sqlite3_reset(q);
-		(void) sqlite3_clear_bindings(q);
+			(void) step_once(q);
 	}
 	return (STORE_YES);
 }
@@ -407,11 +403,7 @@ store_mark_relayed(struct store *st, const char *group, const char *digest,
 static int
 step_simple(struct store *st, int which, const char *what)
 {
-	sqlite3_stmt *q = st->stmt[which];
-	int	rc = sqlite3_step(q);
-
-	(void) sqlite3_reset(q);
-	return (rc == SQLITE_DONE ? STORE_YES : fail(st, what));
+	return (step_once(st->stmt[which]) == SQLITE_DONE ? STORE_YES : fail(st, what));
 }
 
 int
