@@ -70,19 +70,29 @@ CREATE TABLE IF NOT EXISTS bounces (
 CREATE INDEX IF NOT EXISTS bounces_by_address ON bounces (address, received);
 CREATE INDEX IF NOT EXISTS bounces_by_received ON bounces (received);
 
--- Copies already relayed (version 2).  When Postfix retries a message
+-- Copies already relayed (version 3).  When Postfix retries a message
 -- that mlistd did relay (mlistd crashed, or the connection dropped after
 -- the relay accepted the copy but before our 250 reached Postfix), a row
 -- here makes mlistd answer 250 without sending it to the members again.
--- digest is the SHA-1 of the message as received; rows older than
--- dedup-window are ignored and pruned.
+-- digest is the SHA-1 of the message as received.  complete = 0: a large
+-- list whose copy went out in several relay transactions failed part way;
+-- relayed_rcpt then holds the members already served, and the retry
+-- sends only to the others.  Rows older than dedup-window are ignored
+-- and pruned (id grows with time, so pruning reads only old rows).
 CREATE TABLE IF NOT EXISTS relayed (
+    id          INTEGER PRIMARY KEY,
     group_name  TEXT NOT NULL COLLATE NOCASE,
     digest      TEXT NOT NULL,
     message_id  TEXT,
     relayed_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%S', 'now')),
-    PRIMARY KEY (group_name, digest)
+    complete    INTEGER NOT NULL DEFAULT 1 CHECK (complete IN (0, 1))
 );
-CREATE INDEX IF NOT EXISTS relayed_by_time ON relayed (relayed_at);
+CREATE UNIQUE INDEX IF NOT EXISTS relayed_by_copy ON relayed (digest, group_name);
 
-PRAGMA user_version = 2;
+CREATE TABLE IF NOT EXISTS relayed_rcpt (
+    copy_id  INTEGER NOT NULL REFERENCES relayed (id) ON DELETE CASCADE,
+    address  TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (copy_id, address)
+) WITHOUT ROWID;
+
+PRAGMA user_version = 3;

@@ -355,31 +355,45 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 	const char *verp = cf->verp ? "XVERP=+=" : NULL;
 	size_t	clen;
 	long	n;
+	long long skip = 0;		/* a copy relayed in part before */
 
 	/*
 	 * Exactly once: a retry of a message whose copy was already relayed
 	 * (we crashed, or the connection dropped before Postfix saw our 250)
 	 * is answered 250 without sending again.
 	 */
+	if (store_read_begin(d->st) == STORE_ERROR) {
+		msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
+		smtp_reply_set(r, 451, "4.3.0 Error: temporary lookup failure, try again later");
+		return (-1);
+	}
 	if (cf->dedup_window > 0) {
 		char	when[64];
-		int	seen = store_relayed_at(d->st, g->name, digest, cf->dedup_window,
-						when, sizeof(when));
+		int	seen = store_relayed(d->st, g->name, digest, cf->dedup_window,
+					     &skip, when, sizeof(when));
 
 		if (seen == STORE_ERROR) {
 			msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
+			store_read_end(d->st);
 			smtp_reply_set(r, 451, "4.3.0 Error: temporary lookup failure, "
 				       "try again later");
 			return (-1);
 		}
 		if (seen == STORE_YES) {
+			store_read_end(d->st);
 			msg_info("%s: group=%s, from=<%s>, status=duplicate (already relayed at "
 				 "%s UTC; not sent again)", env->id, g->name, env->sender, when);
 			(*copies)++;
 			return (0);
 		}
+		if (seen == STORE_PARTIAL)
+			msg_info("%s: group=%s, from=<%s>, resuming a copy relayed in part at "
+				 "%s UTC: members already served are skipped", env->id,
+				 g->name, env->sender, when);
 	}
-	if ((n = store_recipients(d->st, g->name, collect, &rl)) == STORE_ERROR) {
+	n = store_recipients(d->st, g->name, skip, collect, &rl);
+	store_read_end(d->st);
+	if (n == STORE_ERROR) {
 		msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
 		rcpt_list_free(&rl);
 		smtp_reply_set(r, 451, "4.3.0 Error: temporary lookup failure, try again later");
@@ -432,10 +446,25 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 					 store_errmsg(d->st));
 		}
 	} else {
-		msg_warn("%s: group=%s, from=<%s>, nrcpt=%zu, relay=%s, status=%s (%s)",
-			 env->id, g->name, env->sender, rl.n, cf->relay,
-			 st == RELAY_TEMP ? "deferred" : "bounced", res.reply);
-		if (st == RELAY_PERM && *copies == 0)
+		msg_warn("%s: group=%s, from=<%s>, nrcpt=%zu, served=%zu, relay=%s, "
+			 "status=%s (%s)", env->id, g->name, env->sender, rl.n, res.handled,
+			 cf->relay, st == RELAY_TEMP ? "deferred" : "bounced", res.reply);
+		/*
+		 * A large list failed after some batches went out: remember who
+		 * was served, so that Postfix's retry reaches only the others.
+		 */
+		if (res.handled > 0 && cf->dedup_window > 0) {
+			char	msgid[256];
+
+			rewrite_message_id(m, msgid, sizeof(msgid));
+			if (store_mark_partial(d->st, g->name, digest, msgid[0] ? msgid : NULL,
+					       cf->dedup_window, rl.v, res.handled) == STORE_ERROR)
+				msg_warn("%s: cannot remember the %zu members already served; "
+					 "the retry sends to them again: %s", env->id, res.handled,
+					 store_errmsg(d->st));
+		}
+		/* 5xx upstream only when no member got anything. */
+		if (st == RELAY_PERM && *copies == 0 && res.handled == 0 && skip == 0)
 			smtp_reply_set(r, 554, "5.3.0 Error: the relay refused the list copy: %s",
 				       res.reply);
 		else
@@ -564,14 +593,24 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 	struct rewrite_msg *m = NULL;
 	size_t	ngroups = 0, nbounce = 0;
 	unsigned copies = 0;
+	int	refused = 0;		/* r holds a refusal or a 4xx */
 	char	digest[41];
 
 	if ((groups = calloc(env->nrcpt, sizeof(*groups))) == NULL) {
 		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
 		return;
 	}
-	/* The distinct lists of this transaction. */
-	for (size_t i = 0; i < env->nrcpt; i++) {
+	/*
+	 * The lookups run in one read transaction: one round of locks
+	 * instead of one per statement.  First the distinct lists of this
+	 * transaction, then whether each of them takes the post.
+	 */
+	if (store_read_begin(ds->d->st) == STORE_ERROR) {
+		msg_warn("%s: database: %s", env->id, store_errmsg(ds->d->st));
+		smtp_reply_set(r, 451, "4.3.0 Error: temporary lookup failure, try again later");
+		goto done;
+	}
+	for (size_t i = 0; i < env->nrcpt && !refused; i++) {
 		char	local[SMTP_ADDR_MAX + 1];
 		const char *domain;
 		size_t	k;
@@ -593,20 +632,31 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 			msg_warn("%s: database: %s", env->id, store_errmsg(ds->d->st));
 			smtp_reply_set(r, 451, "4.3.0 Error: temporary lookup failure, "
 				       "try again later");
-			goto done;
-		}
-		if (rc == STORE_NO) {
+			refused = 1;
+		} else if (rc == STORE_NO) {
 			/* Deleted between RCPT and DATA. */
 			smtp_reply_set(r, 550, "5.1.1 <%s>: Recipient address rejected: "
 				       "no such list or alias", env->rcpt[i]);
-			goto done;
-		}
-		ngroups++;
+			refused = 1;
+		} else
+			ngroups++;
 	}
+	if (!refused && ngroups > 0 && (m = rewrite_parse(msg, len)) == NULL) {
+		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
+		refused = 1;
+	}
+	for (size_t k = 0; k < ngroups && !refused; k++)
+		if (check_post(ds, env, m, &groups[k], r) < 0)
+			refused = 1;
+	store_read_end(ds->d->st);
+	/* A temporary failure: Postfix retries the whole transaction. */
+	if (refused && r->code < 500)
+		goto done;
 	/*
-	 * Bounces first: should a list copy then fail, the retry records the
-	 * bounce again, which is harmless; copies are never sent twice for a
-	 * bounce's sake.
+	 * Bounces before copies: should a list copy then fail, the retry
+	 * records the bounce again, which is harmless; copies are never sent
+	 * twice for a bounce's sake.  A post refused for good (5xx) is
+	 * refused only after the bounce beside it was kept.
 	 */
 	if (nbounce > 0) {
 		struct bounce_report rep;
@@ -629,14 +679,10 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 		}
 		bounce_report_free(&rep);
 	}
-	if ((m = rewrite_parse(msg, len)) == NULL) {
-		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
+	if (refused)
 		goto done;
-	}
-	for (size_t k = 0; k < ngroups; k++)
-		if (check_post(ds, env, m, &groups[k], r) < 0)
-			goto done;
-	rewrite_digest(m, digest);
+	if (ngroups > 0)
+		rewrite_digest(m, digest);
 	for (size_t k = 0; k < ngroups; k++)
 		if (send_copy(ds, env, m, &groups[k], digest, r, &copies) < 0)
 			goto done;

@@ -416,6 +416,7 @@ relay_send(struct relay *r, const char *sender, const char *params,
 		}
 		if (st != RELAY_OK)
 			return (st);
+		res->handled = next;
 	}
 	res->status = RELAY_OK;
 	return (RELAY_OK);

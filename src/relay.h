@@ -16,6 +16,9 @@ struct relay_result {
 	size_t	accepted;	/* recipients the relay accepted */
 	size_t	refused;	/* recipients refused with 5xx */
 	unsigned transactions;	/* MAIL ... DOT completed */
+	size_t	handled;	/* rcpt[0 .. handled-1] are done: accepted in a
+				 * completed transaction, or refused for good;
+				 * on failure, the retry need not repeat them */
 };
 
 /* Called for each recipient the relay refuses permanently at RCPT. */

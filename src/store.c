@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store.h"
 
@@ -31,13 +32,19 @@ enum {
 	Q_MEMBER,
 	Q_IN_GROUP,
 	Q_RECIPIENTS,
+	Q_RECIPIENTS_REST,
 	Q_BOUNCE,
 	Q_HARD,
 	Q_UNSUB,
 	Q_RELAYED,
 	Q_MARK,
+	Q_MARK_PARTIAL,
+	Q_COPY_ID,
+	Q_MARK_RCPT,
+	Q_FORGET_STALE,
 	Q_PRUNE,
 	Q_BEGIN,
+	Q_BEGIN_READ,
 	Q_COMMIT,
 	Q_ROLLBACK,
 	Q_COUNT
@@ -51,16 +58,35 @@ static const char *const queries[Q_COUNT] = {
 	" AND NOT EXISTS (SELECT 1 FROM unsubscribes u WHERE u.address = gm.address"
 	" AND (u.group_name = ?1 OR u.group_name = '*'))"
 	" ORDER BY gm.address",
+	/* The same, less the members a partly relayed copy already reached. */
+	"SELECT gm.address FROM group_members gm WHERE gm.group_name = ?1"
+	" AND NOT EXISTS (SELECT 1 FROM unsubscribes u WHERE u.address = gm.address"
+	" AND (u.group_name = ?1 OR u.group_name = '*'))"
+	" AND NOT EXISTS (SELECT 1 FROM relayed_rcpt r WHERE r.copy_id = ?2"
+	" AND r.address = gm.address)"
+	" ORDER BY gm.address",
 	"INSERT INTO bounces (envelope_to, address, status, action, diagnostic,"
 	" maildir_file, group_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	"SELECT count(*) FROM bounces WHERE address = ?1 AND action = 'failed'"
 	" AND status LIKE '5.%' AND received >= datetime('now', ?2)",
 	"INSERT OR IGNORE INTO unsubscribes (group_name, address) VALUES (?1, ?2)",
-	"SELECT relayed_at FROM relayed WHERE group_name = ?1 AND digest = ?2"
-	" AND relayed_at >= datetime('now', ?3)",
-	"INSERT OR REPLACE INTO relayed (group_name, digest, message_id) VALUES (?1, ?2, ?3)",
-	"DELETE FROM relayed WHERE relayed_at < datetime('now', ?1)",
+	"SELECT id, complete, relayed_at FROM relayed WHERE digest = ?2"
+	" AND group_name = ?1 AND relayed_at >= datetime('now', ?3)",
+	"INSERT INTO relayed (group_name, digest, message_id) VALUES (?1, ?2, ?3)"
+	" ON CONFLICT (digest, group_name) DO UPDATE SET complete = 1,"
+	" relayed_at = excluded.relayed_at, message_id = excluded.message_id",
+	"INSERT INTO relayed (group_name, digest, message_id, complete)"
+	" VALUES (?1, ?2, ?3, 0) ON CONFLICT (digest, group_name) DO NOTHING",
+	"SELECT id FROM relayed WHERE digest = ?2 AND group_name = ?1",
+	"INSERT OR IGNORE INTO relayed_rcpt (copy_id, address) VALUES (?1, ?2)",
+	"DELETE FROM relayed WHERE digest = ?2 AND group_name = ?1"
+	" AND relayed_at < datetime('now', ?3)",
+	/* id grows with time: delete below the oldest row still wanted. */
+	"DELETE FROM relayed WHERE id < coalesce((SELECT id FROM relayed"
+	" WHERE relayed_at >= datetime('now', ?1) ORDER BY id LIMIT 1),"
+	" (SELECT max(id) + 1 FROM relayed))",
 	"BEGIN IMMEDIATE",
+	"BEGIN",
 	"COMMIT",
 	"ROLLBACK",
 };
@@ -70,6 +96,8 @@ struct store {
 	sqlite3_stmt *stmt[Q_COUNT];
 	char	err[512];
 	unsigned marks;			/* store_mark_relayed calls, for pruning */
+	unsigned busy_ms;		/* database-timeout */
+	struct timespec busy_since;	/* first retry of the current wait */
 };
 
 /* fail - remember the error text, return STORE_ERROR */
@@ -85,6 +113,34 @@ const char *
 store_errmsg(const struct store *st)
 {
 	return (st->err);
+}
+
+/*
+ * busy_wait - sqlite3_busy_handler: wait for another writer.  SQLite's
+ * own handler sleeps 1, 2, 5, 10 ... ms between tries; a worker that
+ * waits behind another's short write transaction then idles for
+ * milliseconds while the lock was free after microseconds.  This one
+ * retries every 100 us for the first 10 ms, then every 2 ms, until
+ * database-timeout has passed (then the caller answers 451).
+ */
+static int
+busy_wait(void *arg, int count)
+{
+	struct store *st = arg;
+	struct timespec now, nap = {0, 100 * 1000};
+	long	ms;
+
+	(void) clock_gettime(CLOCK_MONOTONIC, &now);
+	if (count == 0)
+		st->busy_since = now;
+	ms = (long) (now.tv_sec - st->busy_since.tv_sec) * 1000
+		+ (now.tv_nsec - st->busy_since.tv_nsec) / 1000000;
+	if (ms >= (long) st->busy_ms)
+		return (0);
+	if (ms >= 10)
+		nap.tv_nsec = 2 * 1000 * 1000;
+	(void) nanosleep(&nap, NULL);
+	return (1);
 }
 
 /* schema_apply - create tables in a new database; refuse a newer one */
@@ -109,8 +165,14 @@ schema_apply(struct store *st)
 	}
 	if (version == STORE_SCHEMA_VERSION)
 		return (STORE_YES);
-	/* New, empty, or made by hand from schema.sql: it is idempotent. */
+	/*
+	 * New, empty, or made by hand from schema.sql: it is idempotent.
+	 * Versions 1 and 2 had no or another `relayed` table; it is only a
+	 * memory of recent copies, so it is simply made anew.
+	 */
 	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK
+	    || (version > 0 && sqlite3_exec(st->db, "DROP TABLE IF EXISTS relayed",
+					    NULL, NULL, &msg) != SQLITE_OK)
 	    || sqlite3_exec(st->db, store_schema_sql, NULL, NULL, &msg) != SQLITE_OK
 	    || sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(st->err, sizeof(st->err), "apply schema: %s",
@@ -141,7 +203,8 @@ store_open(const char *path, unsigned busy_timeout_ms, char *err, size_t errlen)
 		return (NULL);
 	}
 	(void) sqlite3_extended_result_codes(st->db, 1);
-	(void) sqlite3_busy_timeout(st->db, (int) busy_timeout_ms);
+	st->busy_ms = busy_timeout_ms;
+	(void) sqlite3_busy_handler(st->db, busy_wait, st);
 	if (sqlite3_exec(st->db, "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;"
 			 " PRAGMA synchronous = NORMAL", NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, errlen, "database %s: %s", path,
@@ -261,14 +324,15 @@ store_in_group(struct store *st, const char *group, const char *address)
 }
 
 long
-store_recipients(struct store *st, const char *group,
+store_recipients(struct store *st, const char *group, long long skip_copy,
 		 int (*fn) (void *, const char *), void *arg)
 {
-	sqlite3_stmt *q = st->stmt[Q_RECIPIENTS];
+	sqlite3_stmt *q = st->stmt[skip_copy ? Q_RECIPIENTS_REST : Q_RECIPIENTS];
 	long	n = 0;
 	int	rc;
 
-	if (sqlite3_bind_text(q, 1, group, -1, SQLITE_STATIC) != SQLITE_OK)
+	if (sqlite3_bind_text(q, 1, group, -1, SQLITE_STATIC) != SQLITE_OK
+	    || (skip_copy && sqlite3_bind_int64(q, 2, skip_copy) != SQLITE_OK))
 		return (fail(st, "list recipients"));
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		const unsigned char *a = sqlite3_column_text(q, 0);
@@ -351,27 +415,59 @@ store_unsubscribe(struct store *st, const char *group, const char *address)
 	return (sqlite3_changes(st->db) > 0 ? STORE_YES : STORE_NO);
 }
 
-int
-store_relayed_at(struct store *st, const char *group, const char *digest,
-		 unsigned window, char *when, size_t whenlen)
+/* bind_copy - ?1 group, ?2 digest, and ?3 "-N seconds" when window > 0 */
+static int
+bind_copy(sqlite3_stmt *q, const char *group, const char *digest, unsigned window)
 {
-	sqlite3_stmt *q = st->stmt[Q_RELAYED];
 	char	since[32];
-	int	rc;
 
 	snprintf(since, sizeof(since), "-%u seconds", window);
-	if (sqlite3_bind_text(q, 1, group, -1, SQLITE_STATIC) != SQLITE_OK
-	    || sqlite3_bind_text(q, 2, digest, -1, SQLITE_STATIC) != SQLITE_OK
-	    || sqlite3_bind_text(q, 3, since, -1, SQLITE_TRANSIENT) != SQLITE_OK)
+	return (sqlite3_bind_text(q, 1, group, -1, SQLITE_STATIC) == SQLITE_OK
+		&& sqlite3_bind_text(q, 2, digest, -1, SQLITE_STATIC) == SQLITE_OK
+		&& (window == 0
+		    || sqlite3_bind_text(q, 3, since, -1, SQLITE_TRANSIENT) == SQLITE_OK)
+		? 0 : -1);
+}
+
+int
+store_relayed(struct store *st, const char *group, const char *digest,
+	      unsigned window, long long *copy_id, char *when, size_t whenlen)
+{
+	sqlite3_stmt *q = st->stmt[Q_RELAYED];
+	int	rc, complete = 0;
+
+	*copy_id = 0;
+	when[0] = 0;
+	if (bind_copy(q, group, digest, window) < 0)
 		return (fail(st, "look up relayed copy"));
 	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW)
-		snprintf(when, whenlen, "%s", (const char *) sqlite3_column_text(q, 0));
+	if (rc == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(q, 2);
+
+		*copy_id = sqlite3_column_int64(q, 0);
+		complete = sqlite3_column_int(q, 1) != 0;
+		snprintf(when, whenlen, "%s", t ? (const char *) t : "");
+	}
 	(void) sqlite3_reset(q);
 	(void) sqlite3_clear_bindings(q);
 	if (rc == SQLITE_ROW)
-		return (STORE_YES);
+		return (complete ? STORE_YES : STORE_PARTIAL);
 	return (rc == SQLITE_DONE ? STORE_NO : fail(st, "look up relayed copy"));
+}
+
+/* prune - forget copies older than the window, now and then */
+static void
+prune(struct store *st, unsigned window)
+{
+	sqlite3_stmt *q = st->stmt[Q_PRUNE];
+	char	since[32];
+
+	/* A failure here is harmless: old rows are ignored by the lookup. */
+	if (++st->marks % 100 != 1)
+		return;
+	snprintf(since, sizeof(since), "-%u seconds", window);
+	if (sqlite3_bind_text(q, 1, since, -1, SQLITE_TRANSIENT) == SQLITE_OK)
+		(void) step_once(q);
 }
 
 int
@@ -380,23 +476,59 @@ store_mark_relayed(struct store *st, const char *group, const char *digest,
 {
 	sqlite3_stmt *q = st->stmt[Q_MARK];
 
-	if (sqlite3_bind_text(q, 1, group, -1, SQLITE_STATIC) != SQLITE_OK
-	    || sqlite3_bind_text(q, 2, digest, -1, SQLITE_STATIC) != SQLITE_OK
-	    || (message_id ? sqlite3_bind_text(q, 3, message_id, -1, SQLITE_STATIC)
-		: sqlite3_bind_null(q, 3)) != SQLITE_OK)
+	if (bind_copy(q, group, digest, 0) < 0
+	    || bind_opt(q, 3, message_id) != SQLITE_OK) {
+		(void) sqlite3_clear_bindings(q);
 		return (fail(st, "remember relayed copy"));
+	}
 	if (step_once(q) != SQLITE_DONE)
 		return (fail(st, "remember relayed copy"));
-	/* Forget old copies now and then; a failure here is harmless. */
-	if (++st->marks % 100 == 1) {
-		char	since[32];
-
-		q = st->stmt[Q_PRUNE];
-		snprintf(since, sizeof(since), "-%u seconds", window);
-		if (sqlite3_bind_text(q, 1, since, -1, SQLITE_TRANSIENT) == SQLITE_OK)
-			(void) step_once(q);
-	}
+	prune(st, window);
 	return (STORE_YES);
+}
+
+int
+store_mark_partial(struct store *st, const char *group, const char *digest,
+		   const char *message_id, unsigned window, char *const *addr,
+		   size_t naddr)
+{
+	sqlite3_stmt *q;
+	long long id = 0;
+	int	rc;
+
+	if (store_begin(st) == STORE_ERROR)
+		return (STORE_ERROR);
+	/* A row from an earlier copy outside the window is not this one. */
+	q = st->stmt[Q_FORGET_STALE];
+	if (bind_copy(q, group, digest, window) < 0 || step_once(q) != SQLITE_DONE)
+		goto failed;
+	q = st->stmt[Q_MARK_PARTIAL];
+	if (bind_copy(q, group, digest, 0) < 0 || bind_opt(q, 3, message_id) != SQLITE_OK
+	    || step_once(q) != SQLITE_DONE)
+		goto failed;
+	q = st->stmt[Q_COPY_ID];
+	if (bind_copy(q, group, digest, 0) < 0)
+		goto failed;
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		id = sqlite3_column_int64(q, 0);
+	(void) sqlite3_reset(q);
+	(void) sqlite3_clear_bindings(q);
+	if (rc != SQLITE_ROW)
+		goto failed;
+	q = st->stmt[Q_MARK_RCPT];
+	for (size_t i = 0; i < naddr; i++)
+		if (sqlite3_bind_int64(q, 1, id) != SQLITE_OK
+		    || sqlite3_bind_text(q, 2, addr[i], -1, SQLITE_STATIC) != SQLITE_OK
+		    || step_once(q) != SQLITE_DONE)
+			goto failed;
+	if (store_commit(st) == STORE_ERROR)
+		goto failed;
+	return (STORE_YES);
+failed:
+	(void) fail(st, "remember partly relayed copy");
+	store_rollback(st);
+	return (STORE_ERROR);
 }
 
 /* step_simple - BEGIN/COMMIT/ROLLBACK */
@@ -416,6 +548,21 @@ int
 store_commit(struct store *st)
 {
 	return (step_simple(st, Q_COMMIT, "commit"));
+}
+
+int
+store_read_begin(struct store *st)
+{
+	return (step_simple(st, Q_BEGIN_READ, "begin read transaction"));
+}
+
+void
+store_read_end(struct store *st)
+{
+	/* Ending a read transaction cannot lose anything; just end it. */
+	if (sqlite3_get_autocommit(st->db) == 0
+	    && step_once(st->stmt[Q_COMMIT]) != SQLITE_DONE)
+		store_rollback(st);
 }
 
 void

@@ -4,13 +4,14 @@
 
 #include <stddef.h>
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Results: found/yes, not found/no, or a database problem (-> 451). */
 enum {
 	STORE_ERROR = -1,
 	STORE_NO = 0,
-	STORE_YES = 1
+	STORE_YES = 1,
+	STORE_PARTIAL = 2		/* store_relayed: relayed in part */
 };
 
 enum store_posting {
@@ -62,10 +63,11 @@ int	store_in_group(struct store *, const char *group, const char *address);
 
 /*
  * store_recipients - group_members minus unsubscribes for the group or
- * '*', in address order.  Calls fn for each; fn returns 0 to go on.
- * Returns the count, or STORE_ERROR.
+ * '*', in address order, and minus the members that the partly relayed
+ * copy skip_copy already reached (0: none).  Calls fn for each; fn
+ * returns 0 to go on.  Returns the count, or STORE_ERROR.
  */
-long	store_recipients(struct store *, const char *group,
+long	store_recipients(struct store *, const char *group, long long skip_copy,
 			 int (*fn) (void *, const char *), void *arg);
 
 /* store_add_bounce - one bounces row; returns its id or STORE_ERROR */
@@ -81,21 +83,36 @@ long	store_hard_bounces(struct store *, const char *address, unsigned days);
 int	store_unsubscribe(struct store *, const char *group, const char *address);
 
 /*
- * store_relayed_at - when this copy (list, digest) was relayed within the
- * last `window` seconds: STORE_YES with the time in `when`, STORE_NO, or
- * STORE_ERROR.
+ * store_relayed - was this copy (list, digest) relayed within the last
+ * `window` seconds?  STORE_YES: completely, at `when`; STORE_PARTIAL: to
+ * some members only, *copy_id names them for store_recipients();
+ * STORE_NO; or STORE_ERROR.
  */
-int	store_relayed_at(struct store *, const char *group, const char *digest,
-			 unsigned window, char *when, size_t whenlen);
+int	store_relayed(struct store *, const char *group, const char *digest,
+		      unsigned window, long long *copy_id, char *when, size_t whenlen);
 
-/* store_mark_relayed - remember a relayed copy; prunes old rows now and
- * then.  STORE_YES or STORE_ERROR. */
+/* store_mark_relayed - remember a completely relayed copy; prunes rows
+ * older than `window` now and then.  STORE_YES or STORE_ERROR. */
 int	store_mark_relayed(struct store *, const char *group, const char *digest,
 			   const char *message_id, unsigned window);
+
+/*
+ * store_mark_partial - remember that a copy reached these members before
+ * the relay failed for the others, so that Postfix's retry skips them.
+ * One transaction: all recorded, or STORE_ERROR and nothing.
+ */
+int	store_mark_partial(struct store *, const char *group, const char *digest,
+			   const char *message_id, unsigned window,
+			   char *const *addr, size_t naddr);
 
 /* Transactions around several writes (bounce rows). */
 int	store_begin(struct store *);
 int	store_commit(struct store *);
 void	store_rollback(struct store *);
+
+/* A read transaction around several lookups: one snapshot, one round of
+ * locks.  store_read_end() never fails (a read has nothing to lose). */
+int	store_read_begin(struct store *);
+void	store_read_end(struct store *);
 
 #endif

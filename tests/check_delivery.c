@@ -326,6 +326,54 @@ START_TEST(test_large_group_batches)
 }
 END_TEST
 
+/*
+ * Exactly once for large lists: the relay fails the second of three
+ * batches.  The first batch is out, so the post gets 451; Postfix's retry
+ * must reach only the members the first batch did not, each exactly once.
+ */
+START_TEST(test_large_group_partial_failure)
+{
+	char   *m[32], cmd[600];
+	int	n, total = 0;
+	const char *msg = "From: x@example.net\r\nMessage-ID: <part@example.net>\r\n"
+	"Subject: big\r\n\r\nhi\r\n";
+	const char *rcpt[] = {"big@example.com", NULL};
+
+	start("relay-recipient-limit = 1000\n", "-F", "2", NULL);
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO groups (name, posting) VALUES ('big', 'anyone')"), 0);
+	ck_assert_int_eq(tl_sql(&d, "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+				" FROM c WHERE i < 2500) INSERT INTO group_members"
+				" SELECT 'big', 'm' || i || '@example.net' FROM c"), 0);
+	ck_assert_int_eq(tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply)), 451);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 32), 1);
+	ck_assert_int_eq(tl_count(m[0], "RCPT TO:"), 1000);
+	tl_free_messages(m, 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM relayed_rcpt"), 1000);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM relayed WHERE complete = 0"), 1);
+	/* The retry: the other 1500, then the copy counts as relayed. */
+	ck_assert_int_eq(tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply)), 250);
+	n = tl_sink_messages(&k, m, 32);
+	ck_assert_int_eq(n, 3);
+	for (int i = 0; i < n; i++)
+		total += tl_count(m[i], "RCPT TO:");
+	ck_assert_int_eq(total, 2500);
+	/* Nobody twice: 2500 distinct RCPT lines over the three transactions. */
+	snprintf(cmd, sizeof(cmd), "test $(cat '%s'/msg.* | grep '^RCPT TO:' | sort -u | wc -l)"
+		 " -eq 2500", k.dir);
+	ck_assert_int_eq(system(cmd), 0);
+	tl_free_messages(m, n);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM relayed WHERE complete = 1"), 1);
+	snprintf(cmd, sizeof(cmd), "grep -q 'served=1000, ' '%s' && grep -q 'resuming a copy"
+		 " relayed in part' '%s'", d.log, d.log);
+	ck_assert_int_eq(system(cmd), 0);
+	/* A third try is a duplicate: nothing more is sent. */
+	ck_assert_int_eq(tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 32), 3);
+	tl_free_messages(m, 3);
+	stop();
+}
+END_TEST
+
 /* The relay refusing one member permanently: others get it, a row records it.
  * Run without and with pipelined RCPTs. */
 START_TEST(test_relay_refuses_member)
@@ -893,6 +941,7 @@ main(void)
 	tcase_add_test(tc, test_two_groups_one_transaction);
 	tcase_add_test(tc, test_loop);
 	tcase_add_test(tc, test_large_group_batches);
+	tcase_add_test(tc, test_large_group_partial_failure);
 	tcase_add_loop_test(tc, test_relay_refuses_member, 0, 2);
 	tcase_add_test(tc, test_relay_failures);
 	tcase_add_test(tc, test_broken_database);

@@ -30,6 +30,23 @@ exec_sql(const char *sql)
 	sqlite3_close(db);
 }
 
+/* count_sql - the integer a query returns */
+static long
+count_sql(const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	long	n;
+
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK, "%s", sql);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	n = (long) sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return (n);
+}
+
 static void
 setup(void)
 {
@@ -171,7 +188,7 @@ START_TEST(test_recipients)
 			 rcpts[_i].unsub);
 		exec_sql(sql);
 	}
-	n = store_recipients(st, "Group1", append, buf);
+	n = store_recipients(st, "Group1", 0, append, buf);
 	ck_assert_str_eq(buf, rcpts[_i].want);
 	{
 		long	words = 0;
@@ -223,7 +240,7 @@ START_TEST(test_example_sql)
 	exec_sql(sql);
 	free(sql);
 	ck_assert_int_eq(store_group(st, "group1", &g), STORE_YES);
-	ck_assert_int_eq(store_recipients(st, "group1", append, buf), 2);
+	ck_assert_int_eq(store_recipients(st, "group1", 0, append, buf), 2);
 	ck_assert_int_eq(store_group(st, "postmaster", &g), STORE_YES);
 	ck_assert_int_eq(g.posting, POST_ANYONE);
 	ck_assert_int_eq(g.is_group, 0);
@@ -253,25 +270,113 @@ START_TEST(test_queries_sql)
 }
 END_TEST
 
-/* A version 1 database (before `relayed`) is migrated in place. */
-START_TEST(test_migrate_v1)
+/*
+ * Older databases are migrated in place: version 1 had no `relayed`,
+ * version 2 one without `id` and `complete` (and no relayed_rcpt).
+ */
+static const struct {
+	const char *label;
+	const char *sql;
+} old_versions[] = {
+	{"v1", "DROP TABLE relayed_rcpt; DROP TABLE relayed; PRAGMA user_version = 1;"},
+	{"v2", "DROP TABLE relayed_rcpt; DROP TABLE relayed;"
+	 " CREATE TABLE relayed (group_name TEXT NOT NULL COLLATE NOCASE,"
+	 " digest TEXT NOT NULL, message_id TEXT, relayed_at TEXT NOT NULL"
+	 " DEFAULT (strftime('%Y-%m-%d %H:%M:%S', 'now')), PRIMARY KEY (group_name, digest));"
+	 " INSERT INTO relayed (group_name, digest) VALUES ('group1', 'old');"
+	 " PRAGMA user_version = 2;"},
+};
+
+START_TEST(test_migrate)
 {
-	char	err[512];
+	char	err[512], when[64];
 	struct store *s2;
-	char	when[64];
+	long long id;
 
 	store_free(st);
 	st = NULL;
-	exec_sql("DROP TABLE relayed; PRAGMA user_version = 1;");
+	exec_sql(old_versions[_i].sql);
 	s2 = store_open(path, 1000, err, sizeof(err));
-	ck_assert_msg(s2 != NULL, "%s", err);
-	ck_assert_int_eq(store_relayed_at(s2, "group1", "abc", 60, when, sizeof(when)), STORE_NO);
-	ck_assert_int_eq(store_mark_relayed(s2, "group1", "abc", "<m@x>", 60), STORE_YES);
-	ck_assert_int_eq(store_relayed_at(s2, "GROUP1", "abc", 60, when, sizeof(when)), STORE_YES);
-	ck_assert_int_eq(store_relayed_at(s2, "group1", "abd", 60, when, sizeof(when)), STORE_NO);
+	ck_assert_msg(s2 != NULL, "%s: %s", old_versions[_i].label, err);
 	st = s2;
-	/* Rows survive members being in group1 members: untouched. */
+	ck_assert_int_eq(store_relayed(st, "group1", "abc", 60, &id, when, sizeof(when)), STORE_NO);
+	ck_assert_int_eq(store_mark_relayed(st, "group1", "abc", "<m@x>", 60), STORE_YES);
+	ck_assert_int_eq(store_relayed(st, "GROUP1", "abc", 60, &id, when, sizeof(when)), STORE_YES);
+	ck_assert_int_gt(id, 0);
+	ck_assert_int_eq(store_relayed(st, "group1", "abd", 60, &id, when, sizeof(when)), STORE_NO);
+	ck_assert_int_eq(store_relayed(st, "group1", "old", 60, &id, when, sizeof(when)), STORE_NO);
+	/* The lists themselves are untouched. */
 	ck_assert_int_eq(store_is_member(st, "bob@example.org"), STORE_YES);
+	{
+		sqlite3 *db;
+		sqlite3_stmt *q;
+
+		ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+		ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL),
+				 SQLITE_OK);
+		ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+		ck_assert_int_eq(sqlite3_column_int(q, 0), STORE_SCHEMA_VERSION);
+		sqlite3_finalize(q);
+		sqlite3_close(db);
+	}
+}
+END_TEST
+
+/*
+ * A copy relayed in part: the members served are remembered, the next
+ * try lists only the others, and a complete copy is then a duplicate.
+ */
+START_TEST(test_partial_copy)
+{
+	char	buf[1024] = "", when[64];
+	char   *served[] = {"alice@example.org", "BOB@example.org"};
+	long long id = 0;
+
+	ck_assert_int_eq(store_mark_partial(st, "group1", "d1", "<p@x>", 60, served, 2),
+			 STORE_YES);
+	/* Idempotent: the same members again change nothing. */
+	ck_assert_int_eq(store_mark_partial(st, "group1", "d1", "<p@x>", 60, served, 1),
+			 STORE_YES);
+	ck_assert_int_eq(store_relayed(st, "group1", "d1", 60, &id, when, sizeof(when)),
+			 STORE_PARTIAL);
+	ck_assert_int_gt(id, 0);
+	ck_assert_int_eq(store_recipients(st, "group1", id, append, buf), 2);
+	ck_assert_str_eq(buf, "carol@example.org dave@example.org ");
+	/* Another message to the same list is not affected. */
+	buf[0] = 0;
+	ck_assert_int_eq(store_recipients(st, "group1", 0, append, buf), 4);
+	ck_assert_int_eq(store_relayed(st, "group1", "d2", 60, &id, when, sizeof(when)),
+			 STORE_NO);
+	/* The retry succeeds: from now on the copy is a duplicate. */
+	ck_assert_int_eq(store_mark_relayed(st, "group1", "d1", "<p@x>", 60), STORE_YES);
+	ck_assert_int_eq(store_relayed(st, "group1", "d1", 60, &id, when, sizeof(when)),
+			 STORE_YES);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed"), 1);
+}
+END_TEST
+
+/* Rows older than the window are ignored, and pruned with their members. */
+START_TEST(test_relayed_window)
+{
+	char	when[64];
+	char   *served[] = {"alice@example.org"};
+	long long id;
+
+	ck_assert_int_eq(store_mark_partial(st, "group1", "old", NULL, 60, served, 1), STORE_YES);
+	exec_sql("UPDATE relayed SET relayed_at = datetime('now', '-2 hours')");
+	ck_assert_int_eq(store_relayed(st, "group1", "old", 3600, &id, when, sizeof(when)),
+			 STORE_NO);
+	ck_assert_int_eq(store_relayed(st, "group1", "old", 3 * 3600, &id, when, sizeof(when)),
+			 STORE_PARTIAL);
+	/* A new partial copy of the same bytes does not inherit the old members. */
+	ck_assert_int_eq(store_mark_partial(st, "group1", "old", NULL, 3600, served + 0, 0),
+			 STORE_YES);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed_rcpt"), 0);
+	/* The first mark of a connection prunes. */
+	exec_sql("UPDATE relayed SET relayed_at = datetime('now', '-2 hours')");
+	ck_assert_int_eq(store_mark_relayed(st, "group1", "new", NULL, 3600), STORE_YES);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed"), 1);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed WHERE digest = 'new'"), 1);
 }
 END_TEST
 
@@ -290,7 +395,9 @@ main(void)
 	tcase_add_test(tc, test_bounce_row);
 	tcase_add_test(tc, test_example_sql);
 	tcase_add_test(tc, test_queries_sql);
-	tcase_add_test(tc, test_migrate_v1);
+	tcase_add_loop_test(tc, test_migrate, 0, sizeof(old_versions) / sizeof(old_versions[0]));
+	tcase_add_test(tc, test_partial_copy);
+	tcase_add_test(tc, test_relayed_window);
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
 }

@@ -14,7 +14,8 @@
  * after N recipients in a transaction), -D CODE (reply CODE at the end of
  * data), -x (close the connection after the final dot, without a reply),
  * -X (advertise XVERP), -Q (421 and close at MAIL), -G (a malformed reply
- * at the end of data).  Exits after -t SECONDS (default 300) as a safety
+ * at the end of data), -F N (451 at the end of data of the Nth
+ * transaction only, counted over all connections in DIR/.count).  Exits after -t SECONDS (default 300) as a safety
  * net; the test stops it with SIGTERM.
  */
 #include "config.h"
@@ -27,12 +28,35 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 static const char *dir;
 static int max_rcpt, data_code, drop_after_dot, xverp, shut_at_mail, garbage_at_dot;
+static int fail_nth;
+
+/* next_transaction - the number of this end of data over all connections */
+static int
+next_transaction(void)
+{
+	char	path[512], buf[32] = "";
+	int	fd, n;
+	ssize_t	r;
+
+	snprintf(path, sizeof(path), "%s/.count", dir);
+	if ((fd = open(path, O_RDWR | O_CREAT, 0600)) < 0 || flock(fd, LOCK_EX) < 0)
+		_exit(1);
+	r = read(fd, buf, sizeof(buf) - 1);
+	n = (r > 0 ? atoi(buf) : 0) + 1;
+	snprintf(buf, sizeof(buf), "%d\n", n);
+	if (lseek(fd, 0, SEEK_SET) < 0 || write(fd, buf, strlen(buf)) < 0)
+		_exit(1);
+	(void) close(fd);
+	return (n);
+}
 
 static int
 rd_line(FILE *in, char *buf, size_t len)
@@ -116,11 +140,12 @@ session(int fd)
 				reply(out, "this is no SMTP reply\r\n");
 				continue;
 			}
-			if (data_code) {
+			if (data_code || (fail_nth && next_transaction() == fail_nth)) {
 				fclose(msg);
 				(void) unlink(tmp);
 				msg = NULL;
-				fprintf(out, "%d %d.0.0 refused by test\r\n", data_code, data_code / 100);
+				fprintf(out, "%d %d.0.0 refused by test\r\n", data_code ? data_code : 451,
+					(data_code ? data_code : 451) / 100);
 				fflush(out);
 				continue;
 			}
@@ -154,7 +179,7 @@ main(int argc, char **argv)
 	struct sockaddr_in sin;
 	int	c, port = 0, lfd, on = 1, lifetime = 300;
 
-	while ((c = getopt(argc, argv, "p:d:n:D:xXt:QG")) != -1) {
+	while ((c = getopt(argc, argv, "p:d:n:D:xXt:QGF:")) != -1) {
 		switch (c) {
 		case 'p':
 			port = atoi(optarg);
@@ -182,6 +207,9 @@ main(int argc, char **argv)
 			break;
 		case 'G':
 			garbage_at_dot = 1;
+			break;
+		case 'F':
+			fail_nth = atoi(optarg);
 			break;
 		default:
 			fprintf(stderr, "usage: mlsink -p PORT -d DIR [-n N] [-D CODE] [-x] [-X]\n");
