@@ -559,7 +559,13 @@ maildir_write(const char *dir, const char *msg, size_t len, char *name,
 			off += (size_t) w;
 		}
 	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
+	if (fsync(fd) < 0) {
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		(void) close(fd);
+		(void) unlink(path);
+		return (-1);
+	}
+	if (close(fd) < 0) {
 		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
 		(void) unlink(path);
 		return (-1);

@@ -4,7 +4,7 @@
  * One table row per parameter: name, type, default, where it is stored,
  * its range and a one-line description.  The --help text, the long option
  * table, the file parser and conf_dump() are all generated from it, and
- * man/mlistd.conf.5 lists the same rows (tests/test_manpage checks that).
+ * man/mlistd.conf.5 lists the same rows (tests/check_conf checks that).
  *
  * Precedence: built-in default, then the configuration file, then the
  * command line.  The file uses the main.cf syntax Postfix administrators
