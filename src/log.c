@@ -10,9 +10,13 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -21,6 +25,7 @@
 static const char *msg_ident = "mlistd";
 static int msg_stderr;
 static int msg_syslog = 1;
+static long msg_pid;		/* for stderr lines; 0: ask getpid() */
 
 static void msg_vlog(int prio, const char *prefix, const char *fmt,
 		     va_list ap) MSG_PRINTF(3, 0);
@@ -48,6 +53,30 @@ msg_set_syslog(int to_syslog)
 	msg_syslog = to_syslog;
 }
 
+/*
+ * msg_syslog_probe - in the foreground, with a copy of every line on
+ * stderr, skip syslog while no syslog daemon listens on /dev/log: glibc
+ * would try to connect for every single line, three wasted system calls
+ * each.  Called when a process starts (the master, and each worker, so a
+ * syslog daemon started later is used from the next worker generation
+ * on).  A daemon without stderr always logs to syslog.
+ */
+void
+msg_syslog_probe(void)
+{
+	struct stat st;
+	int	had = msg_syslog;
+
+	msg_pid = (long) getpid();	/* a new process: fork resets nothing */
+	if (!msg_stderr) {
+		msg_syslog = 1;
+		return;
+	}
+	msg_syslog = stat(_PATH_LOG, &st) == 0 && S_ISSOCK(st.st_mode);
+	if (had && !msg_syslog)
+		msg_warn("no syslog daemon listens on %s: logging to stderr only", _PATH_LOG);
+}
+
 /* msg_vlog - format once, send to both destinations */
 static void
 msg_vlog(int prio, const char *prefix, const char *fmt, va_list ap)
@@ -63,7 +92,7 @@ msg_vlog(int prio, const char *prefix, const char *fmt, va_list ap)
 		syslog(prio, "%s%s", prefix, buf);
 	if (msg_stderr) {
 		(void) fprintf(stderr, "%s[%ld]: %s%s\n", msg_ident,
-			       (long) getpid(), prefix, buf);
+			       msg_pid ? msg_pid : (long) getpid(), prefix, buf);
 		(void) fflush(stderr);
 	}
 }

@@ -9,6 +9,7 @@
 void msg_open(const char *ident, int to_stderr);
 void msg_set_stderr(int to_stderr);
 void msg_set_syslog(int to_syslog);
+void msg_syslog_probe(void);
 void msg_info(const char *fmt, ...) MSG_PRINTF(1, 2);
 void msg_warn(const char *fmt, ...) MSG_PRINTF(1, 2);
 void msg_error(const char *fmt, ...) MSG_PRINTF(1, 2);

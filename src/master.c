@@ -349,6 +349,7 @@ reload(struct master *m)
 	struct slot *slots;
 	int	fd = m->listen_fd;
 
+	msg_syslog_probe();
 	msg_info("reload: reading configuration %s", m->cf->config_file);
 	if ((cf = conf_build(m->args, err, sizeof(err))) == NULL
 	    || privs_check(cf, err, sizeof(err)) < 0) {
@@ -487,6 +488,7 @@ master_run(struct conf_args *args, struct conf *cf)
 			(void) close(devnull);
 		}
 	}
+	msg_syslog_probe();
 	msg_info("starting mlistd %s: listen=%s domain=%s workers=%u",
 		 PACKAGE_VERSION, cf->listen, cf->domain, cf->workers);
 	for (unsigned i = 0; i < m.nslots; i++)

@@ -41,6 +41,7 @@ struct relay {
 	char   *helo;
 	unsigned timeout;
 	mu_smtp_t smtp;		/* NULL: not connected */
+	mu_stream_t carrier;	/* its socket stream (the smtp object's) */
 	int	reused;		/* connection already carried a transaction */
 	int	pipelining;	/* in use on this connection */
 	int	want_pipelining;	/* relay-pipelining */
@@ -114,6 +115,7 @@ disconnect(struct relay *r, int polite)
 		(void) mu_smtp_quit(r->smtp);
 	mu_smtp_destroy(&r->smtp);
 	r->smtp = NULL;
+	r->carrier = NULL;
 	r->reused = 0;
 }
 
@@ -176,6 +178,7 @@ connect_relay(struct relay *r, char *why, size_t len)
 		return (-1);
 	}
 	mu_stream_unref(str);		/* the smtp object holds it now */
+	r->carrier = str;
 	if ((rc = mu_smtp_open(r->smtp)) != 0 || (rc = mu_smtp_ehlo(r->smtp)) != 0) {
 		if (rc == MU_ERR_REPLY)
 			reply_text(r, why, len);
@@ -337,9 +340,12 @@ one_batch(struct relay *r, const char *sender, const char *params,
 		wend = i + PIPE_WINDOW < end ? i + PIPE_WINDOW : end;
 		if ((rc = write_window(r, rcpt + i, wend - i)) != 0)
 			return (fail_hard(r, res, rc));
+		sockstream_quickack(r->carrier, 1);
 		for (j = i; j < wend; j++) {
-			if ((rc = mu_smtp_response(r->smtp)) != 0)
+			if ((rc = mu_smtp_response(r->smtp)) != 0) {
+				sockstream_quickack(r->carrier, 0);
 				return (fail_hard(r, res, rc));
+			}
 			rc = reply_class(r) == 2 ? 0 : MU_ERR_REPLY;
 			if (stop) {
 				/* After a 452 nothing more may be accepted. */
@@ -355,6 +361,7 @@ one_batch(struct relay *r, const char *sender, const char *params,
 				i = j;
 			}
 		}
+		sockstream_quickack(r->carrier, 0);
 		if (stop == 2 || stop == 3)
 			return (fail_hard(r, res, stop == 2 ? MU_ERR_REPLY : MU_ERR_BADREPLY));
 		if (stop == 1)

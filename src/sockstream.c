@@ -44,6 +44,7 @@ struct sockstream {
 	char	buf[READ_AHEAD];
 	size_t	wlen;			/* written, not yet sent */
 	char	wbuf[READ_AHEAD];
+	int	quickack;		/* sockstream_quickack() */
 };
 
 static int send_all(struct sockstream *, const char *, size_t);
@@ -99,9 +100,10 @@ s_read(struct _mu_stream *str, char *out, size_t size, size_t *nread)
 		/*
 		 * Acknowledge at once: a peer that writes pipelined replies
 		 * one by one would otherwise wait for our delayed ACK
-		 * (Nagle) before each next reply.
+		 * (Nagle) before each next reply.  Linux clears the flag
+		 * again by itself, hence after every read.
 		 */
-		{
+		if (s->quickack) {
 			int	one = 1;
 
 			(void) setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
@@ -120,6 +122,12 @@ s_read(struct _mu_stream *str, char *out, size_t size, size_t *nread)
 	s->pos += size;
 	*nread = size;
 	return (0);
+}
+
+void
+sockstream_quickack(mu_stream_t str, int on)
+{
+	((struct sockstream *) str)->quickack = on;
 }
 
 static int
@@ -315,6 +323,7 @@ sockstream_connect(mu_stream_t *pstr, const char *host, unsigned port,
 	s->fd = fd;
 	s->pos = s->len = 0;
 	s->wlen = 0;
+	s->quickack = 0;
 	s->base.read = s_read;
 	s->base.write = s_write;
 	s->base.flush = s_flush;

@@ -15,4 +15,12 @@
 int	sockstream_connect(mu_stream_t *, const char *host, unsigned port,
 			   unsigned timeout, char *err, size_t errlen);
 
+/*
+ * sockstream_quickack - while on, acknowledge every read at once
+ * (TCP_QUICKACK): for reading pipelined replies, which a peer that
+ * writes them one by one would otherwise hold back under Nagle until
+ * our delayed ACK.  Off by default: lock-step replies need no help.
+ */
+void	sockstream_quickack(mu_stream_t, int on);
+
 #endif

@@ -121,6 +121,7 @@ worker_main(const struct conf *cf, int listen_fd)
 	unsigned served = 0;
 	struct deliver *d;
 
+	msg_syslog_probe();		/* first: it also learns our pid */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;
 	sigemptyset(&sa.sa_mask);
