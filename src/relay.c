@@ -253,9 +253,12 @@ rcpt_verdict(struct relay *r, int rc, const char *rcpt, relay_refused_fn refused
 	return (-1);
 }
 
-/* write_window - a window of RCPT commands in one write */
+/*
+ * defer_window - RCPT commands for rcpt[0..n-1], to go out right behind
+ * the next command Mailutils writes, in the same packet
+ */
 static int
-write_window(struct relay *r, char *const *rcpt, size_t n)
+defer_window(struct relay *r, char *const *rcpt, size_t n)
 {
 	char	buf[PIPE_WINDOW * (SMTP_ADDR_MAX + 16)];
 	size_t	len = 0;
@@ -267,7 +270,7 @@ write_window(struct relay *r, char *const *rcpt, size_t n)
 			return (EOVERFLOW);
 		len += (size_t) w;
 	}
-	return (mu_smtp_write(r->smtp, "%.*s", (int) len, buf));
+	return (sockstream_defer(r->carrier, buf, len));
 }
 
 /* fail_hard - give up and drop the connection (replies may be pending) */
@@ -318,35 +321,36 @@ one_batch(struct relay *r, const char *sender, const char *params,
 	r->reused = 1;
 	i = *next;
 	/*
-	 * One RCPT goes through mu_smtp_rcpt_basic, which moves the client's
-	 * state machine on; with PIPELINING the next ones follow in windows
-	 * of PIPE_WINDOW commands, their replies read in order (RFC 2920).
+	 * The first RCPT of a window goes through mu_smtp_rcpt_basic, which
+	 * moves the client's state machine on; with PIPELINING the next ones
+	 * of the window (PIPE_WINDOW commands in all) go out in the same
+	 * packet behind it, and their replies are read in order (RFC 2920).
 	 * A window is small enough for its commands and replies to fit the
 	 * socket buffers, so neither side can block the other.
 	 */
 	while (i < end) {
-		size_t	wend, j;
+		size_t	wend, j, resume = i;
 		int	verdict, stop = 0;
 
+		wend = r->pipelining ? (i + PIPE_WINDOW < end ? i + PIPE_WINDOW : end) : i + 1;
+		if (wend - i > 1) {
+			if ((rc = defer_window(r, rcpt + i + 1, wend - i - 1)) != 0)
+				return (fail_hard(r, res, rc));
+			sockstream_quickack(r->carrier, 1);
+		}
 		rc = mu_smtp_rcpt_basic(r->smtp, rcpt[i], NULL);
-		verdict = rcpt_verdict(r, rc, rcpt[i], refused, arg, res, &accepted);
-		if (verdict < 0)
-			return (fail(r, res, rc, RELAY_TEMP));
-		if (verdict == 0)
-			break;		/* 452: the rest next time */
-		i++;
-		if (!r->pipelining || i >= end)
-			continue;
-		wend = i + PIPE_WINDOW < end ? i + PIPE_WINDOW : end;
-		if ((rc = write_window(r, rcpt + i, wend - i)) != 0)
-			return (fail_hard(r, res, rc));
-		sockstream_quickack(r->carrier, 1);
 		for (j = i; j < wend; j++) {
-			if ((rc = mu_smtp_response(r->smtp)) != 0) {
+			if (j > i) {
+				if ((rc = mu_smtp_response(r->smtp)) != 0) {
+					sockstream_quickack(r->carrier, 0);
+					return (fail_hard(r, res, rc));
+				}
+				rc = reply_class(r) == 2 ? 0 : MU_ERR_REPLY;
+			} else if (rc != 0 && rc != MU_ERR_REPLY && wend - i > 1) {
+				/* No reply at all: the rest cannot be read either. */
 				sockstream_quickack(r->carrier, 0);
 				return (fail_hard(r, res, rc));
 			}
-			rc = reply_class(r) == 2 ? 0 : MU_ERR_REPLY;
 			if (stop) {
 				/* After a 452 nothing more may be accepted. */
 				if (rc == 0 && stop == 1)
@@ -357,15 +361,19 @@ one_batch(struct relay *r, const char *sender, const char *params,
 			if (verdict < 0)
 				stop = 2;	/* read the rest, then give up */
 			else if (verdict == 0) {
-				stop = 1;
-				i = j;
+				stop = 1;	/* 452: the rest in the next batch */
+				resume = j;
 			}
 		}
 		sockstream_quickack(r->carrier, 0);
+		if (stop == 2 && wend - i == 1)
+			return (fail(r, res, rc, RELAY_TEMP));	/* RSET, keep it */
 		if (stop == 2 || stop == 3)
 			return (fail_hard(r, res, stop == 2 ? MU_ERR_REPLY : MU_ERR_BADREPLY));
-		if (stop == 1)
+		if (stop == 1) {
+			i = resume;
 			break;
+		}
 		i = wend;
 	}
 	*next = i;

@@ -45,6 +45,8 @@ struct sockstream {
 	size_t	wlen;			/* written, not yet sent */
 	char	wbuf[READ_AHEAD];
 	int	quickack;		/* sockstream_quickack() */
+	char   *tail;			/* sockstream_defer(), malloc'd */
+	size_t	tlen, tcap;
 };
 
 static int send_all(struct sockstream *, const char *, size_t);
@@ -72,10 +74,19 @@ wflush(struct sockstream *s)
 {
 	int	rc = 0;
 
+	/* Deferred bytes go behind the buffer, in the same send if they fit. */
+	if (s->tlen > 0 && s->wlen + s->tlen <= sizeof(s->wbuf)) {
+		memcpy(s->wbuf + s->wlen, s->tail, s->tlen);
+		s->wlen += s->tlen;
+		s->tlen = 0;
+	}
 	if (s->wlen > 0) {
 		rc = send_all(s, s->wbuf, s->wlen);
 		s->wlen = 0;
 	}
+	if (rc == 0 && s->tlen > 0)
+		rc = send_all(s, s->tail, s->tlen);
+	s->tlen = 0;
 	return (rc);
 }
 
@@ -128,6 +139,25 @@ void
 sockstream_quickack(mu_stream_t str, int on)
 {
 	((struct sockstream *) str)->quickack = on;
+}
+
+int
+sockstream_defer(mu_stream_t str, const char *p, size_t n)
+{
+	struct sockstream *s = (struct sockstream *) str;
+
+	if (s->tlen + n > s->tcap) {
+		size_t	cap = s->tlen + n;
+		char   *t = realloc(s->tail, cap);
+
+		if (t == NULL)
+			return (ENOMEM);
+		s->tail = t;
+		s->tcap = cap;
+	}
+	memcpy(s->tail + s->tlen, p, n);
+	s->tlen += n;
+	return (0);
 }
 
 static int
@@ -184,7 +214,11 @@ s_close(struct _mu_stream *str)
 static void
 s_done(struct _mu_stream *str)
 {
+	struct sockstream *s = (struct sockstream *) str;
+
 	(void) s_close(str);
+	free(s->tail);
+	s->tail = NULL;
 }
 
 static int
@@ -324,6 +358,8 @@ sockstream_connect(mu_stream_t *pstr, const char *host, unsigned port,
 	s->pos = s->len = 0;
 	s->wlen = 0;
 	s->quickack = 0;
+	s->tail = NULL;
+	s->tlen = s->tcap = 0;
 	s->base.read = s_read;
 	s->base.write = s_write;
 	s->base.flush = s_flush;

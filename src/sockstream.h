@@ -23,4 +23,12 @@ int	sockstream_connect(mu_stream_t *, const char *host, unsigned port,
  */
 void	sockstream_quickack(mu_stream_t, int on);
 
+/*
+ * sockstream_defer - bytes to send right behind whatever is written
+ * next, in the same send(), when the stream is next flushed (before a
+ * read): pipelined commands ride with the command Mailutils writes.
+ * Returns 0 or an errno value (ENOMEM).
+ */
+int	sockstream_defer(mu_stream_t, const char *, size_t);
+
 #endif
