@@ -21,6 +21,8 @@
 
 #include <dirent.h>
 #include <sqlite3.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 
 static struct tl_daemon d;
 static struct tl_sink k;
@@ -690,6 +692,88 @@ START_TEST(test_bounce_maildir_broken)
 }
 END_TEST
 
+/* A read-only Maildir: 451, no row, nothing left in tmp/ or new/. */
+START_TEST(test_bounce_maildir_readonly)
+{
+	char   *data = smtp_data("postfix.eml"), path[400];
+
+	start(NULL, NULL);
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/bounces/%s", d.dir, i ? "new" : "tmp");
+		ck_assert_int_eq(chmod(path, 0555), 0);
+	}
+	ck_assert_int_eq(post("", "bounce@example.com", NULL, data), 451);
+	ck_assert_ptr_nonnull(strstr(reply, "451 4.3.0"));
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), 0);
+	ck_assert_int_eq(count_files("tmp"), 0);
+	ck_assert_int_eq(count_files("new"), 0);
+	/* Writable again: Postfix's retry is stored. */
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/bounces/%s", d.dir, i ? "new" : "tmp");
+		ck_assert_int_eq(chmod(path, 0700), 0);
+	}
+	ck_assert_int_eq(post("", "bounce@example.com", NULL, data), 250);
+	ck_assert_int_eq(count_files("new"), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), 1);
+	free(data);
+	stop();
+}
+END_TEST
+
+/* The tmpfs mounted by test_bounce_maildir_full, unmounted even on failure. */
+static char mounted[400];
+
+static void
+unmount_at_exit(void)
+{
+	if (mounted[0])
+		(void) umount2(mounted, MNT_DETACH);
+	mounted[0] = 0;
+}
+
+/*
+ * The bounce Maildir on a full filesystem (a 16 KB tmpfs, filled up):
+ * 451, no row, no partial file; once there is room, the retry is stored.
+ * Needs root for mount(8); main() adds it only then.
+ */
+START_TEST(test_bounce_maildir_full)
+{
+	char   *data = smtp_data("postfix.eml"), cmd[1200], path[500];
+
+	start(NULL, NULL);
+	snprintf(mounted, sizeof(mounted), "%s/bounces", d.dir);
+	atexit(unmount_at_exit);
+	snprintf(cmd, sizeof(cmd), "mount -t tmpfs -o size=16k,mode=0700 tmpfs '%s'", mounted);
+	ck_assert_int_eq(system(cmd), 0);
+	for (int i = 0; i < 4; i++) {
+		static const char *const sub[] = {"", "/tmp", "/new", "/cur"};
+
+		snprintf(path, sizeof(path), "%s%s", mounted, sub[i]);
+		ck_assert(i == 0 || mkdir(path, 0700) == 0);
+		ck_assert_int_eq(tl_give_dir(path), 0);
+	}
+	snprintf(cmd, sizeof(cmd), "dd if=/dev/zero of='%s/filler' bs=1k count=64 2>/dev/null;"
+		 " test -s '%s/filler'", mounted, mounted);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(post("", "bounce@example.com", NULL, data), 451);
+	ck_assert_ptr_nonnull(strstr(reply, "451 4.3.0"));
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), 0);
+	ck_assert_int_eq(count_files("tmp"), 0);
+	ck_assert_int_eq(count_files("new"), 0);
+	snprintf(cmd, sizeof(cmd), "grep -q 'No space left on device' '%s'", d.log);
+	ck_assert_int_eq(system(cmd), 0);
+	/* Room again: the retry is stored. */
+	snprintf(path, sizeof(path), "%s/filler", mounted);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(post("", "bounce@example.com", NULL, data), 250);
+	ck_assert_int_eq(count_files("new"), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), 1);
+	unmount_at_exit();
+	free(data);
+	stop();
+}
+END_TEST
+
 /* A database locked by another writer: 451, and no file is left behind. */
 START_TEST(test_bounce_database_locked)
 {
@@ -951,6 +1035,12 @@ main(void)
 	tcase_add_test(tc, test_bounce_unparsable);
 	tcase_add_test(tc, test_bounce_and_list);
 	tcase_add_test(tc, test_bounce_maildir_broken);
+	tcase_add_test(tc, test_bounce_maildir_readonly);
+	if (geteuid() == 0)
+		tcase_add_test(tc, test_bounce_maildir_full);
+	else
+		fprintf(stderr, "test_bounce_maildir_full not run: mounting its tmpfs "
+			"needs root (CI runs as root)\n");
 	tcase_add_test(tc, test_bounce_database_locked);
 	tcase_add_test(tc, test_verp_and_callout);
 	tcase_add_test(tc, test_no_xverp_logged);
