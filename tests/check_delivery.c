@@ -579,6 +579,26 @@ count_files(const char *sub)
 	return (n);
 }
 
+/* bounce_refused - the bounce got 451 4.3.0: no row, no file in tmp/ or new/ */
+static void
+bounce_refused(const char *data)
+{
+	ck_assert_int_eq(post("", "bounce@example.com", NULL, data), 451);
+	ck_assert_ptr_nonnull(strstr(reply, "451 4.3.0"));
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), 0);
+	ck_assert_int_eq(count_files("tmp"), 0);
+	ck_assert_int_eq(count_files("new"), 0);
+}
+
+/* bounce_stored - Postfix's retry of it: 250, one file, one row */
+static void
+bounce_stored(const char *data)
+{
+	ck_assert_int_eq(post("", "bounce@example.com", NULL, data), 250);
+	ck_assert_int_eq(count_files("new"), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), 1);
+}
+
 /* A Postfix DSN to a VERP address: a Maildir file and a row naming the member. */
 START_TEST(test_bounce_dsn)
 {
@@ -702,19 +722,13 @@ START_TEST(test_bounce_maildir_readonly)
 		snprintf(path, sizeof(path), "%s/bounces/%s", d.dir, i ? "new" : "tmp");
 		ck_assert_int_eq(chmod(path, 0555), 0);
 	}
-	ck_assert_int_eq(post("", "bounce@example.com", NULL, data), 451);
-	ck_assert_ptr_nonnull(strstr(reply, "451 4.3.0"));
-	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), 0);
-	ck_assert_int_eq(count_files("tmp"), 0);
-	ck_assert_int_eq(count_files("new"), 0);
+	bounce_refused(data);
 	/* Writable again: Postfix's retry is stored. */
 	for (int i = 0; i < 2; i++) {
 		snprintf(path, sizeof(path), "%s/bounces/%s", d.dir, i ? "new" : "tmp");
 		ck_assert_int_eq(chmod(path, 0700), 0);
 	}
-	ck_assert_int_eq(post("", "bounce@example.com", NULL, data), 250);
-	ck_assert_int_eq(count_files("new"), 1);
-	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), 1);
+	bounce_stored(data);
 	free(data);
 	stop();
 }
@@ -755,19 +769,13 @@ START_TEST(test_bounce_maildir_full)
 	snprintf(cmd, sizeof(cmd), "dd if=/dev/zero of='%s/filler' bs=1k count=64 2>/dev/null;"
 		 " test -s '%s/filler'", mounted, mounted);
 	ck_assert_int_eq(system(cmd), 0);
-	ck_assert_int_eq(post("", "bounce@example.com", NULL, data), 451);
-	ck_assert_ptr_nonnull(strstr(reply, "451 4.3.0"));
-	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), 0);
-	ck_assert_int_eq(count_files("tmp"), 0);
-	ck_assert_int_eq(count_files("new"), 0);
+	bounce_refused(data);
 	snprintf(cmd, sizeof(cmd), "grep -q 'No space left on device' '%s'", d.log);
 	ck_assert_int_eq(system(cmd), 0);
 	/* Room again: the retry is stored. */
 	snprintf(path, sizeof(path), "%s/filler", mounted);
 	ck_assert_int_eq(unlink(path), 0);
-	ck_assert_int_eq(post("", "bounce@example.com", NULL, data), 250);
-	ck_assert_int_eq(count_files("new"), 1);
-	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), 1);
+	bounce_stored(data);
 	unmount_at_exit();
 	free(data);
 	stop();
@@ -793,9 +801,7 @@ START_TEST(test_bounce_database_locked)
 	sqlite3_close(db);
 	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), 0);
 	/* Once the lock is gone, the retry is stored. */
-	ck_assert_int_eq(post("", "bounce@example.com", NULL, data), 250);
-	ck_assert_int_eq(count_files("new"), 1);
-	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), 1);
+	bounce_stored(data);
 	free(data);
 	stop();
 }
