@@ -287,6 +287,15 @@ refused(void *arg, const char *rcpt, const char *reply)
 			 store_errmsg(rc->d->st));
 }
 
+/* lookup_failed - the database let us down: log it, answer 451 */
+static void
+lookup_failed(struct deliver *d, const struct smtp_envelope *env,
+	      struct smtp_reply *r)
+{
+	msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
+	smtp_reply_set(r, 451, "4.3.0 Error: temporary lookup failure, try again later");
+}
+
 /*
  * check_post - may this message go to list g?  Returns 0, or fills in the
  * reply (5xx refusal or 451) and returns -1.
@@ -324,8 +333,7 @@ check_post(struct deliver_session *ds, const struct smtp_envelope *env,
 	ok = g->posting == POST_MEMBERS ? store_is_member(ds->d->st, from)
 		: store_in_group(ds->d->st, g->name, from);
 	if (ok == STORE_ERROR) {
-		msg_warn("%s: database: %s", env->id, store_errmsg(ds->d->st));
-		smtp_reply_set(r, 451, "4.3.0 Error: temporary lookup failure, try again later");
+		lookup_failed(ds->d, env, r);
 		return (-1);
 	}
 	if (ok == STORE_NO) {
@@ -363,8 +371,7 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 	 * is answered 250 without sending again.
 	 */
 	if (store_read_begin(d->st) == STORE_ERROR) {
-		msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
-		smtp_reply_set(r, 451, "4.3.0 Error: temporary lookup failure, try again later");
+		lookup_failed(d, env, r);
 		return (-1);
 	}
 	if (cf->dedup_window > 0) {
@@ -373,10 +380,8 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 					     &skip, when, sizeof(when));
 
 		if (seen == STORE_ERROR) {
-			msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
+			lookup_failed(d, env, r);
 			store_read_end(d->st);
-			smtp_reply_set(r, 451, "4.3.0 Error: temporary lookup failure, "
-				       "try again later");
 			return (-1);
 		}
 		if (seen == STORE_YES) {
@@ -394,9 +399,8 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 	n = store_recipients(d->st, g->name, skip, collect, &rl);
 	store_read_end(d->st);
 	if (n == STORE_ERROR) {
-		msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
 		rcpt_list_free(&rl);
-		smtp_reply_set(r, 451, "4.3.0 Error: temporary lookup failure, try again later");
+		lookup_failed(d, env, r);
 		return (-1);
 	}
 	if (rl.n == 0) {
@@ -606,8 +610,7 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 	 * transaction, then whether each of them takes the post.
 	 */
 	if (store_read_begin(ds->d->st) == STORE_ERROR) {
-		msg_warn("%s: database: %s", env->id, store_errmsg(ds->d->st));
-		smtp_reply_set(r, 451, "4.3.0 Error: temporary lookup failure, try again later");
+		lookup_failed(ds->d, env, r);
 		goto done;
 	}
 	for (size_t i = 0; i < env->nrcpt && !refused; i++) {
@@ -629,9 +632,7 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 			continue;
 		rc = store_group(ds->d->st, local, &groups[ngroups]);
 		if (rc == STORE_ERROR) {
-			msg_warn("%s: database: %s", env->id, store_errmsg(ds->d->st));
-			smtp_reply_set(r, 451, "4.3.0 Error: temporary lookup failure, "
-				       "try again later");
+			lookup_failed(ds->d, env, r);
 			refused = 1;
 		} else if (rc == STORE_NO) {
 			/* Deleted between RCPT and DATA. */
