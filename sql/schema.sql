@@ -70,29 +70,38 @@ CREATE TABLE IF NOT EXISTS bounces (
 CREATE INDEX IF NOT EXISTS bounces_by_address ON bounces (address, received);
 CREATE INDEX IF NOT EXISTS bounces_by_received ON bounces (received);
 
--- Copies already relayed (version 3).  When Postfix retries a message
--- that mlistd did relay (mlistd crashed, or the connection dropped after
--- the relay accepted the copy but before our 250 reached Postfix), a row
--- here makes mlistd answer 250 without sending it to the members again.
--- digest is the SHA-1 of the message as received.  complete = 0: a large
--- list whose copy went out in several relay transactions failed part way;
--- relayed_rcpt then holds the members already served, and the retry
--- sends only to the others.  Rows older than dedup-window are ignored
--- and pruned (id grows with time, so pruning reads only old rows).
+-- Copies relayed, being relayed, or relayed in part (version 4).  This
+-- is mlistd's own memory for "exactly once"; an administrator never
+-- edits it.  One row per copy (list, digest: the SHA-1 of the message as
+-- received), written before mlistd contacts the relay:
+--   owner, claimed_at: the worker (pid) sending it now, and when it
+--     claimed it (Unix time); a second attempt that finds a live claim
+--     answers 451 and sends nothing; a claim whose owner died, or older
+--     than data-done-timeout allows, is taken over.  NULL: nobody.
+--   complete = 1: every member was served; a retry is answered 250 and
+--     nothing is sent again.  complete = 0: relayed_rcpt holds the
+--     members already served (refused = 0) or refused for good by the
+--     relay (refused = 1), committed after each relay transaction; the
+--     retry sends only to the others.
+-- Rows older than dedup-window are ignored and pruned (id grows with
+-- time, so pruning reads only old rows).
 CREATE TABLE IF NOT EXISTS relayed (
     id          INTEGER PRIMARY KEY,
     group_name  TEXT NOT NULL COLLATE NOCASE,
     digest      TEXT NOT NULL,
     message_id  TEXT,
     relayed_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%S', 'now')),
-    complete    INTEGER NOT NULL DEFAULT 1 CHECK (complete IN (0, 1))
+    complete    INTEGER NOT NULL DEFAULT 1 CHECK (complete IN (0, 1)),
+    owner       INTEGER,
+    claimed_at  INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS relayed_by_copy ON relayed (digest, group_name);
 
 CREATE TABLE IF NOT EXISTS relayed_rcpt (
     copy_id  INTEGER NOT NULL REFERENCES relayed (id) ON DELETE CASCADE,
     address  TEXT NOT NULL COLLATE NOCASE,
+    refused  INTEGER NOT NULL DEFAULT 0 CHECK (refused IN (0, 1)),
     PRIMARY KEY (copy_id, address)
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 3;
+PRAGMA user_version = 4;

@@ -124,6 +124,8 @@ static const struct conf_param params[] = {
 	"how long a relayed copy is remembered, so a retry is not sent twice (0: off)"},
 	{"relay-pipelining", 0, T_BOOL, "yes", OFF(relay_pipelining), 0, 1, NULL,
 	"send RCPT commands to the relay in pipelined windows"},
+	{"data-done-timeout", 0, T_TIME, "300", OFF(data_done_timeout), 1, 3600,
+	"SECONDS", "time to answer the end of data; what is not relayed by then gets 451 and resumes"},
 	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL}
 };
 

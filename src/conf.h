@@ -38,6 +38,7 @@ struct conf {
 	char	*user;			/* who runs the workers, when root */
 	unsigned dedup_window;		/* seconds; 0: off */
 	int	relay_pipelining;	/* pipeline RCPTs to the relay */
+	unsigned data_done_timeout;	/* seconds for the whole end of data */
 };
 
 /* What the command line asks for. */

@@ -24,12 +24,15 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bounce.h"
@@ -37,6 +40,7 @@
 #include "log.h"
 #include "relay.h"
 #include "rewrite.h"
+#include "sockstream.h"
 #include "store.h"
 
 
@@ -52,6 +56,7 @@ struct deliver {
 struct rcpt_list {
 	char  **v;
 	size_t	n, cap;
+	const char *group;		/* for warnings */
 };
 
 static void d_mail(void *, struct smtp_envelope *, struct smtp_reply *);
@@ -224,12 +229,31 @@ d_rcpt(void *vctx, const struct smtp_envelope *env, const char *rcpt,
 	}
 }
 
-/* collect - store_recipients callback */
+/* collect - store_recipients callback; a row that could not be sent
+ * as it is (control characters, brackets, spaces, too long, no @) is
+ * skipped with a warning, the other members still get the post */
 static int
 collect(void *arg, const char *addr)
 {
 	struct rcpt_list *l = arg;
+	size_t	n = 0;
+	int	bad = 0;
 
+	for (; addr[n]; n++)
+		if ((unsigned char) addr[n] <= 0x20 || addr[n] == 0x7f || addr[n] == '<'
+		    || addr[n] == '>')
+			bad = 1;
+	if (bad || n > 254 || strchr(addr, '@') == NULL) {
+		char	shown[80];
+		size_t	i;
+
+		for (i = 0; i < sizeof(shown) - 1 && addr[i]; i++)
+			shown[i] = (unsigned char) addr[i] < 0x20 || addr[i] == 0x7f ? '?' : addr[i];
+		shown[i] = 0;
+		msg_warn("group %s: group_members row \"%s%s\" is not a valid address; "
+			 "skipped (fix it with sqlite3)", l->group, shown, addr[i] ? "..." : "");
+		return (0);
+	}
 	if (l->n == l->cap) {
 		size_t	cap = l->cap ? l->cap * 2 : 64;
 		char  **v = realloc(l->v, cap * sizeof(*v));
@@ -251,20 +275,72 @@ rcpt_list_free(struct rcpt_list *l)
 	for (size_t i = 0; i < l->n; i++)
 		free(l->v[i]);
 	free(l->v);
-	memset(l, 0, sizeof(*l));
+	l->v = NULL;
+	l->n = l->cap = 0;
 }
 
-/* A recipient the relay refused for good: remember it as a bounce. */
-struct refused_ctx {
-	struct deliver *d;
-	const char *id;
-	const char *group;
+/*
+ * crash_point - for the test suite: with MLISTD_CRASH_AT=NAME in the
+ * environment, the worker ends at once (_exit, no clean-up) when it gets
+ * to NAME, as a SIGKILL there would.  Names: claimed (the copy is claimed,
+ * nothing sent), batch-K (the relay accepted transaction K and its
+ * checkpoint is committed), before-mark (a copy sent in several
+ * transactions: all committed, the copy not yet marked complete),
+ * before-reply (all done, the 250 not yet written).  NAME:FILE ends the
+ * worker only if FILE can be created, i.e. once.  See mlistd(8),
+ * ENVIRONMENT.
+ */
+static void
+crash_point(const char *name, unsigned k)
+{
+	static const char *want;
+	static int looked;
+	char	here[32];
+	const char *colon;
+	size_t	n;
+
+	if (!looked++)
+		want = getenv("MLISTD_CRASH_AT");
+	if (want == NULL)
+		return;
+	if (k > 0)
+		snprintf(here, sizeof(here), "%s-%u", name, k);
+	else
+		snprintf(here, sizeof(here), "%s", name);
+	colon = strchr(want, ':');
+	n = colon ? (size_t) (colon - want) : strlen(want);
+	if (strlen(here) == n && strncmp(want, here, n) == 0) {
+		if (colon) {
+			int	fd = open(colon + 1, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+
+			if (fd < 0)
+				return;		/* crashed here once already */
+			(void) close(fd);
+		}
+		msg_warn("MLISTD_CRASH_AT=%s: exiting here, as a test asked", here);
+		_exit(70);
+	}
+}
+
+/* The copy being relayed, for the relay hooks. */
+struct copy_ctx {
+	struct deliver_session *ds;
+	const struct smtp_envelope *env;
+	const struct store_group *g;
+	struct store_copy c;		/* c.id 0: no memory (dedup-window 0) */
+	size_t	total;			/* recipients of this attempt */
+	size_t	done;			/* of them, served or refused */
+	unsigned checkpoints;		/* checkpoints committed */
+	unsigned batches;		/* of them, with members served */
+	int	completed;		/* the last checkpoint marked it complete */
+	double	deadline;		/* data-done-timeout */
 };
 
-static void
-refused(void *arg, const char *rcpt, const char *reply)
+/* refusal_row - a member refused by the relay at RCPT: a bounces row */
+static int
+refusal_row(struct copy_ctx *cx, const char *rcpt, const char *reply)
 {
-	struct refused_ctx *rc = arg;
+	struct deliver *d = cx->ds->d;
 	struct store_bounce b;
 	char	status[16] = "", diag[512];
 	const char *p = reply + strspn(reply, "0123456789");
@@ -275,16 +351,110 @@ refused(void *arg, const char *rcpt, const char *reply)
 		snprintf(status, sizeof(status), "%.*s", (int) strcspn(p, " "), p);
 	snprintf(diag, sizeof(diag), "smtp; %s", reply);
 	memset(&b, 0, sizeof(b));
-	b.envelope_to = rc->d->bounce_addr;
+	b.envelope_to = d->bounce_addr;
 	b.address = rcpt;
 	b.status = status[0] ? status : NULL;
 	b.action = "failed";
 	b.diagnostic = diag;
-	b.group_name = rc->group;
-	msg_info("%s: to=<%s>, group=%s, relay refused: %s", rc->id, rcpt, rc->group, reply);
-	if (store_add_bounce(rc->d->st, &b) == STORE_ERROR)
-		msg_warn("%s: cannot record the refusal of <%s>: %s", rc->id, rcpt,
-			 store_errmsg(rc->d->st));
+	b.group_name = cx->g->name;
+	msg_info("%s: to=<%s>, group=%s, relay refused: %s", cx->env->id, rcpt,
+		 cx->g->name, reply);
+	return (store_add_bounce(d->st, &b) == STORE_ERROR ? -1 : 0);
+}
+
+/*
+ * checkpoint - relay hook after each transaction: who was served or
+ * refused, and the refusals' bounces rows, in one commit before the next
+ * transaction starts.  The last one marks the copy complete in the same
+ * commit.  A crash from here on costs at most the transaction in flight.
+ */
+static int
+checkpoint(void *arg, const struct relay_outcome *o, size_t n)
+{
+	struct copy_ctx *cx = arg;
+	struct deliver *d = cx->ds->d;
+	const struct conf *cf = d->cf;
+	int	accepted = 0;
+
+	if (store_begin(d->st) == STORE_ERROR)
+		goto failed;
+	for (size_t i = 0; i < n; i++) {
+		accepted |= o[i].accepted;
+		if (!o[i].accepted && refusal_row(cx, o[i].rcpt, o[i].reply) < 0)
+			goto failed;
+		if (cx->c.id && store_mark_rcpt(d->st, cx->c.id, o[i].rcpt, !o[i].accepted)
+		    == STORE_ERROR)
+			goto failed;
+	}
+	cx->done += n;
+	/* A copy sent in one transaction is marked complete in its checkpoint. */
+	if (cx->c.id && cx->done >= cx->total && cx->checkpoints == 0) {
+		if (store_release(d->st, cx->c.id, 1, cf->dedup_window) == STORE_ERROR)
+			goto failed;
+		cx->completed = 1;
+	} else if (cx->c.id && store_touch(d->st, cx->c.id, (long) getpid(),
+					   (long long) time(NULL)) == STORE_ERROR)
+		goto failed;
+	if (store_commit(d->st) == STORE_ERROR)
+		goto failed;
+	cx->checkpoints++;
+	if (accepted)
+		crash_point("batch", ++cx->batches);
+	return (0);
+failed:
+	msg_warn("%s: group=%s: cannot record the %zu members just served or refused "
+		 "(the retry sends to them again): %s", cx->env->id, cx->g->name, n,
+		 store_errmsg(d->st));
+	store_rollback(d->st);
+	cx->completed = 0;
+	return (-1);
+}
+
+/* stop_requested - SIGTERM, SIGINT or SIGHUP arrived (blocked in a session) */
+static int
+stop_requested(const struct deliver_session *ds)
+{
+	sigset_t pending;
+
+	if (ds->stop && *ds->stop)
+		return (1);
+	return (sigpending(&pending) == 0 && (sigismember(&pending, SIGTERM) == 1
+					      || sigismember(&pending, SIGINT) == 1
+					      || sigismember(&pending, SIGHUP) == 1));
+}
+
+/*
+ * proceed - relay hook before each transaction but the first: go on
+ * unless the worker is asked to stop, or the next transaction, if it
+ * takes as long as the last, would end past data-done-timeout.
+ */
+static int
+proceed(void *arg, double last)
+{
+	struct copy_ctx *cx = arg;
+
+	if (stop_requested(cx->ds)) {
+		msg_info("%s: group=%s: stopping after %zu of %zu members: shutdown or "
+			 "reload requested", cx->env->id, cx->g->name, cx->done, cx->total);
+		return (-1);
+	}
+	if (sockstream_now() + last > cx->deadline) {
+		msg_info("%s: group=%s: stopping after %zu of %zu members: data-done-timeout "
+			 "(%us) is near; the retry resumes", cx->env->id, cx->g->name,
+			 cx->done, cx->total, cx->ds->d->cf->data_done_timeout);
+		return (-1);
+	}
+	return (0);
+}
+
+/* needs_utf8 - any byte above 127 */
+static int
+needs_utf8(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char) *s >= 0x80)
+			return (1);
+	return (0);
 }
 
 /* lookup_failed - the database let us down: log it, answer 451 */
@@ -346,67 +516,92 @@ check_post(struct deliver_session *ds, const struct smtp_envelope *env,
 	return (0);
 }
 
-/* send_copy - one list: recipients, rewrite, relay.  0 or -1 (reply set). */
+/*
+ * send_copy - one list: claim, recipients, rewrite, relay with a
+ * checkpoint after each transaction, release.  0 or -1 (reply set).
+ *
+ * Exactly once (dedup-window > 0): the copy (list, digest) is claimed in
+ * a committed write before the relay is contacted.  A retry of a copy
+ * relayed completely is answered 250 and sends nothing; one that finds
+ * a live claim (another worker is sending it right now, e.g. Postfix
+ * gave up waiting for us and retried) gets 451 and sends nothing; one
+ * that finds a claim whose owner died takes it over and sends only to
+ * the members no transaction has served yet.
+ */
 static int
 send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 	  const struct rewrite_msg *m, const struct store_group *g,
-	  const char *digest, struct smtp_reply *r, unsigned *copies)
+	  const char *digest, double eod_start, struct smtp_reply *r,
+	  unsigned *copies)
 {
 	struct deliver *d = ds->d;
 	const struct conf *cf = d->cf;
-	struct rcpt_list rl = {NULL, 0, 0};
+	struct rcpt_list rl = {NULL, 0, 0, g->name};
 	struct rewrite_list l;
 	struct relay_result res;
-	struct refused_ctx rctx = {d, env->id, g->name};
+	struct copy_ctx cx;
+	struct relay_hooks hooks;
 	enum relay_status st;
-	char   *copy;
-	const char *verp = cf->verp ? "XVERP=+=" : NULL;
+	char   *copy, msgid[256];
+	unsigned flags = 0;
 	size_t	clen;
 	long	n;
-	long long skip = 0;		/* a copy relayed in part before */
+	int	claim = CLAIM_NEW;
 
-	/*
-	 * Exactly once: a retry of a message whose copy was already relayed
-	 * (we crashed, or the connection dropped before Postfix saw our 250)
-	 * is answered 250 without sending again.
-	 */
-	if (store_read_begin(d->st) == STORE_ERROR) {
-		lookup_failed(d, env, r);
-		return (-1);
-	}
+	memset(&cx, 0, sizeof(cx));
+	cx.ds = ds;
+	cx.env = env;
+	cx.g = g;
+	cx.deadline = eod_start + cf->data_done_timeout;
 	if (cf->dedup_window > 0) {
-		char	when[64];
-		int	seen = store_relayed(d->st, g->name, digest, cf->dedup_window,
-					     &skip, when, sizeof(when));
-
-		if (seen == STORE_ERROR) {
+		rewrite_message_id(m, msgid, sizeof(msgid));
+		claim = store_claim(d->st, g->name, digest, msgid[0] ? msgid : NULL,
+				    cf->dedup_window, (long) getpid(), (long long) time(NULL),
+				    cf->data_done_timeout + 2 * cf->database_timeout + 30, &cx.c);
+		switch (claim) {
+		case STORE_ERROR:
 			lookup_failed(d, env, r);
-			store_read_end(d->st);
 			return (-1);
-		}
-		if (seen == STORE_YES) {
-			store_read_end(d->st);
+		case CLAIM_DONE:
 			msg_info("%s: group=%s, from=<%s>, status=duplicate (already relayed at "
-				 "%s UTC; not sent again)", env->id, g->name, env->sender, when);
+				 "%s UTC; not sent again)", env->id, g->name, env->sender, cx.c.when);
 			(*copies)++;
 			return (0);
+		case CLAIM_BUSY:
+			msg_info("%s: group=%s, from=<%s>, status=deferred (the same message is "
+				 "being relayed by process %ld since %s UTC; not sent twice)",
+				 env->id, g->name, env->sender, cx.c.owner, cx.c.when);
+			smtp_reply_set(r, 451, "4.3.0 Error: this message is being sent to the "
+				       "list right now, try again later");
+			return (-1);
+		case CLAIM_RESUME:
+			msg_info("%s: group=%s, from=<%s>, resuming a copy first claimed at %s UTC: "
+				 "members already served are skipped", env->id, g->name,
+				 env->sender, cx.c.when);
+			break;
 		}
-		if (seen == STORE_PARTIAL)
-			msg_info("%s: group=%s, from=<%s>, resuming a copy relayed in part at "
-				 "%s UTC: members already served are skipped", env->id,
-				 g->name, env->sender, when);
+		crash_point("claimed", 0);
 	}
-	n = store_recipients(d->st, g->name, skip, collect, &rl);
+	if (store_read_begin(d->st) == STORE_ERROR)
+		n = STORE_ERROR;
+	else
+		n = store_recipients(d->st, g->name, claim == CLAIM_RESUME ? cx.c.id : 0,
+				     collect, &rl);
 	store_read_end(d->st);
 	if (n == STORE_ERROR) {
 		rcpt_list_free(&rl);
 		lookup_failed(d, env, r);
-		return (-1);
+		goto release;
 	}
 	if (rl.n == 0) {
-		msg_info("%s: group=%s, from=<%s>, nrcpt=0, status=sent (no recipients)",
-			 env->id, g->name, env->sender);
+		msg_info("%s: group=%s, from=<%s>, nrcpt=0, status=sent (no %srecipients)",
+			 env->id, g->name, env->sender, claim == CLAIM_RESUME ? "more " : "");
 		rcpt_list_free(&rl);
+		if (cx.c.id && store_release(d->st, cx.c.id, 1, cf->dedup_window) == STORE_ERROR) {
+			lookup_failed(d, env, r);
+			return (-1);
+		}
+		(*copies)++;
 		return (0);
 	}
 	l.group = g->name;
@@ -418,65 +613,78 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 	if ((copy = rewrite_copy(m, &l, &clen)) == NULL) {
 		rcpt_list_free(&rl);
 		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
-		return (-1);
+		goto release;
 	}
 	/*
 	 * XVERP: Postfix gives each member's copy the envelope sender
 	 * bounce+member=domain@listdomain, so a bounce names its member even
 	 * when it is not a proper DSN.
 	 */
-	if (cf->verp && relay_has_capa(d->relay, "XVERP") == 0) {
-		if (!d->verp_warned++)
+	if (cf->verp) {
+		if (relay_has_capa(d->relay, "XVERP") == 0 && !d->verp_warned++)
 			msg_warn("relay %s does not offer XVERP: bounces cannot be traced to "
 				 "members by address (Postfix: smtpd_authorized_verp_clients = "
 				 "127.0.0.1, [::1])", cf->relay);
-		verp = NULL;
+		flags |= RELAY_XVERP;
 	}
-	st = relay_send(d->relay, d->bounce_addr, verp, rl.v, rl.n,
-			cf->relay_recipient_limit, copy, clen, refused, &rctx, &res);
+	if (env->body_8bit)
+		flags |= RELAY_8BITMIME;
+	if (env->smtputf8)
+		flags |= RELAY_SMTPUTF8;
+	for (size_t i = 0; i < rl.n && !(flags & RELAY_SMTPUTF8); i++)
+		if (needs_utf8(rl.v[i]))
+			flags |= RELAY_SMTPUTF8;
+	cx.total = rl.n;
+	hooks.checkpoint = checkpoint;
+	hooks.proceed = proceed;
+	hooks.arg = &cx;
+	hooks.hard_deadline = cx.deadline;
+	st = relay_send(d->relay, d->bounce_addr, flags, rl.v, rl.n,
+			cf->relay_recipient_limit, copy, clen, &hooks, &res);
 	free(copy);
-	if (st == RELAY_OK) {
+	if (st == RELAY_OK && cx.c.id && !cx.completed) {
+		/* Sent in several transactions, each committed: now complete.
+		 * Should this fail, the retry finds nobody left and says 250. */
+		crash_point("before-mark", 0);
+		if (store_release(d->st, cx.c.id, 1, cf->dedup_window) == STORE_YES)
+			cx.completed = 1;
+		else
+			msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
+	}
+	if (st == RELAY_OK && (cx.completed || cx.c.id == 0)) {
+		crash_point("before-reply", 0);
 		msg_info("%s: group=%s, from=<%s>, nrcpt=%zu, refused=%zu, relay=%s, "
 			 "status=sent (%s)", env->id, g->name, env->sender, res.accepted,
-			 res.refused, cf->relay, res.accepted ? res.reply : "all refused");
+			 res.refused, cf->relay, res.accepted ? res.queued : "every member refused");
 		(*copies)++;
-		if (cf->dedup_window > 0) {
-			char	msgid[256];
-
-			rewrite_message_id(m, msgid, sizeof(msgid));
-			if (store_mark_relayed(d->st, g->name, digest, msgid[0] ? msgid : NULL,
-					       cf->dedup_window) == STORE_ERROR)
-				msg_warn("%s: cannot remember the relayed copy: %s", env->id,
-					 store_errmsg(d->st));
-		}
-	} else {
-		msg_warn("%s: group=%s, from=<%s>, nrcpt=%zu, served=%zu, relay=%s, "
-			 "status=%s (%s)", env->id, g->name, env->sender, rl.n, res.handled,
-			 cf->relay, st == RELAY_TEMP ? "deferred" : "bounced", res.reply);
-		/*
-		 * A large list failed after some batches went out: remember who
-		 * was served, so that Postfix's retry reaches only the others.
-		 */
-		if (res.handled > 0 && cf->dedup_window > 0) {
-			char	msgid[256];
-
-			rewrite_message_id(m, msgid, sizeof(msgid));
-			if (store_mark_partial(d->st, g->name, digest, msgid[0] ? msgid : NULL,
-					       cf->dedup_window, rl.v, res.handled) == STORE_ERROR)
-				msg_warn("%s: cannot remember the %zu members already served; "
-					 "the retry sends to them again: %s", env->id, res.handled,
-					 store_errmsg(d->st));
-		}
-		/* 5xx upstream only when no member got anything. */
-		if (st == RELAY_PERM && *copies == 0 && res.handled == 0 && skip == 0)
-			smtp_reply_set(r, 554, "5.3.0 Error: the relay refused the list copy: %s",
-				       res.reply);
-		else
-			smtp_reply_set(r, 451, "4.4.0 Error: cannot relay the list copy, "
-				       "try again later");
+		rcpt_list_free(&rl);
+		return (0);
 	}
+	if (res.problem)
+		msg_warn("%s: group=%s: the relay refuses mlistd itself: %s; every post gets "
+			 "451 until the relay accepts mail from mlistd for any recipient "
+			 "(Postfix: mynetworks or smtpd_relay_restrictions for mlistd's "
+			 "address, smtpd_recipient_limit >= relay-recipient-limit)",
+			 env->id, g->name, res.reply);
+	msg_warn("%s: group=%s, from=<%s>, nrcpt=%zu, served=%zu, refused=%zu, "
+		 "deferred=%zu, relay=%s, status=%s (%s)", env->id, g->name, env->sender,
+		 rl.n, res.accepted, res.refused, res.deferred, cf->relay,
+		 st == RELAY_PERM ? "bounced" : "deferred",
+		 st == RELAY_OK ? "could not record the copy as complete" : res.reply);
 	rcpt_list_free(&rl);
-	return (st == RELAY_OK ? 0 : -1);
+	/* 5xx upstream only when no member got anything, in any attempt. */
+	if (st == RELAY_PERM && *copies == 0 && claim != CLAIM_RESUME)
+		smtp_reply_set(r, 554, "5.3.0 Error: the relay refused the list copy: %s",
+			       res.reply);
+	else
+		smtp_reply_set(r, 451, "4.4.0 Error: cannot relay the list copy now, "
+			       "try again later");
+release:
+	/* The retry resumes where this attempt stopped. */
+	if (cx.c.id && store_release(d->st, cx.c.id, 0, cf->dedup_window) == STORE_ERROR)
+		msg_warn("%s: group=%s: cannot release the claim (a retry waits until it "
+			 "expires): %s", env->id, g->name, store_errmsg(d->st));
+	return (-1);
 }
 
 /*
@@ -599,6 +807,7 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 	unsigned copies = 0;
 	int	refused = 0;		/* r holds a refusal or a 4xx */
 	char	digest[41];
+	double	eod_start = sockstream_now();
 
 	if ((groups = calloc(env->nrcpt, sizeof(*groups))) == NULL) {
 		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
@@ -685,7 +894,7 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 	if (ngroups > 0)
 		rewrite_digest(m, digest);
 	for (size_t k = 0; k < ngroups; k++)
-		if (send_copy(ds, env, m, &groups[k], digest, r, &copies) < 0)
+		if (send_copy(ds, env, m, &groups[k], digest, eod_start, r, &copies) < 0)
 			goto done;
 	smtp_reply_set(r, 250, "2.0.0 Ok: queued as %s", env->id);
 done:

@@ -2,6 +2,7 @@
 #ifndef MLISTD_DELIVER_H
 #define MLISTD_DELIVER_H
 
+#include <signal.h>
 #include <stddef.h>
 
 #include "conf.h"
@@ -27,6 +28,7 @@ extern const struct smtp_handlers deliver_handlers;
 struct deliver_session {
 	struct deliver *d;
 	const char *client;		/* "unknown[addr]:port" for logs */
+	volatile sig_atomic_t *stop;	/* set when the worker must stop */
 };
 
 #endif

@@ -1,22 +1,44 @@
 /*
  * relay.c - the SMTP client side: list copies go back to Postfix.
  *
- * Built on Mailutils' SMTP client (mu_smtp_mail_basic, mu_smtp_rcpt_basic,
- * mu_smtp_send_stream, mu_smtp_dot, mu_smtp_rset).  We do not use
- * mu_mailer_send_message(): with several recipients it sends RCPT for the
- * first only, ignores refused recipients, cannot pass ESMTP parameters,
- * and acts on an Fcc: header.  Here every RCPT reply is checked.
+ * Mailutils' SMTP client does what it does well here: the connection's
+ * greeting, EHLO and the capabilities (mu_smtp_open, mu_smtp_ehlo,
+ * mu_smtp_capa_test), over src/sockstream.c.  The transactions (MAIL,
+ * RCPT, DATA, the message, the dot, RSET, QUIT) are ours, written and
+ * read over that same stream, and Mailutils' state machine is never
+ * used for them: with pipelining, every reply must be matched to its
+ * command, which mu_smtp_rcpt_basic cannot do (it reads one reply and
+ * moves its state on as if the others did not exist), and
+ * mu_mailer_send_message sends RCPT for the first recipient only.
+ *
+ * Replies are bounded: RELAY_LINE_MAX bytes a line, RELAY_LINES_MAX
+ * lines, and one deadline per reply (relay-timeout, and never past the
+ * caller's hard deadline), however slowly its bytes arrive.  Anything
+ * else is a malformed reply: the connection is dropped.
+ *
+ * With PIPELINING (RFC 2920) MAIL, the RCPTs of a window of PIPE_WINDOW
+ * and, after the last window, DATA go out in one write; the replies are
+ * read back in order.  A window is small enough for its commands and
+ * replies to fit the socket buffers, so neither side can block the other.
+ *
+ * What the replies mean:
+ *   - 250 to the dot: the relay has the copy for every recipient it
+ *     accepted; reported to the checkpoint hook before anything else.
+ *   - 5xx to one RCPT: that member's bounce.  But if the relay refuses
+ *     every recipient alike, or refuses MAIL, it refuses mlistd
+ *     (relay-access rules, a configuration change): a relay problem,
+ *     RELAY_TEMP, nobody's bounce.
+ *   - 452 to RCPT: too many recipients, the rest go in the next
+ *     transaction; any other 4xx leaves that member for the retry.
+ *   - Any doubt after DATA (timeout, connection lost before the reply
+ *     to the dot) is RELAY_TEMP, and those recipients are not reported:
+ *     an unconfirmed copy is never counted as delivered.
  *
  * One connection per worker, kept across messages.  Postfix closes an
  * idle connection after smtpd_timeout (sending 421 first), so a failure
- * of the first command on a reused connection reconnects and starts the
- * transaction again; nothing was accepted at that point, so nothing can
- * be sent twice.  The socket gets send and receive timeouts (the
- * Mailutils TCP stream has none of its own).
- *
- * Any uncertainty after DATA (timeout, dropped connection after the dot)
- * is RELAY_TEMP: the caller answers 451 and Postfix retries, because an
- * unconfirmed copy must never be reported as delivered.
+ * before any reply of a transaction on a reused connection reconnects
+ * and starts it again; nothing was accepted then, so nothing is sent
+ * twice.
  */
 #include "config.h"
 
@@ -24,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <mailutils/errno.h>
 #include <mailutils/smtp.h>
@@ -45,9 +68,16 @@ struct relay {
 	int	reused;		/* connection already carried a transaction */
 	int	pipelining;	/* in use on this connection */
 	int	want_pipelining;	/* relay-pipelining */
+	double	hard_deadline;	/* of the relay_send in progress; 0: none */
 };
 
 #define PIPE_WINDOW 100		/* RCPT commands in flight */
+
+/* One reply: its code, and "CODE text" of its first line. */
+struct reply {
+	int	code;
+	char	text[400];
+};
 
 /* relay_create - parse smtp://host[:port] */
 struct relay *
@@ -105,14 +135,18 @@ relay_create(const char *urlstr, const char *helo, unsigned timeout,
 	return (r);
 }
 
-/* disconnect - drop the connection, politely if it still works */
+/* disconnect - drop the connection; QUIT first if it still works */
 static void
 disconnect(struct relay *r, int polite)
 {
 	if (r->smtp == NULL)
 		return;
-	if (polite)
-		(void) mu_smtp_quit(r->smtp);
+	if (polite && r->carrier) {
+		/* Our QUIT; nobody waits for its reply. */
+		sockstream_deadline(r->carrier, sockstream_now() + 1);
+		if (sockstream_write(r->carrier, "QUIT\r\n", 6) == 0)
+			(void) sockstream_flush(r->carrier);
+	}
 	mu_smtp_destroy(&r->smtp);
 	r->smtp = NULL;
 	r->carrier = NULL;
@@ -130,9 +164,20 @@ relay_free(struct relay *r)
 	free(r);
 }
 
-/* reply_text - "CODE text" of the last reply */
+/* reply_deadline - relay-timeout from now, never past the hard deadline */
 static void
-reply_text(struct relay *r, char *buf, size_t len)
+reply_deadline(struct relay *r)
+{
+	double	when = sockstream_now() + r->timeout;
+
+	if (r->hard_deadline > 0 && when > r->hard_deadline)
+		when = r->hard_deadline;
+	sockstream_deadline(r->carrier, when);
+}
+
+/* mu_reply_text - "CODE text" of the last reply Mailutils read */
+static void
+mu_reply_text(struct relay *r, char *buf, size_t len)
 {
 	char	code[4] = "";
 	const char *text = "";
@@ -144,24 +189,14 @@ reply_text(struct relay *r, char *buf, size_t len)
 	snprintf(buf, len, "%s %s", code[0] ? code : "???", text);
 }
 
-/* reply_class - 2, 4 or 5 from the last reply code; 0 when unknown */
+/* connect_relay - TCP, greeting, EHLO (Mailutils, bounded); -1 with why */
 static int
-reply_class(struct relay *r)
-{
-	char	code[4] = "";
-
-	if (mu_smtp_replcode(r->smtp, code) != 0 || code[0] < '2' || code[0] > '5')
-		return (0);
-	return (code[0] - '0');
-}
-
-/* connect_relay - TCP, timeouts, greeting, EHLO */
-static int
-connect_relay(struct relay *r, char *why, size_t len)
+connect_relay(struct relay *r, char *why, size_t len, int *problem)
 {
 	mu_stream_t str = NULL;
 	int	rc;
 
+	*problem = 0;
 	if (sockstream_connect(&str, r->host, r->port, r->timeout, why, len) < 0)
 		return (-1);
 	if ((rc = mu_smtp_create(&r->smtp)) != 0) {
@@ -179,15 +214,27 @@ connect_relay(struct relay *r, char *why, size_t len)
 	}
 	mu_stream_unref(str);		/* the smtp object holds it now */
 	r->carrier = str;
-	if ((rc = mu_smtp_open(r->smtp)) != 0 || (rc = mu_smtp_ehlo(r->smtp)) != 0) {
-		if (rc == MU_ERR_REPLY)
-			reply_text(r, why, len);
-		else
+	/* Mailutils reads these replies without limits of its own. */
+	sockstream_budget(str, RELAY_EHLO_MAX);
+	reply_deadline(r);
+	if ((rc = mu_smtp_open(r->smtp)) == 0) {
+		reply_deadline(r);
+		rc = mu_smtp_ehlo(r->smtp);
+	}
+	if (rc != 0) {
+		if (rc == MU_ERR_REPLY) {
+			char	code[4] = "";
+
+			mu_reply_text(r, why, len);
+			*problem = mu_smtp_replcode(r->smtp, code) == 0 && code[0] == '5';
+		} else
 			snprintf(why, len, "relay %s:%u: %s", r->host, r->port,
-				 mu_strerror(rc));
+				 rc == EOVERFLOW ? "greeting or EHLO reply too long"
+				 : mu_strerror(rc));
 		disconnect(r, 0);
 		return (-1);
 	}
+	sockstream_budget(str, 0);
 	r->reused = 0;
 	r->pipelining = r->want_pipelining
 		&& mu_smtp_capa_test(r->smtp, "PIPELINING", NULL) == 0;
@@ -198,241 +245,531 @@ int
 relay_has_capa(struct relay *r, const char *capa)
 {
 	char	why[256];
+	int	problem;
 
-	if (r->smtp == NULL && connect_relay(r, why, sizeof(why)) < 0)
+	if (r->smtp == NULL && connect_relay(r, why, sizeof(why), &problem) < 0)
 		return (-1);
 	return (mu_smtp_capa_test(r->smtp, capa, NULL) == 0);
 }
 
-/* fail - record why, reset or drop the connection, return the status */
-static enum relay_status
-fail(struct relay *r, struct relay_result *res, int rc, enum relay_status st)
-{
-	if (rc == MU_ERR_REPLY) {
-		reply_text(r, res->reply, sizeof(res->reply));
-		/* A clean refusal: RSET keeps the connection usable. */
-		if (mu_smtp_rset(r->smtp) != 0)
-			disconnect(r, 0);
-	} else {
-		snprintf(res->reply, sizeof(res->reply), "relay %s:%u: %s", r->host,
-			 r->port, mu_strerror(rc));
-		disconnect(r, 0);
-	}
-	res->status = st;
-	return (st);
-}
-
 /*
- * rcpt_verdict - classify one RCPT reply: 1 go on (accepted, or refused
- * for good and reported), 0 a 452 after some were accepted (send the
- * rest in the next transaction), -1 give up (4xx, or trouble).
+ * read_reply - one complete reply, bounded.  0, or an errno value
+ * (ETIMEDOUT, ECONNRESET, ...) or MU_ERR_BADREPLY for a malformed one;
+ * after an error the connection is out of step and must be dropped.
  */
 static int
-rcpt_verdict(struct relay *r, int rc, const char *rcpt, relay_refused_fn refused,
-	     void *arg, struct relay_result *res, size_t *accepted)
+read_reply(struct relay *r, struct reply *rp)
 {
-	char	code[4] = "", text[400];
+	char	line[RELAY_LINE_MAX + 1];
+	unsigned lines = 0;
 
-	if (rc == 0) {
-		(*accepted)++;
-		return (1);
+	rp->code = 0;
+	rp->text[0] = 0;
+	reply_deadline(r);
+	for (;;) {
+		size_t	n;
+		int	rc, code;
+
+		if ((rc = sockstream_getline(r->carrier, line, sizeof(line), &n)) != 0)
+			return (rc == EOVERFLOW ? MU_ERR_BADREPLY : rc);
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = 0;
+		if (n < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9'
+		    || line[2] < '0' || line[2] > '9' || (n > 3 && line[3] != ' ' && line[3] != '-'))
+			return (MU_ERR_BADREPLY);
+		code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+		if (lines == 0) {
+			rp->code = code;
+			/* Keep it printable: it goes into logs and the database. */
+			for (char *p = line; *p; p++)
+				if ((unsigned char) *p < 0x20 || *p == 0x7f)
+					*p = ' ';
+			snprintf(rp->text, sizeof(rp->text), "%.399s", line);
+		} else if (code != rp->code)
+			return (MU_ERR_BADREPLY);
+		if (++lines > RELAY_LINES_MAX)
+			return (MU_ERR_BADREPLY);
+		if (n == 3 || line[3] == ' ')
+			return (0);
 	}
-	if (rc != MU_ERR_REPLY)
-		return (-1);
-	(void) mu_smtp_replcode(r->smtp, code);
-	reply_text(r, text, sizeof(text));
-	if (code[0] == '5') {
-		res->refused++;
-		if (refused)
-			refused(arg, rcpt, text);
-		return (1);
-	}
-	if (strcmp(code, "452") == 0 && *accepted > 0)
-		return (0);
-	snprintf(res->reply, sizeof(res->reply), "%s", text);
-	return (-1);
 }
 
-/*
- * defer_window - RCPT commands for rcpt[0..n-1], to go out right behind
- * the next command Mailutils writes, in the same packet
- */
+/* io_text - why the relay connection failed */
+static void
+io_text(struct relay *r, int rc, char *buf, size_t len)
+{
+	const char *what = rc == MU_ERR_BADREPLY ? "malformed or oversized reply"
+		: rc == ETIMEDOUT ? "timed out waiting for a reply"
+		: rc == ECONNRESET ? "lost connection" : mu_strerror(rc);
+
+	snprintf(buf, len, "relay %s:%u: %s", r->host, r->port, what);
+}
+
+/* put - "VERB:<path>params" CR LF into the write buffer */
 static int
-defer_window(struct relay *r, char *const *rcpt, size_t n)
+put(struct relay *r, const char *verb, const char *path, const char *params)
 {
-	char	buf[PIPE_WINDOW * (SMTP_ADDR_MAX + 16)];
-	size_t	len = 0;
+	char	cmd[SMTP_ADDR_MAX + 128];
+	int	n = snprintf(cmd, sizeof(cmd), "%s:<%s>%s\r\n", verb, path,
+			     params ? params : "");
 
-	for (size_t j = 0; j < n; j++) {
-		int	w = snprintf(buf + len, sizeof(buf) - len, "RCPT TO:<%s>\r\n", rcpt[j]);
-
-		if (w < 0 || (size_t) w >= sizeof(buf) - len)
-			return (EOVERFLOW);
-		len += (size_t) w;
-	}
-	return (sockstream_defer(r->carrier, buf, len));
+	if (n < 0 || (size_t) n >= sizeof(cmd))
+		return (EOVERFLOW);
+	return (sockstream_write(r->carrier, cmd, (size_t) n));
 }
 
-/* fail_hard - give up and drop the connection (replies may be pending) */
-static enum relay_status
-fail_hard(struct relay *r, struct relay_result *res, int rc)
+/* send_body - the message: LF -> CR LF, dot-stuffing, then the dot */
+static int
+send_body(struct relay *r, const char *msg, size_t len)
 {
-	if (rc == MU_ERR_REPLY)
-		reply_text(r, res->reply, sizeof(res->reply));
-	else
-		snprintf(res->reply, sizeof(res->reply), "relay %s:%u: %s", r->host,
-			 r->port, mu_strerror(rc));
-	disconnect(r, 0);
-	res->status = RELAY_TEMP;
-	return (RELAY_TEMP);
-}
-
-/*
- * one_batch - MAIL, RCPT for up to `batch` recipients from *next, DATA.
- * Advances *next past the recipients handled (a 452 leaves the rest for
- * the next batch).  Returns RELAY_OK, or a failure; *retry is set when the
- * first command failed on a reused connection (then nothing happened).
- */
-static enum relay_status
-one_batch(struct relay *r, const char *sender, const char *params,
-	  char *const *rcpt, size_t nrcpt, size_t *next, size_t batch,
-	  const char *msg, size_t len, relay_refused_fn refused, void *arg,
-	  struct relay_result *res, int *retry)
-{
-	size_t	i, accepted = 0, end = *next + batch;
-	mu_stream_t body = NULL;
+	size_t	i = 0;
 	int	rc;
 
-	*retry = 0;
-	if (end > nrcpt)
-		end = nrcpt;
-	rc = params ? mu_smtp_mail_basic(r->smtp, sender, "%s", params)
-		: mu_smtp_mail_basic(r->smtp, sender, NULL);
-	if (rc != 0) {
-		if (r->reused && (rc != MU_ERR_REPLY || reply_class(r) == 4)) {
-			/* Stale idle connection (or its 421): start over. */
-			disconnect(r, 0);
-			*retry = 1;
-			return (RELAY_TEMP);
-		}
-		return (fail(r, res, rc, rc == MU_ERR_REPLY && reply_class(r) == 5
-			     ? RELAY_PERM : RELAY_TEMP));
-	}
-	r->reused = 1;
-	i = *next;
-	/*
-	 * The first RCPT of a window goes through mu_smtp_rcpt_basic, which
-	 * moves the client's state machine on; with PIPELINING the next ones
-	 * of the window (PIPE_WINDOW commands in all) go out in the same
-	 * packet behind it, and their replies are read in order (RFC 2920).
-	 * A window is small enough for its commands and replies to fit the
-	 * socket buffers, so neither side can block the other.
-	 */
-	while (i < end) {
-		size_t	wend, j, resume = i;
-		int	verdict, stop = 0;
+	while (i < len) {
+		const char *lf = memchr(msg + i, '\n', len - i);
+		size_t	n = lf ? (size_t) (lf - (msg + i)) : len - i;
 
-		wend = r->pipelining ? (i + PIPE_WINDOW < end ? i + PIPE_WINDOW : end) : i + 1;
-		if (wend - i > 1) {
-			if ((rc = defer_window(r, rcpt + i + 1, wend - i - 1)) != 0)
-				return (fail_hard(r, res, rc));
-			sockstream_quickack(r->carrier, 1);
+		if (n > 0 && msg[i + n - 1] == '\r')
+			n--;			/* already CR LF */
+		if ((msg[i] == '.' && (rc = sockstream_write(r->carrier, ".", 1)) != 0)
+		    || (rc = sockstream_write(r->carrier, msg + i, n)) != 0
+		    || (rc = sockstream_write(r->carrier, "\r\n", 2)) != 0)
+			return (rc);
+		i += lf ? (size_t) (lf - (msg + i)) + 1 : len - i;
+	}
+	return (sockstream_write(r->carrier, ".\r\n", 3));
+}
+
+/* enhanced - the enhanced status code of "550 5.1.1 text" ("" if none) */
+static void
+enhanced(const char *text, char *out, size_t len)
+{
+	const char *p = text + 3 + strspn(text + 3, " -");
+	size_t	n = strcspn(p, " ");
+
+	out[0] = 0;
+	if (n >= 5 && n < len && (p[0] == '2' || p[0] == '4' || p[0] == '5') && p[1] == '.')
+		snprintf(out, len, "%.*s", (int) n, p);
+}
+
+/*
+ * refuses_us - the relay refused every recipient of a transaction and
+ * nobody else before: is that about mlistd rather than the members?
+ * Yes when two or more were refused with the same code and enhanced
+ * code (one rule, not one mailbox each), or one was refused for a
+ * reason that is not about a mailbox (policy 5.7, system 5.3, protocol
+ * 5.5, or no enhanced code: 554 "Relay access denied", 503 ...).
+ */
+static int
+refuses_us(char **replies, size_t n)
+{
+	char	first[16], e[16];
+
+	if (n == 0)
+		return (0);
+	enhanced(replies[0], first, sizeof(first));
+	if (n == 1)
+		return (first[0] == 0 || strncmp(first, "5.7.", 4) == 0
+			|| strncmp(first, "5.3.", 4) == 0 || strncmp(first, "5.5.", 4) == 0
+			|| strncmp(replies[0], "503", 3) == 0);
+	for (size_t i = 1; i < n; i++) {
+		enhanced(replies[i], e, sizeof(e));
+		if (strncmp(replies[i], replies[0], 3) != 0 || strcmp(e, first) != 0)
+			return (0);
+	}
+	return (1);
+}
+
+/* Per-recipient state within one transaction. */
+enum { R_WAIT, R_ACCEPTED, R_REFUSED, R_NEXT, R_LATER };
+
+/* A transaction's working set. */
+struct txn {
+	size_t	n;			/* recipients in it */
+	size_t *idx;			/* their indexes in rcpt[] */
+	unsigned char *state;
+	char  **reply;			/* refusals, malloc'd */
+	size_t	accepted, refused, next, later;
+};
+
+static void
+txn_clear(struct txn *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		free(t->reply[i]);
+		t->reply[i] = NULL;
+	}
+	t->n = t->accepted = t->refused = t->next = t->later = 0;
+}
+
+/* report - hand the finished recipients to the checkpoint hook */
+static int
+report(const struct relay_hooks *h, struct txn *t, char *const *rcpt,
+       int with_accepted, struct relay_outcome *out)
+{
+	size_t	k = 0;
+
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->state[i] == R_REFUSED) {
+			out[k].rcpt = rcpt[t->idx[i]];
+			out[k].accepted = 0;
+			out[k++].reply = t->reply[i];
+		} else if (t->state[i] == R_ACCEPTED && with_accepted) {
+			out[k].rcpt = rcpt[t->idx[i]];
+			out[k].accepted = 1;
+			out[k++].reply = NULL;
 		}
-		rc = mu_smtp_rcpt_basic(r->smtp, rcpt[i], NULL);
-		for (j = i; j < wend; j++) {
-			if (j > i) {
-				if ((rc = mu_smtp_response(r->smtp)) != 0) {
-					sockstream_quickack(r->carrier, 0);
-					return (fail_hard(r, res, rc));
+	}
+	if (k == 0 || h == NULL || h->checkpoint == NULL)
+		return (0);
+	return (h->checkpoint(h->arg, out, k));
+}
+
+/* rset - end a transaction that will not be completed; 0 or -1 (dropped) */
+static int
+rset(struct relay *r)
+{
+	struct reply rp;
+
+	if (sockstream_write(r->carrier, "RSET\r\n", 6) != 0 || read_reply(r, &rp) != 0
+	    || rp.code / 100 != 2) {
+		disconnect(r, 0);
+		return (-1);
+	}
+	return (0);
+}
+
+/* Outcome of one transaction, for relay_send's loop. */
+enum { T_DONE, T_RETRY, T_FAIL };
+
+/*
+ * one_txn - MAIL, the RCPTs of t, DATA, message, dot.  Sets each
+ * recipient's state; T_DONE when the transaction ended as the relay
+ * wanted (t says who is served), T_RETRY when a reused connection was
+ * found closed before anything happened, T_FAIL with res filled in.
+ */
+static int
+one_txn(struct relay *r, const char *sender, const char *params,
+	char *const *rcpt, struct txn *t, const char *msg, size_t len,
+	struct relay_result *res, int *data_failed)
+{
+	struct reply rp, mail;
+	size_t	i = 0;
+	int	rc, data_sent = 0, mail_read = 0, full = 0, was_reused = r->reused;
+
+	*data_failed = 0;
+	for (size_t j = 0; j < t->n; j++)
+		t->state[j] = R_WAIT;
+	if ((rc = put(r, "MAIL FROM", sender, params)) != 0)
+		goto io_failed;
+	mail.code = 0;
+	if (!r->pipelining) {
+		if ((rc = read_reply(r, &mail)) != 0)
+			goto io_failed;
+		mail_read = 1;
+	}
+	while (i < t->n && (mail.code == 0 || mail.code / 100 == 2)) {
+		size_t	wend = r->pipelining ? (i + PIPE_WINDOW < t->n ? i + PIPE_WINDOW : t->n)
+			: i + 1;
+
+		for (size_t j = i; j < wend; j++)
+			if ((rc = put(r, "RCPT TO", rcpt[t->idx[j]], NULL)) != 0)
+				goto io_failed;
+		/* The last window carries DATA too (RFC 2920: DATA ends a group). */
+		if (r->pipelining && wend == t->n) {
+			if ((rc = sockstream_write(r->carrier, "DATA\r\n", 6)) != 0)
+				goto io_failed;
+			data_sent = 1;
+		}
+		sockstream_quickack(r->carrier, r->pipelining);
+		if (!mail_read) {
+			if ((rc = read_reply(r, &mail)) != 0)
+				goto io_failed;
+			mail_read = 1;
+		}
+		for (size_t j = i; j < wend; j++) {
+			if ((rc = read_reply(r, &rp)) != 0)
+				goto io_failed;
+			if (mail.code / 100 != 2)
+				continue;	/* their 503s say nothing of them */
+			if (rp.code / 100 == 2) {
+				t->state[j] = R_ACCEPTED;
+				t->accepted++;
+			} else if (rp.code / 100 == 5) {
+				t->state[j] = R_REFUSED;
+				if ((t->reply[j] = strdup(rp.text)) == NULL) {
+					rc = ENOMEM;
+					goto io_failed;
 				}
-				rc = reply_class(r) == 2 ? 0 : MU_ERR_REPLY;
-			} else if (rc != 0 && rc != MU_ERR_REPLY && wend - i > 1) {
-				/* No reply at all: the rest cannot be read either. */
-				sockstream_quickack(r->carrier, 0);
-				return (fail_hard(r, res, rc));
-			}
-			if (stop) {
-				/* After a 452 nothing more may be accepted. */
-				if (rc == 0 && stop == 1)
-					stop = 3;
-				continue;
-			}
-			verdict = rcpt_verdict(r, rc, rcpt[j], refused, arg, res, &accepted);
-			if (verdict < 0)
-				stop = 2;	/* read the rest, then give up */
-			else if (verdict == 0) {
-				stop = 1;	/* 452: the rest in the next batch */
-				resume = j;
+				t->refused++;
+			} else if (rp.code == 452) {
+				t->state[j] = R_NEXT;	/* too many: the next transaction */
+				t->next++;
+				if (!r->pipelining) {
+					/* Lock-step: no point asking for more. */
+					for (size_t k = j + 1; k < t->n; k++, t->next++)
+						t->state[k] = R_NEXT;
+					full = 1;
+				}
+			} else if (rp.code == 421) {
+				/* Closing: this one and the rest are not done. */
+				snprintf(res->reply, sizeof(res->reply), "%s", rp.text);
+				t->state[j] = R_LATER;
+				rc = ECONNRESET;
+				goto io_failed;
+			} else {
+				t->state[j] = R_LATER;	/* 450, 451: for the retry */
+				t->later++;
+				snprintf(res->reply, sizeof(res->reply), "%s", rp.text);
 			}
 		}
 		sockstream_quickack(r->carrier, 0);
-		if (stop == 2 && wend - i == 1)
-			return (fail(r, res, rc, RELAY_TEMP));	/* RSET, keep it */
-		if (stop == 2 || stop == 3)
-			return (fail_hard(r, res, stop == 2 ? MU_ERR_REPLY : MU_ERR_BADREPLY));
-		if (stop == 1) {
-			i = resume;
-			break;
+		i = full ? t->n : wend;
+	}
+	if (mail.code / 100 != 2) {
+		/* Refused: us, not the members (5xx is a relay problem). */
+		if (data_sent && (rc = read_reply(r, &rp)) != 0)
+			goto io_failed;
+		if (mail.code == 421 && was_reused) {
+			disconnect(r, 0);	/* closed while idle: start over */
+			return (T_RETRY);
 		}
-		i = wend;
-	}
-	*next = i;
-	if (accepted == 0) {
-		/* Everyone refused permanently: no DATA, clean up. */
-		if ((rc = mu_smtp_rset(r->smtp)) != 0)
+		r->reused = 1;
+		snprintf(res->reply, sizeof(res->reply), "%s", mail.text);
+		res->problem = mail.code / 100 == 5;
+		if (mail.code == 421)
 			disconnect(r, 0);
-		return (RELAY_OK);
+		else
+			(void) rset(r);
+		return (T_FAIL);
 	}
-	if ((rc = mu_static_memory_stream_create(&body, msg, len)) != 0)
-		return (fail(r, res, rc, RELAY_TEMP));
-	rc = mu_smtp_send_stream(r->smtp, body);
-	mu_stream_destroy(&body);
-	if (rc != 0)
-		return (fail(r, res, rc, rc == MU_ERR_REPLY && reply_class(r) == 5
-			     && res->transactions == 0 ? RELAY_PERM : RELAY_TEMP));
-	if ((rc = mu_smtp_dot(r->smtp)) != 0)
-		return (fail(r, res, rc, rc == MU_ERR_REPLY && reply_class(r) == 5
-			     && res->transactions == 0 ? RELAY_PERM : RELAY_TEMP));
-	reply_text(r, res->reply, sizeof(res->reply));
-	res->accepted += accepted;
-	res->transactions++;
-	return (RELAY_OK);
+	r->reused = 1;
+	if (!data_sent && t->accepted > 0) {
+		if ((rc = sockstream_write(r->carrier, "DATA\r\n", 6)) != 0)
+			goto io_failed;
+		data_sent = 1;
+	}
+	if (data_sent && (rc = read_reply(r, &rp)) != 0)
+		goto io_failed;
+	if (t->accepted == 0) {
+		/* Nobody to send to: the relay refused DATA (or was not asked). */
+		if (data_sent && rp.code == 354) {
+			snprintf(res->reply, sizeof(res->reply), "relay %s:%u: 354 to DATA "
+				 "without a recipient: %.300s", r->host, r->port, rp.text);
+			res->problem = 1;
+			disconnect(r, 0);
+			return (T_FAIL);
+		}
+		(void) rset(r);
+		return (T_DONE);
+	}
+	if (rp.code != 354) {
+		snprintf(res->reply, sizeof(res->reply), "%s", rp.text);
+		res->problem = rp.code / 100 == 5;	/* 503, 554 to DATA itself */
+		*data_failed = 1;
+		(void) rset(r);
+		return (T_FAIL);
+	}
+	if ((rc = send_body(r, msg, len)) != 0 || (rc = read_reply(r, &rp)) != 0) {
+		/* Maybe delivered, maybe not: nobody counts as served. */
+		io_text(r, rc, res->reply, sizeof(res->reply));
+		*data_failed = 1;
+		disconnect(r, 0);
+		for (size_t j = 0; j < t->n; j++)
+			if (t->state[j] == R_ACCEPTED)
+				t->state[j] = R_LATER;
+		return (T_FAIL);
+	}
+	if (rp.code / 100 != 2) {
+		snprintf(res->reply, sizeof(res->reply), "%s", rp.text);
+		*data_failed = rp.code / 100 == 5 ? 5 : 4;
+		for (size_t j = 0; j < t->n; j++)
+			if (t->state[j] == R_ACCEPTED)
+				t->state[j] = R_LATER;
+		return (T_FAIL);
+	}
+	snprintf(res->queued, sizeof(res->queued), "%s", rp.text);
+	return (T_DONE);
+io_failed:
+	sockstream_quickack(r->carrier, 0);
+	/* A reused connection that failed before any reply: start over. */
+	if (was_reused && !mail_read && rc != MU_ERR_BADREPLY) {
+		disconnect(r, 0);
+		return (T_RETRY);
+	}
+	if (mail_read && mail.code == 421 && was_reused) {
+		disconnect(r, 0);
+		return (T_RETRY);
+	}
+	if (res->reply[0] == 0 || rc != ECONNRESET)
+		io_text(r, rc, res->reply, sizeof(res->reply));
+	if (rc == MU_ERR_BADREPLY)
+		res->problem = 1;
+	disconnect(r, 0);
+	for (size_t j = 0; j < t->n; j++)
+		if (t->state[j] == R_ACCEPTED || t->state[j] == R_WAIT)
+			t->state[j] = R_LATER;
+	return (T_FAIL);
+}
+
+/* mail_params - the ESMTP parameters for MAIL FROM; -1 with why */
+static int
+mail_params(struct relay *r, unsigned flags, char *buf, size_t len,
+	    struct relay_result *res)
+{
+	buf[0] = 0;
+	if ((flags & RELAY_8BITMIME) && mu_smtp_capa_test(r->smtp, "8BITMIME", NULL) == 0)
+		snprintf(buf + strlen(buf), len - strlen(buf), " BODY=8BITMIME");
+	if (flags & RELAY_SMTPUTF8) {
+		if (mu_smtp_capa_test(r->smtp, "SMTPUTF8", NULL) != 0) {
+			snprintf(res->reply, sizeof(res->reply), "relay %s:%u does not offer "
+				 "SMTPUTF8, which this copy needs (Postfix: smtputf8_enable = yes)",
+				 r->host, r->port);
+			res->problem = 1;
+			return (-1);
+		}
+		snprintf(buf + strlen(buf), len - strlen(buf), " SMTPUTF8");
+	}
+	if ((flags & RELAY_XVERP) && mu_smtp_capa_test(r->smtp, "XVERP", NULL) == 0)
+		snprintf(buf + strlen(buf), len - strlen(buf), " XVERP=+=");
+	return (0);
+}
+
+/* valid_path - nothing in it can break out of "RCPT TO:<...>" */
+static int
+valid_path(const char *a)
+{
+	size_t	n = 0;
+
+	for (; a[n]; n++)
+		if ((unsigned char) a[n] <= 0x20 || a[n] == 0x7f || a[n] == '<' || a[n] == '>')
+			return (0);
+	return (n > 0 && n <= SMTP_ADDR_MAX);
 }
 
 enum relay_status
-relay_send(struct relay *r, const char *sender, const char *params,
+relay_send(struct relay *r, const char *sender, unsigned flags,
 	   char *const *rcpt, size_t nrcpt, size_t batch,
-	   const char *msg, size_t len, relay_refused_fn refused, void *arg,
+	   const char *msg, size_t len, const struct relay_hooks *h,
 	   struct relay_result *res)
 {
-	size_t	next = 0;
+	struct txn t = {0, NULL, NULL, NULL, 0, 0, 0, 0};
+	struct relay_outcome *out = NULL;
+	size_t *queue = NULL, nqueue = 0, head = 0;
+	char	params[64];
+	double	last = 0;
+	int	retried = 0;
 
 	memset(res, 0, sizeof(*res));
+	res->status = RELAY_TEMP;
+	r->hard_deadline = h ? h->hard_deadline : 0;
 	if (batch == 0)
 		batch = 1;
-	while (next < nrcpt) {
-		enum relay_status st;
-		int	retry = 0, attempts = 0;
-
-		do {
-			if (r->smtp == NULL
-			    && connect_relay(r, res->reply, sizeof(res->reply)) < 0) {
-				res->status = RELAY_TEMP;
-				return (RELAY_TEMP);
-			}
-			st = one_batch(r, sender, params, rcpt, nrcpt, &next, batch,
-				       msg, len, refused, arg, res, &retry);
-		} while (retry && ++attempts < 2);
-		if (retry) {
-			snprintf(res->reply, sizeof(res->reply),
-				 "relay %s:%u closed the connection", r->host, r->port);
-			res->status = RELAY_TEMP;
-			return (RELAY_TEMP);
-		}
-		if (st != RELAY_OK)
-			return (st);
-		res->handled = next;
+	if (batch > nrcpt)
+		batch = nrcpt;
+	if (!valid_path(sender)) {
+		snprintf(res->reply, sizeof(res->reply), "invalid sender address");
+		goto done;
 	}
-	res->status = RELAY_OK;
-	return (RELAY_OK);
+	if ((queue = calloc(nrcpt + 1, sizeof(*queue))) == NULL
+	    || (t.idx = calloc(batch + 1, sizeof(*t.idx))) == NULL
+	    || (t.state = calloc(batch + 1, 1)) == NULL
+	    || (t.reply = calloc(batch + 1, sizeof(*t.reply))) == NULL
+	    || (out = calloc(batch + 1, sizeof(*out))) == NULL) {
+		snprintf(res->reply, sizeof(res->reply), "out of memory");
+		goto done;
+	}
+	/* Nothing that could smuggle a command goes on the wire. */
+	for (size_t i = 0; i < nrcpt; i++)
+		if (valid_path(rcpt[i]))
+			queue[nqueue++] = i;
+		else
+			msg_warn("relay: invalid recipient address skipped");
+	while (head < nqueue) {
+		double	t0;
+		int	st, data_failed;
+
+		if (res->transactions + res->refused > 0 && h && h->proceed
+		    && h->proceed(h->arg, last) != 0) {
+			res->stopped = 1;
+			snprintf(res->reply, sizeof(res->reply), "stopped before the next "
+				 "transaction (deadline or shutdown)");
+			goto done;
+		}
+		if (r->smtp == NULL
+		    && connect_relay(r, res->reply, sizeof(res->reply), &res->problem) < 0)
+			goto done;
+		if (mail_params(r, flags, params, sizeof(params), res) < 0)
+			goto done;
+		txn_clear(&t);
+		while (t.n < batch && head < nqueue)
+			t.idx[t.n++] = queue[head++];
+		t0 = sockstream_now();
+		st = one_txn(r, sender, params, rcpt, &t, msg, len, res, &data_failed);
+		last = sockstream_now() - t0;
+		if (st == T_RETRY) {
+			head -= t.n;		/* nothing happened: the same again */
+			if (retried++ > 0) {
+				snprintf(res->reply, sizeof(res->reply),
+					 "relay %s:%u closed the connection", r->host, r->port);
+				goto done;
+			}
+			continue;
+		}
+		retried = 0;
+		/* The relay refusing everyone alike refuses us. */
+		if (st == T_DONE && t.accepted == 0 && t.next == 0 && t.later == 0
+		    && res->accepted == 0 && refuses_us(t.reply, t.n)) {
+			snprintf(res->reply, sizeof(res->reply), "every recipient refused: %s",
+				 t.reply[0]);
+			res->problem = 1;
+			goto done;
+		}
+		if (st == T_DONE && t.accepted > 0) {
+			res->accepted += t.accepted;
+			res->transactions++;
+		}
+		res->refused += t.refused;
+		/* 452: back to the queue's head, for the next transaction. */
+		{
+			size_t	k = 0;
+
+			for (size_t j = 0; j < t.n; j++)
+				if (t.state[j] == R_NEXT)
+					k++;
+			head -= k;
+			for (size_t j = 0, w = head; j < t.n; j++)
+				if (t.state[j] == R_NEXT)
+					queue[w++] = t.idx[j];
+			if (st == T_DONE && k == t.n) {
+				snprintf(res->reply, sizeof(res->reply), "relay %s:%u took no "
+					 "recipient (452 to the first)", r->host, r->port);
+				goto done;
+			}
+		}
+		for (size_t j = 0; j < t.n; j++)
+			if (t.state[j] == R_LATER)
+				res->deferred++;
+		if (report(h, &t, rcpt, st == T_DONE, out) != 0) {
+			res->stopped = 1;
+			snprintf(res->reply, sizeof(res->reply), "could not record the "
+				 "recipients served");
+			goto done;
+		}
+		if (st == T_FAIL) {
+			if (data_failed == 5 && res->transactions == 0)
+				res->status = RELAY_PERM;
+			goto done;
+		}
+	}
+	res->status = res->deferred > 0 ? RELAY_TEMP : RELAY_OK;
+done:
+	r->hard_deadline = 0;
+	txn_clear(&t);
+	free(queue);
+	free(t.idx);
+	free(t.state);
+	free(t.reply);
+	free(out);
+	return (res->status);
 }

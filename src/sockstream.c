@@ -2,16 +2,21 @@
  * sockstream.c - the relay connection as a Mailutils stream of our own.
  *
  * Why: Mailutils' TCP stream is unbuffered, and its SMTP client reads
- * replies through it one byte per recv() (about 14 system calls per
- * reply; that was the cost of fanning out to large lists).  A Mailutils
- * stream has one buffer for both directions, so buffering the TCP stream
- * garbles writes.  This stream stays "unbuffered" to Mailutils but reads
- * ahead into a private buffer, so a reply costs one recv(), and collects
- * writes in another, sent as soon as a reply is awaited (or the buffer
- * is full), so a message costs a few send() calls, not one per line.  It is an ordinary stream implementation
- * (mailutils/sys/stream.h), handed to mu_smtp_set_carrier().
+ * replies through it one byte per recv().  A Mailutils stream has one
+ * buffer for both directions, so buffering the TCP stream garbles
+ * writes.  This stream stays "unbuffered" to Mailutils but reads ahead
+ * into a private buffer, so a reply costs one recv(), and collects writes
+ * in another, sent as soon as a reply is awaited (or the buffer is full).
+ * It is an ordinary stream implementation (mailutils/sys/stream.h),
+ * handed to mu_smtp_set_carrier(); Mailutils drives the greeting and
+ * EHLO through it, and relay.c the transactions (sockstream_getline,
+ * sockstream_write), over the same read-ahead.
  *
- * It also connects with a timeout, which mu_tcp_stream_create cannot.
+ * Every wait is bounded by a deadline that the caller sets per reply
+ * (so a peer that trickles one byte at a time gains nothing), and the
+ * bytes Mailutils may read can be capped (it collects a reply without
+ * any limit of its own).  It also connects with a timeout, which
+ * mu_tcp_stream_create cannot.
  */
 #include "config.h"
 
@@ -27,6 +32,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mailutils/errno.h>
@@ -40,28 +46,66 @@
 struct sockstream {
 	struct _mu_stream base;		/* must be first */
 	int	fd;
+	unsigned timeout;		/* per wait, when no deadline is set */
+	double	deadline;		/* sockstream_deadline(); 0: none */
+	int	budgeted;		/* sockstream_budget() in force */
+	size_t	budget;			/* bytes that may still be read */
 	size_t	pos, len;		/* read-ahead */
 	char	buf[READ_AHEAD];
 	size_t	wlen;			/* written, not yet sent */
 	char	wbuf[READ_AHEAD];
 	int	quickack;		/* sockstream_quickack() */
-	char   *tail;			/* sockstream_defer(), malloc'd */
-	size_t	tlen, tcap;
 };
 
-static int send_all(struct sockstream *, const char *, size_t);
+double
+sockstream_now(void)
+{
+	struct timespec ts;
 
-/* send_all - the whole buffer, or an error */
+	(void) clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((double) ts.tv_sec + ts.tv_nsec / 1e9);
+}
+
+/* wait_for - poll for events until the deadline: 0, or ETIMEDOUT/errno */
+static int
+wait_for(struct sockstream *s, short events)
+{
+	double	until = s->deadline > 0 ? s->deadline : sockstream_now() + s->timeout;
+
+	for (;;) {
+		struct pollfd pfd = {.fd = s->fd,.events = events};
+		double	left = until - sockstream_now();
+		int	rc;
+
+		if (left <= 0)
+			return (ETIMEDOUT);
+		rc = poll(&pfd, 1, (int) (left * 1000) + 1);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0)
+			return (errno);
+		if (rc > 0)
+			return (0);
+	}
+}
+
+/* send_all - the whole buffer within the deadline, or an errno value */
 static int
 send_all(struct sockstream *s, const char *p, size_t n)
 {
 	while (n > 0) {
-		ssize_t	w = send(s->fd, p, n, MSG_NOSIGNAL);
+		ssize_t	w = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		int	rc;
 
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if ((rc = wait_for(s, POLLOUT)) != 0)
+				return (rc);
+			continue;
+		}
 		if (w < 0)
-			return (errno == EAGAIN || errno == EWOULDBLOCK ? ETIMEDOUT : errno);
+			return (errno);
 		p += w;
 		n -= (size_t) w;
 	}
@@ -74,20 +118,57 @@ wflush(struct sockstream *s)
 {
 	int	rc = 0;
 
-	/* Deferred bytes go behind the buffer, in the same send if they fit. */
-	if (s->tlen > 0 && s->wlen + s->tlen <= sizeof(s->wbuf)) {
-		memcpy(s->wbuf + s->wlen, s->tail, s->tlen);
-		s->wlen += s->tlen;
-		s->tlen = 0;
-	}
 	if (s->wlen > 0) {
 		rc = send_all(s, s->wbuf, s->wlen);
 		s->wlen = 0;
 	}
-	if (rc == 0 && s->tlen > 0)
-		rc = send_all(s, s->tail, s->tlen);
-	s->tlen = 0;
 	return (rc);
+}
+
+/* fill - read ahead: 0 with s->len > 0, 0 with s->len == 0 at EOF, or errno */
+static int
+fill(struct sockstream *s)
+{
+	ssize_t	n;
+	int	rc;
+
+	/* A reply is awaited: what we wrote must be on its way. */
+	if ((rc = wflush(s)) != 0)
+		return (rc);
+	s->pos = s->len = 0;
+	if (s->budgeted && s->budget == 0)
+		return (EOVERFLOW);
+	for (;;) {
+		n = recv(s->fd, s->buf, sizeof(s->buf), MSG_DONTWAIT);
+		if (n >= 0)
+			break;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return (errno);
+		if ((rc = wait_for(s, POLLIN)) != 0)
+			return (rc);
+	}
+#ifdef TCP_QUICKACK
+	/*
+	 * Acknowledge at once: a peer that writes pipelined replies one by
+	 * one would otherwise wait for our delayed ACK (Nagle) before each
+	 * next reply.  Linux clears the flag again by itself, hence after
+	 * every read.
+	 */
+	if (s->quickack) {
+		int	one = 1;
+
+		(void) setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+	}
+#endif
+	if (s->budgeted) {
+		if ((size_t) n > s->budget)
+			return (EOVERFLOW);
+		s->budget -= (size_t) n;
+	}
+	s->len = (size_t) n;
+	return (0);
 }
 
 static int
@@ -96,33 +177,11 @@ s_read(struct _mu_stream *str, char *out, size_t size, size_t *nread)
 	struct sockstream *s = (struct sockstream *) str;
 
 	if (s->pos == s->len) {
-		ssize_t	n;
-		int	rc;
+		int	rc = fill(s);
 
-		/* A reply is awaited: what we wrote must be on its way. */
-		if ((rc = wflush(s)) != 0)
+		if (rc != 0)
 			return (rc);
-		do
-			n = recv(s->fd, s->buf, sizeof(s->buf), 0);
-		while (n < 0 && errno == EINTR);
-		if (n < 0)
-			return (errno == EAGAIN || errno == EWOULDBLOCK ? ETIMEDOUT : errno);
-#ifdef TCP_QUICKACK
-		/*
-		 * Acknowledge at once: a peer that writes pipelined replies
-		 * one by one would otherwise wait for our delayed ACK
-		 * (Nagle) before each next reply.  Linux clears the flag
-		 * again by itself, hence after every read.
-		 */
-		if (s->quickack) {
-			int	one = 1;
-
-			(void) setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
-		}
-#endif
-		s->pos = 0;
-		s->len = (size_t) n;
-		if (n == 0) {
+		if (s->len == 0) {
 			*nread = 0;		/* EOF */
 			return (0);
 		}
@@ -135,55 +194,97 @@ s_read(struct _mu_stream *str, char *out, size_t size, size_t *nread)
 	return (0);
 }
 
+int
+sockstream_getline(mu_stream_t str, char *out, size_t size, size_t *len)
+{
+	struct sockstream *s = (struct sockstream *) str;
+	size_t	n = 0;
+
+	*len = 0;
+	for (;;) {
+		char   *lf;
+		size_t	take;
+		int	rc;
+
+		if (s->pos == s->len) {
+			if ((rc = fill(s)) != 0)
+				return (rc);
+			if (s->len == 0)
+				return (ECONNRESET);
+		}
+		lf = memchr(s->buf + s->pos, '\n', s->len - s->pos);
+		take = lf ? (size_t) (lf - (s->buf + s->pos)) + 1 : s->len - s->pos;
+		if (n + take > size - 1)
+			return (EOVERFLOW);
+		memcpy(out + n, s->buf + s->pos, take);
+		n += take;
+		s->pos += take;
+		if (lf) {
+			out[n] = 0;
+			*len = n;
+			return (0);
+		}
+	}
+}
+
+void
+sockstream_deadline(mu_stream_t str, double when)
+{
+	((struct sockstream *) str)->deadline = when;
+}
+
+void
+sockstream_budget(mu_stream_t str, size_t bytes)
+{
+	struct sockstream *s = (struct sockstream *) str;
+
+	s->budgeted = bytes > 0;
+	s->budget = bytes;
+}
+
 void
 sockstream_quickack(mu_stream_t str, int on)
 {
 	((struct sockstream *) str)->quickack = on;
 }
 
-int
-sockstream_defer(mu_stream_t str, const char *p, size_t n)
+/* put - collect small writes, send them together; a read sends them first */
+static int
+put(struct sockstream *s, const char *in, size_t size)
 {
-	struct sockstream *s = (struct sockstream *) str;
+	int	rc;
 
-	if (s->tlen + n > s->tcap) {
-		size_t	cap = s->tlen + n;
-		char   *t = realloc(s->tail, cap);
-
-		if (t == NULL)
-			return (ENOMEM);
-		s->tail = t;
-		s->tcap = cap;
+	if (s->wlen + size > sizeof(s->wbuf)) {
+		if ((rc = wflush(s)) != 0)
+			return (rc);
+		if (size > sizeof(s->wbuf))
+			return (send_all(s, in, size));
 	}
-	memcpy(s->tail + s->tlen, p, n);
-	s->tlen += n;
+	memcpy(s->wbuf + s->wlen, in, size);
+	s->wlen += size;
 	return (0);
+}
+
+int
+sockstream_write(mu_stream_t str, const char *in, size_t size)
+{
+	return (put((struct sockstream *) str, in, size));
+}
+
+int
+sockstream_flush(mu_stream_t str)
+{
+	return (wflush((struct sockstream *) str));
 }
 
 static int
 s_write(struct _mu_stream *str, const char *in, size_t size, size_t *nwritten)
 {
-	struct sockstream *s = (struct sockstream *) str;
-	int	rc;
+	int	rc = put((struct sockstream *) str, in, size);
 
-	/*
-	 * Collect the small writes Mailutils makes (a message goes out a
-	 * line at a time) and send them together; a read sends them first.
-	 */
-	if (s->wlen + size > sizeof(s->wbuf)) {
-		if ((rc = wflush(s)) != 0)
-			return (rc);
-		if (size > sizeof(s->wbuf)) {
-			if ((rc = send_all(s, in, size)) != 0)
-				return (rc);
-			*nwritten = size;
-			return (0);
-		}
-	}
-	memcpy(s->wbuf + s->wlen, in, size);
-	s->wlen += size;
-	*nwritten = size;
-	return (0);
+	if (rc == 0)
+		*nwritten = size;
+	return (rc);
 }
 
 static int
@@ -214,11 +315,7 @@ s_close(struct _mu_stream *str)
 static void
 s_done(struct _mu_stream *str)
 {
-	struct sockstream *s = (struct sockstream *) str;
-
 	(void) s_close(str);
-	free(s->tail);
-	s->tail = NULL;
 }
 
 static int
@@ -332,18 +429,16 @@ sockstream_connect(mu_stream_t *pstr, const char *host, unsigned port,
 		   unsigned timeout, char *err, size_t errlen)
 {
 	struct sockstream *s;
-	struct timeval tv = {(time_t) timeout, 0};
 	int	fd, one = 1;
 
 	if ((fd = tcp_connect(host, port, timeout, err, errlen)) < 0)
 		return (-1);
 	/*
-	 * Mailutils writes a command in more than one segment; with Nagle's
-	 * algorithm and delayed ACKs each would wait 40 ms for the peer.
+	 * Commands go out in one send() each (or a pipelined window in
+	 * one); with Nagle's algorithm and delayed ACKs a second segment
+	 * would wait 40 ms for the peer.
 	 */
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0
-	    || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0
-	    || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
 		snprintf(err, errlen, "relay socket options: %s", strerror(errno));
 		(void) close(fd);
 		return (-1);
@@ -355,11 +450,13 @@ sockstream_connect(mu_stream_t *pstr, const char *host, unsigned port,
 		return (-1);
 	}
 	s->fd = fd;
+	s->timeout = timeout;
+	s->deadline = 0;
+	s->budgeted = 0;
+	s->budget = 0;
 	s->pos = s->len = 0;
 	s->wlen = 0;
 	s->quickack = 0;
-	s->tail = NULL;
-	s->tlen = s->tcap = 0;
 	s->base.read = s_read;
 	s->base.write = s_write;
 	s->base.flush = s_flush;

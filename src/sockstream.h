@@ -1,4 +1,4 @@
-/* sockstream.h - a Mailutils stream over a TCP socket with read-ahead */
+/* sockstream.h - the relay connection: a Mailutils stream over TCP */
 #ifndef MLISTD_SOCKSTREAM_H
 #define MLISTD_SOCKSTREAM_H
 
@@ -7,13 +7,44 @@
 #include <mailutils/types.h>
 
 /*
- * sockstream_connect - connect to host:port within `timeout` seconds
- * (also the send/receive timeout afterwards), TCP_NODELAY, and wrap the
- * socket in a Mailutils stream for mu_smtp_set_carrier().  Returns 0, or
- * -1 with a message in err.  The stream owns the socket.
+ * sockstream_connect - connect to host:port within `timeout` seconds,
+ * TCP_NODELAY, and wrap the socket in a Mailutils stream for
+ * mu_smtp_set_carrier().  Returns 0, or -1 with a message in err.  The
+ * stream owns the socket.  Until a deadline is set, reads and writes
+ * wait at most `timeout` seconds each.
  */
 int	sockstream_connect(mu_stream_t *, const char *host, unsigned port,
 			   unsigned timeout, char *err, size_t errlen);
+
+/* sockstream_now - the monotonic clock the deadlines use, in seconds */
+double	sockstream_now(void);
+
+/*
+ * sockstream_deadline - no read or write may wait past `when`
+ * (sockstream_now() seconds): one deadline for a whole reply, however
+ * slowly its bytes trickle in.  Waiting past it fails with ETIMEDOUT.
+ */
+void	sockstream_deadline(mu_stream_t, double when);
+
+/*
+ * sockstream_budget - at most `bytes` more may be read (0: no limit);
+ * reading past it fails with EOVERFLOW.  Bounds the replies that
+ * Mailutils reads for us (greeting, EHLO), which it would otherwise
+ * collect without limit.
+ */
+void	sockstream_budget(mu_stream_t, size_t bytes);
+
+/*
+ * sockstream_getline - one line up to and including LF into buf (NUL
+ * terminated, line ends kept); *len its length.  0, or an errno value:
+ * EOVERFLOW when the line does not fit in size - 1 bytes, ECONNRESET at
+ * end of file, ETIMEDOUT past the deadline.  Writes are flushed first.
+ */
+int	sockstream_getline(mu_stream_t, char *buf, size_t size, size_t *len);
+
+/* sockstream_write - buffered; sent when full or by sockstream_flush */
+int	sockstream_write(mu_stream_t, const char *, size_t);
+int	sockstream_flush(mu_stream_t);
 
 /*
  * sockstream_quickack - while on, acknowledge every read at once
@@ -22,13 +53,5 @@ int	sockstream_connect(mu_stream_t *, const char *host, unsigned port,
  * our delayed ACK.  Off by default: lock-step replies need no help.
  */
 void	sockstream_quickack(mu_stream_t, int on);
-
-/*
- * sockstream_defer - bytes to send right behind whatever is written
- * next, in the same send(), when the stream is next flushed (before a
- * read): pipelined commands ride with the command Mailutils writes.
- * Returns 0 or an errno value (ENOMEM).
- */
-int	sockstream_defer(mu_stream_t, const char *, size_t);
 
 #endif

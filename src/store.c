@@ -5,7 +5,9 @@
  * connection after fork (never share one across fork).  The database runs
  * in WAL mode with a busy timeout, and every lookup is its own short read
  * transaction, so an edit made with the sqlite3 CLI while mlistd runs is
- * seen by the next message without a reload.
+ * seen by the next message without a reload.  synchronous = FULL: every
+ * commit that a 250 depends on (a claim, a checkpoint, a relayed copy, a
+ * bounce) is on disk before the reply, even after a power loss.
  *
  * Every function returns STORE_YES/STORE_NO or a count, or STORE_ERROR
  * for any database problem (locked past the busy timeout, missing table,
@@ -17,6 +19,8 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,11 +40,14 @@ enum {
 	Q_BOUNCE,
 	Q_HARD,
 	Q_UNSUB,
-	Q_RELAYED,
-	Q_MARK,
-	Q_MARK_PARTIAL,
-	Q_COPY_ID,
+	Q_COPY,
+	Q_CLAIM_NEW,
+	Q_CLAIM_TAKE,
 	Q_MARK_RCPT,
+	Q_TOUCH,
+	Q_COMPLETE,
+	Q_FORGET_RCPT,
+	Q_RELEASE,
 	Q_FORGET_STALE,
 	Q_PRUNE,
 	Q_BEGIN,
@@ -70,15 +77,17 @@ static const char *const queries[Q_COUNT] = {
 	"SELECT count(*) FROM bounces WHERE address = ?1 AND action = 'failed'"
 	" AND status LIKE '5.%' AND received >= datetime('now', ?2)",
 	"INSERT OR IGNORE INTO unsubscribes (group_name, address) VALUES (?1, ?2)",
-	"SELECT id, complete, relayed_at FROM relayed WHERE digest = ?2"
-	" AND group_name = ?1 AND relayed_at >= datetime('now', ?3)",
-	"INSERT INTO relayed (group_name, digest, message_id) VALUES (?1, ?2, ?3)"
-	" ON CONFLICT (digest, group_name) DO UPDATE SET complete = 1,"
-	" relayed_at = excluded.relayed_at, message_id = excluded.message_id",
-	"INSERT INTO relayed (group_name, digest, message_id, complete)"
-	" VALUES (?1, ?2, ?3, 0) ON CONFLICT (digest, group_name) DO NOTHING",
-	"SELECT id FROM relayed WHERE digest = ?2 AND group_name = ?1",
-	"INSERT OR IGNORE INTO relayed_rcpt (copy_id, address) VALUES (?1, ?2)",
+	"SELECT id, complete, relayed_at, owner, claimed_at FROM relayed"
+	" WHERE digest = ?2 AND group_name = ?1",
+	"INSERT INTO relayed (group_name, digest, message_id, complete, owner, claimed_at)"
+	" VALUES (?1, ?2, ?3, 0, ?4, ?5)",
+	"UPDATE relayed SET owner = ?2, claimed_at = ?3 WHERE id = ?1",
+	"INSERT OR IGNORE INTO relayed_rcpt (copy_id, address, refused) VALUES (?1, ?2, ?3)",
+	"UPDATE relayed SET claimed_at = ?2 WHERE id = ?1 AND owner = ?3",
+	"UPDATE relayed SET complete = 1, owner = NULL, claimed_at = NULL,"
+	" relayed_at = strftime('%Y-%m-%d %H:%M:%S', 'now') WHERE id = ?1",
+	"DELETE FROM relayed_rcpt WHERE copy_id = ?1",
+	"UPDATE relayed SET owner = NULL, claimed_at = NULL WHERE id = ?1",
 	"DELETE FROM relayed WHERE digest = ?2 AND group_name = ?1"
 	" AND relayed_at < datetime('now', ?3)",
 	/* id grows with time: delete below the oldest row still wanted. */
@@ -167,12 +176,20 @@ schema_apply(struct store *st)
 		return (STORE_YES);
 	/*
 	 * New, empty, or made by hand from schema.sql: it is idempotent.
-	 * Versions 1 and 2 had no or another `relayed` table; it is only a
-	 * memory of recent copies, so it is simply made anew.
+	 * Version 3 gets the claim columns of version 4 in place (its rows
+	 * are copies that a retry must still find).  Versions 1 and 2 had
+	 * no or another `relayed` table; it is only a memory of recent
+	 * copies, so it is simply made anew.
 	 */
 	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK
-	    || (version > 0 && sqlite3_exec(st->db, "DROP TABLE IF EXISTS relayed",
-					    NULL, NULL, &msg) != SQLITE_OK)
+	    || (version == 3 && sqlite3_exec(st->db,
+			"ALTER TABLE relayed ADD COLUMN owner INTEGER;"
+			" ALTER TABLE relayed ADD COLUMN claimed_at INTEGER;"
+			" ALTER TABLE relayed_rcpt ADD COLUMN refused INTEGER NOT NULL"
+			" DEFAULT 0 CHECK (refused IN (0, 1));", NULL, NULL, &msg) != SQLITE_OK)
+	    || (version > 0 && version < 3 && sqlite3_exec(st->db,
+			"DROP TABLE IF EXISTS relayed_rcpt; DROP TABLE IF EXISTS relayed",
+			NULL, NULL, &msg) != SQLITE_OK)
 	    || sqlite3_exec(st->db, store_schema_sql, NULL, NULL, &msg) != SQLITE_OK
 	    || sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(st->err, sizeof(st->err), "apply schema: %s",
@@ -206,7 +223,7 @@ store_open(const char *path, unsigned busy_timeout_ms, char *err, size_t errlen)
 	st->busy_ms = busy_timeout_ms;
 	(void) sqlite3_busy_handler(st->db, busy_wait, st);
 	if (sqlite3_exec(st->db, "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;"
-			 " PRAGMA synchronous = NORMAL", NULL, NULL, &msg) != SQLITE_OK) {
+			 " PRAGMA synchronous = FULL", NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, errlen, "database %s: %s", path,
 			 msg ? msg : sqlite3_errmsg(st->db));
 		sqlite3_free(msg);
@@ -429,30 +446,113 @@ bind_copy(sqlite3_stmt *q, const char *group, const char *digest, unsigned windo
 		? 0 : -1);
 }
 
-int
-store_relayed(struct store *st, const char *group, const char *digest,
-	      unsigned window, long long *copy_id, char *when, size_t whenlen)
+/* alive - does process pid exist (on this host)? */
+static int
+alive(long pid)
 {
-	sqlite3_stmt *q = st->stmt[Q_RELAYED];
-	int	rc, complete = 0;
+	return (pid > 0 && (kill((pid_t) pid, 0) == 0 || errno == EPERM));
+}
 
-	*copy_id = 0;
-	when[0] = 0;
-	if (bind_copy(q, group, digest, window) < 0)
-		return (fail(st, "look up relayed copy"));
+/* copy_row - Q_COPY for (group, digest): 1 row, 0 none, -1 error */
+static int
+copy_row(struct store *st, const char *group, const char *digest,
+	 struct store_copy *c, int *complete)
+{
+	sqlite3_stmt *q = st->stmt[Q_COPY];
+	int	rc;
+
+	if (bind_copy(q, group, digest, 0) < 0)
+		return (-1);
 	rc = sqlite3_step(q);
 	if (rc == SQLITE_ROW) {
 		const unsigned char *t = sqlite3_column_text(q, 2);
 
-		*copy_id = sqlite3_column_int64(q, 0);
-		complete = sqlite3_column_int(q, 1) != 0;
-		snprintf(when, whenlen, "%s", t ? (const char *) t : "");
+		c->id = sqlite3_column_int64(q, 0);
+		*complete = sqlite3_column_int(q, 1) != 0;
+		snprintf(c->when, sizeof(c->when), "%s", t ? (const char *) t : "");
+		c->owner = sqlite3_column_type(q, 3) == SQLITE_NULL ? 0
+			: (long) sqlite3_column_int64(q, 3);
+		c->claimed_at = sqlite3_column_int64(q, 4);
 	}
 	(void) sqlite3_reset(q);
 	(void) sqlite3_clear_bindings(q);
-	if (rc == SQLITE_ROW)
-		return (complete ? STORE_YES : STORE_PARTIAL);
-	return (rc == SQLITE_DONE ? STORE_NO : fail(st, "look up relayed copy"));
+	return (rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1);
+}
+
+int
+store_claim(struct store *st, const char *group, const char *digest,
+	    const char *message_id, unsigned window, long pid, long long now,
+	    unsigned stale, struct store_copy *c)
+{
+	sqlite3_stmt *q;
+	int	rc, complete = 0, result;
+
+	memset(c, 0, sizeof(*c));
+	if (store_begin(st) == STORE_ERROR)
+		return (STORE_ERROR);
+	/* A row from an earlier copy outside the window is not this one. */
+	q = st->stmt[Q_FORGET_STALE];
+	if (bind_copy(q, group, digest, window) < 0 || step_once(q) != SQLITE_DONE)
+		goto failed;
+	if ((rc = copy_row(st, group, digest, c, &complete)) < 0)
+		goto failed;
+	if (rc == 1 && complete) {
+		result = CLAIM_DONE;
+	} else if (rc == 1 && c->owner != 0 && c->owner != pid && alive(c->owner)
+		   && now - c->claimed_at < (long long) stale) {
+		result = CLAIM_BUSY;
+	} else if (rc == 1) {
+		/* Nobody's, or its owner died or overran: ours now. */
+		q = st->stmt[Q_CLAIM_TAKE];
+		if (sqlite3_bind_int64(q, 1, c->id) != SQLITE_OK
+		    || sqlite3_bind_int64(q, 2, pid) != SQLITE_OK
+		    || sqlite3_bind_int64(q, 3, now) != SQLITE_OK
+		    || step_once(q) != SQLITE_DONE)
+			goto failed;
+		result = CLAIM_RESUME;
+	} else {
+		q = st->stmt[Q_CLAIM_NEW];
+		if (bind_copy(q, group, digest, 0) < 0 || bind_opt(q, 3, message_id) != SQLITE_OK
+		    || sqlite3_bind_int64(q, 4, pid) != SQLITE_OK
+		    || sqlite3_bind_int64(q, 5, now) != SQLITE_OK
+		    || step_once(q) != SQLITE_DONE)
+			goto failed;
+		c->id = sqlite3_last_insert_rowid(st->db);
+		result = CLAIM_NEW;
+	}
+	if (store_commit(st) == STORE_ERROR)
+		goto failed;
+	return (result);
+failed:
+	(void) fail(st, "claim copy");
+	store_rollback(st);
+	return (STORE_ERROR);
+}
+
+int
+store_mark_rcpt(struct store *st, long long copy_id, const char *address, int refused)
+{
+	sqlite3_stmt *q = st->stmt[Q_MARK_RCPT];
+
+	if (sqlite3_bind_int64(q, 1, copy_id) != SQLITE_OK
+	    || sqlite3_bind_text(q, 2, address, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_int(q, 3, refused != 0) != SQLITE_OK
+	    || step_once(q) != SQLITE_DONE)
+		return (fail(st, "remember served member"));
+	return (STORE_YES);
+}
+
+int
+store_touch(struct store *st, long long copy_id, long pid, long long now)
+{
+	sqlite3_stmt *q = st->stmt[Q_TOUCH];
+
+	if (sqlite3_bind_int64(q, 1, copy_id) != SQLITE_OK
+	    || sqlite3_bind_int64(q, 2, now) != SQLITE_OK
+	    || sqlite3_bind_int64(q, 3, pid) != SQLITE_OK
+	    || step_once(q) != SQLITE_DONE)
+		return (fail(st, "renew claim"));
+	return (sqlite3_changes(st->db) > 0 ? STORE_YES : STORE_NO);
 }
 
 /* prune - forget copies older than the window, now and then */
@@ -471,64 +571,36 @@ prune(struct store *st, unsigned window)
 }
 
 int
-store_mark_relayed(struct store *st, const char *group, const char *digest,
-		   const char *message_id, unsigned window)
+store_release(struct store *st, long long copy_id, int complete, unsigned window)
 {
-	sqlite3_stmt *q = st->stmt[Q_MARK];
+	sqlite3_stmt *q = st->stmt[complete ? Q_COMPLETE : Q_RELEASE];
 
-	if (bind_copy(q, group, digest, 0) < 0
-	    || bind_opt(q, 3, message_id) != SQLITE_OK) {
-		(void) sqlite3_clear_bindings(q);
-		return (fail(st, "remember relayed copy"));
+	if (sqlite3_bind_int64(q, 1, copy_id) != SQLITE_OK || step_once(q) != SQLITE_DONE)
+		return (fail(st, complete ? "remember relayed copy" : "release claim"));
+	if (complete) {
+		/* Complete: who was served no longer matters. */
+		q = st->stmt[Q_FORGET_RCPT];
+		if (sqlite3_bind_int64(q, 1, copy_id) != SQLITE_OK || step_once(q) != SQLITE_DONE)
+			return (fail(st, "remember relayed copy"));
+		prune(st, window);
 	}
-	if (step_once(q) != SQLITE_DONE)
-		return (fail(st, "remember relayed copy"));
-	prune(st, window);
 	return (STORE_YES);
 }
 
-int
-store_mark_partial(struct store *st, const char *group, const char *digest,
-		   const char *message_id, unsigned window, char *const *addr,
-		   size_t naddr)
+long
+store_pragma_int(struct store *st, const char *name)
 {
 	sqlite3_stmt *q;
-	long long id = 0;
-	int	rc;
+	char	sql[128];
+	long	v = STORE_ERROR;
 
-	if (store_begin(st) == STORE_ERROR)
-		return (STORE_ERROR);
-	/* A row from an earlier copy outside the window is not this one. */
-	q = st->stmt[Q_FORGET_STALE];
-	if (bind_copy(q, group, digest, window) < 0 || step_once(q) != SQLITE_DONE)
-		goto failed;
-	q = st->stmt[Q_MARK_PARTIAL];
-	if (bind_copy(q, group, digest, 0) < 0 || bind_opt(q, 3, message_id) != SQLITE_OK
-	    || step_once(q) != SQLITE_DONE)
-		goto failed;
-	q = st->stmt[Q_COPY_ID];
-	if (bind_copy(q, group, digest, 0) < 0)
-		goto failed;
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW)
-		id = sqlite3_column_int64(q, 0);
-	(void) sqlite3_reset(q);
-	(void) sqlite3_clear_bindings(q);
-	if (rc != SQLITE_ROW)
-		goto failed;
-	q = st->stmt[Q_MARK_RCPT];
-	for (size_t i = 0; i < naddr; i++)
-		if (sqlite3_bind_int64(q, 1, id) != SQLITE_OK
-		    || sqlite3_bind_text(q, 2, addr[i], -1, SQLITE_STATIC) != SQLITE_OK
-		    || step_once(q) != SQLITE_DONE)
-			goto failed;
-	if (store_commit(st) == STORE_ERROR)
-		goto failed;
-	return (STORE_YES);
-failed:
-	(void) fail(st, "remember partly relayed copy");
-	store_rollback(st);
-	return (STORE_ERROR);
+	snprintf(sql, sizeof(sql), "PRAGMA %s", name);
+	if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK)
+		return (fail(st, "pragma"));
+	if (sqlite3_step(q) == SQLITE_ROW)
+		v = (long) sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	return (v);
 }
 
 /* step_simple - BEGIN/COMMIT/ROLLBACK */

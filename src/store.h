@@ -4,14 +4,30 @@
 
 #include <stddef.h>
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* Results: found/yes, not found/no, or a database problem (-> 451). */
 enum {
 	STORE_ERROR = -1,
 	STORE_NO = 0,
-	STORE_YES = 1,
-	STORE_PARTIAL = 2		/* store_relayed: relayed in part */
+	STORE_YES = 1
+};
+
+/* store_claim: what became of the copy */
+enum {
+	CLAIM_NEW = 10,		/* never seen: claimed, send to everyone */
+	CLAIM_RESUME,		/* relayed in part before: claimed, send to
+				 * the members not yet served */
+	CLAIM_DONE,		/* relayed completely: send nothing */
+	CLAIM_BUSY		/* being sent by a live worker: send nothing */
+};
+
+/* A copy (list, digest) in `relayed`. */
+struct store_copy {
+	long long id;
+	char	when[64];		/* relayed_at, UTC */
+	long	owner;			/* pid of the claim, 0: none */
+	long long claimed_at;		/* Unix time */
 };
 
 enum store_posting {
@@ -64,7 +80,7 @@ int	store_in_group(struct store *, const char *group, const char *address);
 /*
  * store_recipients - group_members minus unsubscribes for the group or
  * '*', in address order, and minus the members that the partly relayed
- * copy skip_copy already reached (0: none).  Calls fn for each; fn
+ * copy skip_copy already served or saw refused (0: none).  Calls fn for each; fn
  * returns 0 to go on.  Returns the count, or STORE_ERROR.
  */
 long	store_recipients(struct store *, const char *group, long long skip_copy,
@@ -83,27 +99,36 @@ long	store_hard_bounces(struct store *, const char *address, unsigned days);
 int	store_unsubscribe(struct store *, const char *group, const char *address);
 
 /*
- * store_relayed - was this copy (list, digest) relayed within the last
- * `window` seconds?  STORE_YES: completely, at `when`; STORE_PARTIAL: to
- * some members only, *copy_id names them for store_recipients();
- * STORE_NO; or STORE_ERROR.
+ * store_claim - in one write transaction: forget a row of this copy older
+ * than `window` seconds, then look the copy up and, unless it is complete
+ * or claimed by another live process (pid exists, claimed less than
+ * `stale` seconds before `now`), claim it for `pid`.  Returns a CLAIM_
+ * value with *c filled in, or STORE_ERROR.
  */
-int	store_relayed(struct store *, const char *group, const char *digest,
-		      unsigned window, long long *copy_id, char *when, size_t whenlen);
+int	store_claim(struct store *, const char *group, const char *digest,
+		    const char *message_id, unsigned window, long pid,
+		    long long now, unsigned stale, struct store_copy *c);
 
-/* store_mark_relayed - remember a completely relayed copy; prunes rows
- * older than `window` now and then.  STORE_YES or STORE_ERROR. */
-int	store_mark_relayed(struct store *, const char *group, const char *digest,
-			   const char *message_id, unsigned window);
+/* store_mark_rcpt - a member served (refused = 0) or refused for good
+ * (1) by the relay for this copy; store_recipients() then skips it. */
+int	store_mark_rcpt(struct store *, long long copy_id, const char *address,
+			int refused);
+
+/* store_touch - renew pid's claim at `now`: STORE_YES, STORE_NO (the
+ * claim is no longer pid's) or STORE_ERROR */
+int	store_touch(struct store *, long long copy_id, long pid, long long now);
 
 /*
- * store_mark_partial - remember that a copy reached these members before
- * the relay failed for the others, so that Postfix's retry skips them.
- * One transaction: all recorded, or STORE_ERROR and nothing.
+ * store_release - end the claim: complete (every member served: the copy
+ * is a duplicate from now on, and old copies are pruned now and then), or
+ * not (the retry resumes).  STORE_YES or STORE_ERROR.
  */
-int	store_mark_partial(struct store *, const char *group, const char *digest,
-			   const char *message_id, unsigned window,
-			   char *const *addr, size_t naddr);
+int	store_release(struct store *, long long copy_id, int complete,
+		      unsigned window);
+
+/* store_pragma_int - PRAGMA name on this connection (diagnostics, tests);
+ * its value, or STORE_ERROR */
+long	store_pragma_int(struct store *, const char *name);
 
 /* Transactions around several writes (bounce rows). */
 int	store_begin(struct store *);

@@ -83,6 +83,7 @@ serve(const struct conf *cf, struct deliver *d, int fd, const struct sockaddr *s
 	client_name(sa, salen, client, sizeof(client));
 	ds.d = d;
 	ds.client = client;
+	ds.stop = &worker_stop;
 	(void) clock_gettime(CLOCK_MONOTONIC, &t0);
 	msg_info("connect from %s", client);
 

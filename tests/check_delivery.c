@@ -335,7 +335,7 @@ END_TEST
  */
 START_TEST(test_large_group_partial_failure)
 {
-	char   *m[32], cmd[600];
+	char   *m[32], cmd[1200];
 	int	n, total = 0;
 	const char *msg = "From: x@example.net\r\nMessage-ID: <part@example.net>\r\n"
 	"Subject: big\r\n\r\nhi\r\n";
@@ -366,7 +366,7 @@ START_TEST(test_large_group_partial_failure)
 	tl_free_messages(m, n);
 	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM relayed WHERE complete = 1"), 1);
 	snprintf(cmd, sizeof(cmd), "grep -q 'served=1000, ' '%s' && grep -q 'resuming a copy"
-		 " relayed in part' '%s'", d.log, d.log);
+		 " first claimed at' '%s'", d.log, d.log);
 	ck_assert_int_eq(system(cmd), 0);
 	/* A third try is a duplicate: nothing more is sent. */
 	ck_assert_int_eq(tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply)), 250);
@@ -394,12 +394,36 @@ START_TEST(test_relay_refuses_member)
 				    "'rejectme@example.net' AND status = '5.1.1' AND action = 'failed'"
 				    " AND group_name = 'group1'"), 1);
 	tl_free_messages(m, n);
-	/* A 4xx at RCPT for one member defers the whole message. */
+	/*
+	 * A 4xx at RCPT for one member: the others are served, the post gets
+	 * 451, and the retry is for that member alone; the refused member's
+	 * bounce row is written once, not once per attempt.
+	 */
 	ck_assert_int_eq(tl_sql(&d, "INSERT INTO group_members VALUES ('group1', 'deferme@example.net')"), 0);
-	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
-			      POST("alice@example.org")), 451);
-	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 1);
-	tl_free_messages(m, 1);
+	{
+		const char *rcpt[] = {"group1@example.com", NULL};
+		const char *msg = "From: alice@example.org\r\nSubject: defer\r\n\r\nd\r\n";
+
+		for (int attempt = 0; attempt < 2; attempt++) {
+			ck_assert_int_eq(tl_post(&d, "alice@example.org", rcpt, msg, reply,
+						 sizeof(reply)), 451);
+			ck_assert_int_eq(tl_sink_messages(&k, m, 8), 2);
+			ck_assert_int_eq(tl_count(m[1], "RCPT TO:"), 2);
+			ck_assert_int_eq(tl_count(m[1], "RCPT TO:<alice@example.org>"), 1);
+			ck_assert_int_eq(tl_count(m[1], "RCPT TO:<bob@example.org>"), 1);
+			tl_free_messages(m, 2);
+		}
+		ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces WHERE address = "
+					    "'rejectme@example.net'"), 2);
+		/* The log names the 450 that deferred, not the last reply read. */
+		{
+			char	cmd[600];
+
+			snprintf(cmd, sizeof(cmd), "grep 'status=deferred' '%s' | tail -1 | "
+				 "grep -q '(450 4.2.1 <deferred>: try later)'", d.log);
+			ck_assert_int_eq(system(cmd), 0);
+		}
+	}
 	stop();
 }
 END_TEST
@@ -1018,6 +1042,365 @@ START_TEST(test_idle_clients_do_not_starve)
 }
 END_TEST
 
+/*
+ * The relay dialogue, table-driven: what the relay answers, and what
+ * mlistd must make of it.  List "t" (posting anyone) gets the members of
+ * the row; the post's reply code, the copies the sink kept, their RCPT
+ * lines, the bounces rows and, where it matters, a log line are checked.
+ */
+static const struct relay_case {
+	const char *label;
+	const char *conf;		/* daemon configuration lines */
+	const char *sink[3];		/* mlsink options */
+	const char *members;		/* comma-separated */
+	int	code;			/* reply to the post */
+	int	copies;			/* transactions the sink kept */
+	int	rcpts;			/* RCPT lines in them */
+	int	rows;			/* bounces rows */
+	const char *logged;		/* grep -F for this in the log, or NULL */
+	double	max_secs;		/* the post must be answered within */
+} relay_cases[] = {
+	{"first RCPT of the window refused", NULL, {NULL},
+	 "reject1@example.net,zz1@example.net,zz2@example.net", 250, 1, 2, 1,
+	 "to=<reject1@example.net>, group=t, relay refused: 550 5.1.1", 10},
+	{"first refused, lock-step", "relay-pipelining = no\n", {NULL},
+	 "reject1@example.net,zz1@example.net,zz2@example.net", 250, 1, 2, 1, NULL, 10},
+	{"last RCPT refused", NULL, {NULL},
+	 "a1@example.net,a2@example.net,rejectz@example.net", 250, 1, 2, 1, NULL, 10},
+	{"last refused, lock-step", "relay-pipelining = no\n", {NULL},
+	 "a1@example.net,a2@example.net,rejectz@example.net", 250, 1, 2, 1, NULL, 10},
+	{"the only member refused for its mailbox", NULL, {NULL},
+	 "reject1@example.net", 250, 0, 0, 1, "status=sent (every member refused)", 10},
+	{"every RCPT refused alike: the relay refuses mlistd", NULL, {"-A", NULL},
+	 "a1@example.net,a2@example.net,a3@example.net", 451, 0, 0, 0,
+	 "the relay refuses mlistd itself: every recipient refused: 554 5.7.1", 10},
+	{"one member, refused by relay policy", NULL, {"-A", NULL},
+	 "a1@example.net", 451, 0, 0, 0, "the relay refuses mlistd itself", 10},
+	{"MAIL refused", NULL, {"-M", NULL},
+	 "a1@example.net,a2@example.net", 451, 0, 0, 0,
+	 "the relay refuses mlistd itself: 550 5.7.1", 10},
+	{"MAIL refused, lock-step", "relay-pipelining = no\n", {"-M", NULL},
+	 "a1@example.net,a2@example.net", 451, 0, 0, 0, "the relay refuses mlistd itself", 10},
+	{"421 in the middle of a window", NULL, {"-K", "2", NULL},
+	 "a1@example.net,a2@example.net,a3@example.net", 451, 0, 0, 0,
+	 "421 4.4.2 mlsink: closing", 10},
+	{"replies of 10,000 continuation lines", NULL, {"-C", "10000", NULL},
+	 "a1@example.net,a2@example.net", 451, 0, 0, 0, "malformed or oversized reply", 10},
+	{"reply to the dot trickled past the deadline", "relay-timeout = 2\n", {"-T", "300", NULL},
+	 "a1@example.net,a2@example.net", 451, 1, 2, 0, "timed out waiting for a reply", 6},
+	{"relay hangs after the final dot", "relay-timeout = 2\n", {"-H", NULL},
+	 "a1@example.net,a2@example.net", 451, 0, 0, 0, "timed out waiting for a reply", 6},
+	{"a UTF-8 member address: SMTPUTF8 to the relay", NULL, {NULL},
+	 "a1@example.net,j\xc3\xb6rg@example.net", 250, 1, 2, 0, NULL, 10},
+	{"a UTF-8 member, relay without SMTPUTF8", NULL, {"-U", NULL},
+	 "a1@example.net,j\xc3\xb6rg@example.net", 451, 0, 0, 0, "does not offer SMTPUTF8", 10},
+};
+
+static double
+mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (ts.tv_sec + ts.tv_nsec / 1e9);
+}
+
+START_TEST(test_relay_table)
+{
+	const struct relay_case *c = &relay_cases[_i];
+	char	sql[1024], *m[8], members[512], *save = NULL;
+	int	n, rcpts = 0;
+	double	t0;
+
+	start(c->conf, c->sink[0], c->sink[1], c->sink[2], NULL);
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO groups (name, posting) VALUES ('t', 'anyone')"), 0);
+	snprintf(members, sizeof(members), "%s", c->members);
+	for (char *a = strtok_r(members, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+		snprintf(sql, sizeof(sql), "INSERT INTO group_members VALUES ('t', '%s')", a);
+		ck_assert_int_eq(tl_sql(&d, sql), 0);
+	}
+	t0 = mono();
+	ck_assert_msg(post("x@example.net", "t@example.com", NULL, "Subject: t\r\n\r\nt\r\n")
+		      == c->code, "%s: reply %s", c->label, reply);
+	ck_assert_msg(mono() - t0 < c->max_secs, "%s: took %.1f s", c->label, mono() - t0);
+	n = tl_sink_messages(&k, m, 8);
+	if (n != c->copies) {
+		char	cmd[1000];
+
+		snprintf(cmd, sizeof(cmd), "tail -n 30 '%s' >&2; head -c 600 '%s'/msg.* >&2",
+			 d.log, k.dir);
+		(void) system(cmd);
+	}
+	ck_assert_msg(n == c->copies, "%s: %d copies", c->label, n);
+	for (int i = 0; i < n; i++)
+		rcpts += tl_count(m[i], "RCPT TO:");
+	ck_assert_msg(rcpts == c->rcpts, "%s: %d RCPT lines", c->label, rcpts);
+	if (strstr(c->members, "\xc3\xb6") && n > 0)
+		ck_assert_ptr_nonnull(strstr(m[0], " SMTPUTF8"));
+	tl_free_messages(m, n);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), c->rows);
+	if (c->logged) {
+		char	cmd[800];
+
+		snprintf(cmd, sizeof(cmd), "grep -qF '%s' '%s'", c->logged, d.log);
+		ck_assert_msg(system(cmd) == 0, "%s: log lacks \"%s\"", c->label, c->logged);
+	}
+	/* Nothing left behind: no claim is held, and the worker still answers. */
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM relayed WHERE owner IS NOT NULL"), 0);
+	ck_assert_int_eq(post("x@example.net", "nosuch@example.com", NULL, "x\r\n"), 550);
+	stop();
+}
+END_TEST
+
+/* The incoming BODY=8BITMIME and SMTPUTF8 go on to the relay. */
+START_TEST(test_relay_esmtp_params)
+{
+	char   *m[8], buf[1024];
+	int	fd;
+
+	start(NULL, NULL);
+	fd = tl_connect(&d);
+	ck_assert_int_eq(tl_reply(fd, buf, sizeof(buf)), 220);
+	ck_assert_int_eq(tl_cmd(fd, "EHLO mx\r\n", buf, sizeof(buf)), 250);
+	ck_assert_int_eq(tl_cmd(fd, "MAIL FROM:<alice@example.org> BODY=8BITMIME SMTPUTF8\r\n",
+				buf, sizeof(buf)), 250);
+	ck_assert_int_eq(tl_cmd(fd, "RCPT TO:<group1@example.com>\r\n", buf, sizeof(buf)), 250);
+	ck_assert_int_eq(tl_cmd(fd, "DATA\r\n", buf, sizeof(buf)), 354);
+	ck_assert_int_eq(tl_send(fd, "From: alice@example.org\r\nSubject: caf\xc3\xa9\r\n\r\n"
+				 "\xc3\xa9t\xc3\xa9\r\n"), 0);
+	ck_assert_int_eq(tl_cmd(fd, ".\r\n", buf, sizeof(buf)), 250);
+	close(fd);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 1);
+	ck_assert_ptr_nonnull(strstr(m[0], "MAIL FROM:<bounce@example.com> BODY=8BITMIME SMTPUTF8"));
+	tl_free_messages(m, 1);
+	/* A plain post carries neither. */
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 250);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 2);
+	ck_assert_ptr_null(strstr(m[1], "BODY="));
+	ck_assert_ptr_null(strstr(m[1], "SMTPUTF8"));
+	tl_free_messages(m, 2);
+	stop();
+}
+END_TEST
+
+/* send_dot - a whole transaction up to the final dot, reply not read */
+static int
+send_dot(const char *from, const char *to, const char *msg)
+{
+	char	buf[1024], cmd[600];
+	int	fd = tl_connect(&d);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(tl_reply(fd, buf, sizeof(buf)), 220);
+	ck_assert_int_eq(tl_cmd(fd, "EHLO mx\r\n", buf, sizeof(buf)), 250);
+	snprintf(cmd, sizeof(cmd), "MAIL FROM:<%s>\r\n", from);
+	ck_assert_int_eq(tl_cmd(fd, cmd, buf, sizeof(buf)), 250);
+	snprintf(cmd, sizeof(cmd), "RCPT TO:<%s>\r\n", to);
+	ck_assert_int_eq(tl_cmd(fd, cmd, buf, sizeof(buf)), 250);
+	ck_assert_int_eq(tl_cmd(fd, "DATA\r\n", buf, sizeof(buf)), 354);
+	ck_assert_int_eq(tl_send(fd, msg), 0);
+	ck_assert_int_eq(tl_send(fd, ".\r\n"), 0);
+	return (fd);
+}
+
+/* wait_sql - poll until the query gives want (at most 20 s) */
+static void
+wait_sql(const char *sql, long want)
+{
+	for (int i = 0; i < 200 && tl_sql_int(&d, sql) != want; i++)
+		tl_sleep_ms(100);
+	ck_assert_int_eq(tl_sql_int(&d, sql), want);
+}
+
+/*
+ * Two sessions with the same message while the relay is slow at the
+ * final dot (Postfix retrying after its end-of-data timeout): the second
+ * finds the first one's claim, gets 451 and sends nothing; every member
+ * gets exactly one copy; the next retry is a duplicate.
+ */
+START_TEST(test_concurrent_same_message)
+{
+	const char *msg = "From: alice@example.org\r\nMessage-ID: <conc@example.org>\r\n"
+	"Subject: twice at once\r\n\r\nx\r\n";
+	const char *rcpt[] = {"group1@example.com", NULL};
+	char	buf[1024], *m[8];
+	int	a, b;
+
+	start(NULL, "-S", "3000", NULL);
+	a = send_dot("alice@example.org", "group1@example.com", msg);
+	wait_sql("SELECT count(*) FROM relayed WHERE owner IS NOT NULL AND complete = 0", 1);
+	b = send_dot("alice@example.org", "group1@example.com", msg);
+	ck_assert_int_eq(tl_reply(b, buf, sizeof(buf)), 451);
+	ck_assert_ptr_nonnull(strstr(buf, "being sent to the list right now"));
+	close(b);
+	ck_assert_int_eq(tl_reply(a, buf, sizeof(buf)), 250);
+	close(a);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 1);
+	ck_assert_int_eq(tl_count(m[0], "RCPT TO:"), 2);
+	tl_free_messages(m, 1);
+	ck_assert_int_eq(tl_post(&d, "alice@example.org", rcpt, msg, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 1);
+	tl_free_messages(m, 1);
+	stop();
+}
+END_TEST
+
+/* big_list - list "big" (posting anyone) of n members */
+static void
+big_list(int n)
+{
+	char	sql[300];
+
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO groups (name, posting) VALUES ('big', 'anyone')"), 0);
+	snprintf(sql, sizeof(sql), "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+		 " FROM c WHERE i < %d) INSERT INTO group_members"
+		 " SELECT 'big', 'm' || i || '@example.net' FROM c", n);
+	ck_assert_int_eq(tl_sql(&d, sql), 0);
+}
+
+/* exactly_once_at_sink - every one of n members got one copy */
+static void
+exactly_once_at_sink(int n)
+{
+	char	cmd[1200];
+
+	snprintf(cmd, sizeof(cmd), "test $(cat '%s'/msg.* | grep -c '^RCPT TO:') -eq %d"
+		 " && test $(cat '%s'/msg.* | grep '^RCPT TO:' | sort -u | wc -l) -eq %d",
+		 k.dir, n, k.dir, n);
+	ck_assert_msg(system(cmd) == 0, "not exactly one copy for each of %d members", n);
+}
+
+/*
+ * Crash points: the worker _exit()s at a named point of a 2500-member
+ * fan-out in three relay transactions (MLISTD_CRASH_AT, once); Postfix's
+ * retry then gives every member exactly one copy.
+ */
+static const char *const crash_points[] = {
+	"claimed", "batch-1", "batch-2", "before-mark", "before-reply"
+};
+
+START_TEST(test_crash_points)
+{
+	const char *msg = "From: x@example.net\r\nMessage-ID: <crash@example.net>\r\n"
+	"Subject: crash\r\n\r\nhi\r\n";
+	const char *rcpt[] = {"big@example.com", NULL};
+	char	env[300], once[200], cmd[700];
+	int	code = -1;
+
+	snprintf(once, sizeof(once), "/tmp/mlistd-crash-%ld-%d", (long) getpid(), _i);
+	(void) unlink(once);
+	snprintf(env, sizeof(env), "%s:%s", crash_points[_i], once);
+	ck_assert_int_eq(setenv("MLISTD_CRASH_AT", env, 1), 0);
+	start("relay-recipient-limit = 1000\n", NULL);
+	ck_assert_int_eq(unsetenv("MLISTD_CRASH_AT"), 0);
+	big_list(2500);
+	/* The first attempt dies without a reply. */
+	ck_assert_int_eq(tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply)), -1);
+	snprintf(cmd, sizeof(cmd), "grep -qF 'MLISTD_CRASH_AT=%s: exiting here' '%s'",
+		 crash_points[_i], d.log);
+	ck_assert_int_eq(system(cmd), 0);
+	/* Postfix retries until it gets 250. */
+	for (int i = 0; i < 30 && code != 250; i++) {
+		code = tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply));
+		if (code != 250)
+			tl_sleep_ms(300);
+	}
+	ck_assert_int_eq(code, 250);
+	exactly_once_at_sink(2500);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM relayed WHERE complete = 1"), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM relayed_rcpt"), 0);
+	/* And once more: a duplicate, nothing sent. */
+	ck_assert_int_eq(tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply)), 250);
+	exactly_once_at_sink(2500);
+	(void) unlink(once);
+	stop();
+}
+END_TEST
+
+/*
+ * data-done-timeout: a fan-out that cannot finish in time stops between
+ * transactions with 451, checkpointed; the retries resume it, and nobody
+ * gets two copies.
+ */
+START_TEST(test_data_done_timeout)
+{
+	const char *msg = "From: x@example.net\r\nSubject: slow\r\n\r\nhi\r\n";
+	const char *rcpt[] = {"big@example.com", NULL};
+	char	cmd[600];
+	int	code = 0, attempts = 0;
+	double	t0;
+
+	start("relay-recipient-limit = 1000\ndata-done-timeout = 2\n", "-S", "1200", NULL);
+	big_list(2500);
+	t0 = mono();
+	ck_assert_int_eq(tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply)), 451);
+	ck_assert_double_lt(mono() - t0, 2.5);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM relayed_rcpt"), 1000);
+	snprintf(cmd, sizeof(cmd), "grep -q 'data-done-timeout (2s) is near' '%s'", d.log);
+	ck_assert_int_eq(system(cmd), 0);
+	while (code != 250 && attempts++ < 5)
+		code = tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply));
+	ck_assert_int_eq(code, 250);
+	ck_assert_int_eq(attempts, 2);
+	exactly_once_at_sink(2500);
+	stop();
+}
+END_TEST
+
+/*
+ * SIGTERM during a fan-out: the worker finishes the transaction in
+ * flight, commits it, answers 451 for the rest and exits; nobody gets a
+ * half-sent copy counted as sent.
+ */
+START_TEST(test_sigterm_mid_fanout)
+{
+	const char *msg = "From: x@example.net\r\nSubject: stop\r\n\r\nhi\r\n";
+	char	buf[1024];
+	int	fd;
+
+	start("relay-recipient-limit = 1000\n", "-S", "1500", NULL);
+	big_list(2500);
+	fd = send_dot("x@example.net", "big@example.com", msg);
+	wait_sql("SELECT count(*) FROM relayed WHERE owner IS NOT NULL", 1);
+	tl_sleep_ms(300);		/* the first transaction is at the relay */
+	ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
+	ck_assert_int_eq(tl_reply(fd, buf, sizeof(buf)), 451);
+	close(fd);
+	ck_assert_int_eq(tl_daemon_wait(&d, 20), 0);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM relayed_rcpt"), 1000);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM relayed WHERE owner IS NULL"
+				    " AND complete = 0"), 1);
+	exactly_once_at_sink(1000);
+	tl_sink_stop(&k);
+}
+END_TEST
+
+/* A hostile group_members row never reaches the relay as a command. */
+START_TEST(test_hostile_member_row)
+{
+	char   *m[8], cmd[600];
+
+	start(NULL, NULL);
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO group_members VALUES ('group1',"
+				" 'evil@example.net>' || char(13, 10) || 'RCPT' || char(9)"
+				" || 'TO:<injected@victim.example')"), 0);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 250);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 1);
+	ck_assert_ptr_null(strstr(m[0], "injected"));
+	ck_assert_int_eq(tl_count(m[0], "RCPT TO:"), 2);
+	tl_free_messages(m, 1);
+	snprintf(cmd, sizeof(cmd), "grep -q 'group group1: group_members row .* is not a valid"
+		 " address; skipped' '%s'", d.log);
+	ck_assert_int_eq(system(cmd), 0);
+	/* The next post is in step with the relay too. */
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 250);
+	stop();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1056,6 +1439,16 @@ main(void)
 	tcase_add_test(tc, test_relay_misbehaves);
 	tcase_add_test(tc, test_worker_killed_mid_data);
 	tcase_add_test(tc, test_idle_clients_do_not_starve);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("relay");
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, test_relay_table, 0, sizeof(relay_cases) / sizeof(relay_cases[0]));
+	tcase_add_test(tc, test_relay_esmtp_params);
+	tcase_add_test(tc, test_concurrent_same_message);
+	tcase_add_loop_test(tc, test_crash_points, 0, sizeof(crash_points) / sizeof(crash_points[0]));
+	tcase_add_test(tc, test_data_done_timeout);
+	tcase_add_test(tc, test_sigterm_mid_fanout);
+	tcase_add_test(tc, test_hostile_member_row);
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -272,7 +273,8 @@ END_TEST
 
 /*
  * Older databases are migrated in place: version 1 had no `relayed`,
- * version 2 one without `id` and `complete` (and no relayed_rcpt).
+ * version 2 one without `id` and `complete` (and no relayed_rcpt),
+ * version 3 no claim columns; its copies must survive the upgrade.
  */
 static const struct {
 	const char *label;
@@ -285,13 +287,26 @@ static const struct {
 	 " DEFAULT (strftime('%Y-%m-%d %H:%M:%S', 'now')), PRIMARY KEY (group_name, digest));"
 	 " INSERT INTO relayed (group_name, digest) VALUES ('group1', 'old');"
 	 " PRAGMA user_version = 2;"},
+	{"v3", "DROP TABLE relayed_rcpt; DROP TABLE relayed;"
+	 " CREATE TABLE relayed (id INTEGER PRIMARY KEY, group_name TEXT NOT NULL COLLATE NOCASE,"
+	 " digest TEXT NOT NULL, message_id TEXT, relayed_at TEXT NOT NULL"
+	 " DEFAULT (strftime('%Y-%m-%d %H:%M:%S', 'now')), complete INTEGER NOT NULL DEFAULT 1"
+	 " CHECK (complete IN (0, 1)));"
+	 " CREATE UNIQUE INDEX relayed_by_copy ON relayed (digest, group_name);"
+	 " CREATE TABLE relayed_rcpt (copy_id INTEGER NOT NULL REFERENCES relayed (id)"
+	 " ON DELETE CASCADE, address TEXT NOT NULL COLLATE NOCASE,"
+	 " PRIMARY KEY (copy_id, address)) WITHOUT ROWID;"
+	 " INSERT INTO relayed (group_name, digest) VALUES ('group1', 'kept');"
+	 " INSERT INTO relayed (group_name, digest, complete) VALUES ('group1', 'half', 0);"
+	 " INSERT INTO relayed_rcpt VALUES (2, 'alice@example.org');"
+	 " PRAGMA user_version = 3;"},
 };
 
 START_TEST(test_migrate)
 {
-	char	err[512], when[64];
+	char	err[512], buf[1024] = "";
 	struct store *s2;
-	long long id;
+	struct store_copy c;
 
 	store_free(st);
 	st = NULL;
@@ -299,12 +314,22 @@ START_TEST(test_migrate)
 	s2 = store_open(path, 1000, err, sizeof(err));
 	ck_assert_msg(s2 != NULL, "%s: %s", old_versions[_i].label, err);
 	st = s2;
-	ck_assert_int_eq(store_relayed(st, "group1", "abc", 60, &id, when, sizeof(when)), STORE_NO);
-	ck_assert_int_eq(store_mark_relayed(st, "group1", "abc", "<m@x>", 60), STORE_YES);
-	ck_assert_int_eq(store_relayed(st, "GROUP1", "abc", 60, &id, when, sizeof(when)), STORE_YES);
-	ck_assert_int_gt(id, 0);
-	ck_assert_int_eq(store_relayed(st, "group1", "abd", 60, &id, when, sizeof(when)), STORE_NO);
-	ck_assert_int_eq(store_relayed(st, "group1", "old", 60, &id, when, sizeof(when)), STORE_NO);
+	ck_assert_int_eq(store_claim(st, "group1", "abc", "<m@x>", 60, 1, 1000, 60, &c), CLAIM_NEW);
+	ck_assert_int_gt(c.id, 0);
+	ck_assert_int_eq(store_release(st, c.id, 1, 60), STORE_YES);
+	ck_assert_int_eq(store_claim(st, "GROUP1", "abc", NULL, 60, 2, 1000, 60, &c), CLAIM_DONE);
+	ck_assert_int_eq(store_claim(st, "group1", "abd", NULL, 60, 2, 1000, 60, &c), CLAIM_NEW);
+	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 60, 2, 1000, 60, &c), CLAIM_NEW);
+	if (strcmp(old_versions[_i].label, "v3") == 0) {
+		/* Version 3's memory is kept: a duplicate stays a duplicate,
+		 * a partial copy resumes without its served member. */
+		ck_assert_int_eq(store_claim(st, "group1", "kept", NULL, 60, 2, 1000, 60, &c),
+				 CLAIM_DONE);
+		ck_assert_int_eq(store_claim(st, "group1", "half", NULL, 60, 2, 1000, 60, &c),
+				 CLAIM_RESUME);
+		ck_assert_int_eq(store_recipients(st, "group1", c.id, append, buf), 3);
+		ck_assert_ptr_null(strstr(buf, "alice"));
+	}
 	/* The lists themselves are untouched. */
 	ck_assert_int_eq(store_is_member(st, "bob@example.org"), STORE_YES);
 	{
@@ -323,60 +348,113 @@ START_TEST(test_migrate)
 END_TEST
 
 /*
- * A copy relayed in part: the members served are remembered, the next
- * try lists only the others, and a complete copy is then a duplicate.
+ * A copy relayed in part: the members served or refused are remembered,
+ * the next claim resumes and lists only the others, and a complete copy
+ * is then a duplicate.
  */
 START_TEST(test_partial_copy)
 {
-	char	buf[1024] = "", when[64];
-	char   *served[] = {"alice@example.org", "BOB@example.org"};
-	long long id = 0;
+	char	buf[1024] = "";
+	struct store_copy c, c2;
+	long	me = (long) getpid();
 
-	ck_assert_int_eq(store_mark_partial(st, "group1", "d1", "<p@x>", 60, served, 2),
-			 STORE_YES);
-	/* Idempotent: the same members again change nothing. */
-	ck_assert_int_eq(store_mark_partial(st, "group1", "d1", "<p@x>", 60, served, 1),
-			 STORE_YES);
-	ck_assert_int_eq(store_relayed(st, "group1", "d1", 60, &id, when, sizeof(when)),
-			 STORE_PARTIAL);
-	ck_assert_int_gt(id, 0);
-	ck_assert_int_eq(store_recipients(st, "group1", id, append, buf), 2);
+	ck_assert_int_eq(store_claim(st, "group1", "d1", "<p@x>", 60, me, 1000, 60, &c), CLAIM_NEW);
+	ck_assert_int_eq(store_begin(st), STORE_YES);
+	ck_assert_int_eq(store_mark_rcpt(st, c.id, "alice@example.org", 0), STORE_YES);
+	ck_assert_int_eq(store_mark_rcpt(st, c.id, "BOB@example.org", 1), STORE_YES);
+	/* Idempotent: the same member again changes nothing. */
+	ck_assert_int_eq(store_mark_rcpt(st, c.id, "alice@example.org", 0), STORE_YES);
+	ck_assert_int_eq(store_touch(st, c.id, me, 1010), STORE_YES);
+	ck_assert_int_eq(store_commit(st), STORE_YES);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed_rcpt"), 2);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed_rcpt WHERE refused = 1"), 1);
+	ck_assert_int_eq(store_release(st, c.id, 0, 60), STORE_YES);
+	ck_assert_int_eq(store_claim(st, "group1", "d1", NULL, 60, me, 1020, 60, &c2), CLAIM_RESUME);
+	ck_assert_int_eq(c2.id, c.id);
+	ck_assert_int_eq(store_recipients(st, "group1", c.id, append, buf), 2);
 	ck_assert_str_eq(buf, "carol@example.org dave@example.org ");
 	/* Another message to the same list is not affected. */
 	buf[0] = 0;
 	ck_assert_int_eq(store_recipients(st, "group1", 0, append, buf), 4);
-	ck_assert_int_eq(store_relayed(st, "group1", "d2", 60, &id, when, sizeof(when)),
-			 STORE_NO);
-	/* The retry succeeds: from now on the copy is a duplicate. */
-	ck_assert_int_eq(store_mark_relayed(st, "group1", "d1", "<p@x>", 60), STORE_YES);
-	ck_assert_int_eq(store_relayed(st, "group1", "d1", 60, &id, when, sizeof(when)),
-			 STORE_YES);
+	/* Complete: from now on the copy is a duplicate, its members forgotten. */
+	ck_assert_int_eq(store_release(st, c.id, 1, 60), STORE_YES);
+	ck_assert_int_eq(store_claim(st, "group1", "d1", NULL, 60, me, 1030, 60, &c2), CLAIM_DONE);
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed"), 1);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed_rcpt"), 0);
+}
+END_TEST
+
+/*
+ * Claims: a live owner's claim keeps others out; a dead owner's, or one
+ * older than `stale`, is taken over; the owner itself may take it again.
+ */
+START_TEST(test_claims)
+{
+	struct store_copy c;
+	pid_t	child;
+	int	status;
+	long	me = (long) getpid();
+
+	/* A live process (us) owns it: another pid is kept out. */
+	ck_assert_int_eq(store_claim(st, "group1", "c1", NULL, 600, me, 1000, 60, &c), CLAIM_NEW);
+	ck_assert_int_eq(store_claim(st, "group1", "c1", NULL, 600, me + 1, 1010, 60, &c),
+			 CLAIM_BUSY);
+	ck_assert_int_eq(c.owner, me);
+	ck_assert_int_eq(c.claimed_at, 1000);
+	/* ... until the claim is older than stale. */
+	ck_assert_int_eq(store_claim(st, "group1", "c1", NULL, 600, me + 1, 1061, 60, &c),
+			 CLAIM_RESUME);
+	/* Renewing is for the owner only: me lost it. */
+	ck_assert_int_eq(store_touch(st, c.id, me, 1062), STORE_NO);
+	ck_assert_int_eq(store_touch(st, c.id, me + 1, 1062), STORE_YES);
+	/* A dead owner's claim is taken over at once. */
+	child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0)
+		_exit(0);
+	ck_assert_int_eq(waitpid(child, &status, 0), child);
+	ck_assert_int_eq(store_claim(st, "group1", "c2", NULL, 600, (long) child, 1000, 60, &c),
+			 CLAIM_NEW);
+	ck_assert_int_eq(store_claim(st, "group1", "c2", NULL, 600, me, 1001, 60, &c),
+			 CLAIM_RESUME);
+	ck_assert_int_eq(count_sql("SELECT owner FROM relayed WHERE digest = 'c2'"), me);
+	/* Released: anyone may resume it. */
+	ck_assert_int_eq(store_release(st, c.id, 0, 600), STORE_YES);
+	ck_assert_int_eq(store_claim(st, "group1", "c2", NULL, 600, me + 7, 1002, 60, &c),
+			 CLAIM_RESUME);
 }
 END_TEST
 
 /* Rows older than the window are ignored, and pruned with their members. */
 START_TEST(test_relayed_window)
 {
-	char	when[64];
-	char   *served[] = {"alice@example.org"};
-	long long id;
+	struct store_copy c;
 
-	ck_assert_int_eq(store_mark_partial(st, "group1", "old", NULL, 60, served, 1), STORE_YES);
+	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 60, 1, 1000, 60, &c), CLAIM_NEW);
+	ck_assert_int_eq(store_mark_rcpt(st, c.id, "alice@example.org", 0), STORE_YES);
+	ck_assert_int_eq(store_release(st, c.id, 0, 60), STORE_YES);
 	exec_sql("UPDATE relayed SET relayed_at = datetime('now', '-2 hours')");
-	ck_assert_int_eq(store_relayed(st, "group1", "old", 3600, &id, when, sizeof(when)),
-			 STORE_NO);
-	ck_assert_int_eq(store_relayed(st, "group1", "old", 3 * 3600, &id, when, sizeof(when)),
-			 STORE_PARTIAL);
-	/* A new partial copy of the same bytes does not inherit the old members. */
-	ck_assert_int_eq(store_mark_partial(st, "group1", "old", NULL, 3600, served + 0, 0),
-			 STORE_YES);
+	/* Outside a 3-hour window it is still this copy ... */
+	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 3 * 3600, 1, 1000, 60, &c),
+			 CLAIM_RESUME);
+	ck_assert_int_eq(store_release(st, c.id, 0, 60), STORE_YES);
+	/* ... outside a 1-hour window it is a new one, without the old members. */
+	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 3600, 1, 1000, 60, &c), CLAIM_NEW);
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed_rcpt"), 0);
-	/* The first mark of a connection prunes. */
+	/* The first completion of a connection prunes. */
 	exec_sql("UPDATE relayed SET relayed_at = datetime('now', '-2 hours')");
-	ck_assert_int_eq(store_mark_relayed(st, "group1", "new", NULL, 3600), STORE_YES);
+	ck_assert_int_eq(store_claim(st, "group1", "new", NULL, 3600, 1, 1000, 60, &c), CLAIM_NEW);
+	ck_assert_int_eq(store_release(st, c.id, 1, 3600), STORE_YES);
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed"), 1);
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed WHERE digest = 'new'"), 1);
+}
+END_TEST
+
+/* Commits that back a 250 survive a power loss: synchronous = FULL. */
+START_TEST(test_synchronous_full)
+{
+	ck_assert_int_eq(store_pragma_int(st, "synchronous"), 2);	/* FULL */
+	ck_assert_int_eq(store_pragma_int(st, "foreign_keys"), 1);
 }
 END_TEST
 
@@ -397,7 +475,9 @@ main(void)
 	tcase_add_test(tc, test_queries_sql);
 	tcase_add_loop_test(tc, test_migrate, 0, sizeof(old_versions) / sizeof(old_versions[0]));
 	tcase_add_test(tc, test_partial_copy);
+	tcase_add_test(tc, test_claims);
 	tcase_add_test(tc, test_relayed_window);
+	tcase_add_test(tc, test_synchronous_full);
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
 }

@@ -15,7 +15,13 @@
  * data), -x (close the connection after the final dot, without a reply),
  * -X (advertise XVERP), -Q (421 and close at MAIL), -G (a malformed reply
  * at the end of data), -F N (451 at the end of data of the Nth
- * transaction only, counted over all connections in DIR/.count).  Exits after -t SECONDS (default 300) as a safety
+ * transaction only, counted over all connections in DIR/.count).  Hostile
+ * or broken relays: -A (554 5.7.1 to every RCPT), -M (550 5.7.1 to MAIL),
+ * -K N (421 and close at the Nth RCPT of a transaction), -C N (every RCPT
+ * reply with N continuation lines), -T MS (the reply to the dot trickled a
+ * byte every MS ms), -H (never answer the dot), -S MS (wait MS ms before
+ * answering the dot), -U (no SMTPUTF8: an 8-bit RCPT then gets 553 5.6.7,
+ * as Postfix answers).  Exits after -t SECONDS (default 300) as a safety
  * net; the test stops it with SIGTERM.
  */
 #include "config.h"
@@ -32,11 +38,34 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *dir;
 static int max_rcpt, data_code, drop_after_dot, xverp, shut_at_mail, garbage_at_dot;
 static int fail_nth;
+static int refuse_all, refuse_mail, close_at, cont_lines, trickle_ms, hang_at_dot, slow_ms;
+static int no_utf8;
+
+/* eight_bit - any byte above 127 */
+static int
+eight_bit(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char) *s >= 0x80)
+			return (1);
+	return (0);
+}
+
+/* nap - sleep ms milliseconds */
+static void
+nap(int ms)
+{
+	struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
 
 /* next_transaction - the number of this end of data over all connections */
 static int
@@ -79,7 +108,7 @@ session(int fd)
 	FILE   *in = fdopen(fd, "r"), *out = fdopen(dup(fd), "w"), *msg = NULL;
 	char	line[8192], path[512], tmp[520];
 	static unsigned seq;
-	int	nrcpt = 0;
+	int	nrcpt = 0, ncmd = 0, utf8 = 0;
 
 	if (in == NULL || out == NULL)
 		_exit(1);
@@ -87,13 +116,19 @@ session(int fd)
 	while (rd_line(in, line, sizeof(line)) == 0) {
 		if (strncasecmp(line, "EHLO", 4) == 0) {
 			reply(out, "250-mlsink\r\n250-PIPELINING\r\n250-8BITMIME\r\n");
+			if (!no_utf8)
+				reply(out, "250-SMTPUTF8\r\n");
 			if (xverp)
 				reply(out, "250-XVERP\r\n");
 			reply(out, "250 ENHANCEDSTATUSCODES\r\n");
 		} else if (strncasecmp(line, "MAIL FROM:", 10) == 0 && shut_at_mail) {
 			reply(out, "421 4.3.2 mlsink shutting down\r\n");
 			break;
+		} else if (strncasecmp(line, "MAIL FROM:", 10) == 0 && refuse_mail) {
+			reply(out, "550 5.7.1 <bounce>: Sender address rejected: Access denied\r\n");
 		} else if (strncasecmp(line, "MAIL FROM:", 10) == 0) {
+			utf8 = strstr(line, " SMTPUTF8") != NULL;
+			ncmd = 0;
 			snprintf(tmp, sizeof(tmp), "%s/.tmp.%ld.%u", dir, (long) getpid(), ++seq);
 			snprintf(path, sizeof(path), "%s/msg.%ld.%u", dir, (long) getpid(), seq);
 			if (msg)
@@ -103,8 +138,20 @@ session(int fd)
 			fputs(line, msg);
 			reply(out, "250 2.1.0 Ok\r\n");
 		} else if (strncasecmp(line, "RCPT TO:<", 9) == 0) {
+			if (msg != NULL && close_at && ++ncmd >= close_at) {
+				reply(out, "421 4.4.2 mlsink: closing in the middle\r\n");
+				break;
+			}
+			if (msg != NULL && cont_lines > 0) {
+				for (int i = 0; i < cont_lines; i++)
+					fputs("250-continued\r\n", out);
+			}
 			if (msg == NULL) {
 				reply(out, "503 5.5.1 need MAIL\r\n");
+			} else if (refuse_all) {
+				reply(out, "554 5.7.1 <someone>: Relay access denied\r\n");
+			} else if (eight_bit(line) && (no_utf8 || !utf8)) {
+				reply(out, "553 5.6.7 <someone>: SMTPUTF8 is required\r\n");
 			} else if (strncasecmp(line + 9, "reject", 6) == 0) {
 				reply(out, "550 5.1.1 <rejected>: Recipient address rejected\r\n");
 			} else if (strncasecmp(line + 9, "defer", 5) == 0) {
@@ -123,10 +170,37 @@ session(int fd)
 			}
 			reply(out, "354 go ahead\r\n");
 			fputs("\n", msg);
-			while (rd_line(in, line, sizeof(line)) == 0) {
-				if (strcmp(line, ".\r\n") == 0)
-					break;
-				fputs(line[0] == '.' ? line + 1 : line, msg);
+			{
+				int	dot = 0;
+
+				while (rd_line(in, line, sizeof(line)) == 0) {
+					if (strcmp(line, ".\r\n") == 0) {
+						dot = 1;
+						break;
+					}
+					fputs(line[0] == '.' ? line + 1 : line, msg);
+				}
+				if (!dot)
+					break;	/* cut off: nothing was delivered */
+			}
+			if (hang_at_dot) {
+				for (;;)
+					pause();
+			}
+			if (slow_ms)
+				nap(slow_ms);
+			if (trickle_ms) {
+				const char *t = "250 2.0.0 Ok: queued slowly\r\n";
+
+				fclose(msg);
+				msg = NULL;
+				(void) rename(tmp, path);
+				for (; *t; t++) {
+					fputc(*t, out);
+					fflush(out);
+					nap(trickle_ms);
+				}
+				continue;
 			}
 			if (drop_after_dot) {
 				fclose(msg);
@@ -179,7 +253,7 @@ main(int argc, char **argv)
 	struct sockaddr_in sin;
 	int	c, port = 0, lfd, on = 1, lifetime = 300;
 
-	while ((c = getopt(argc, argv, "p:d:n:D:xXt:QGF:")) != -1) {
+	while ((c = getopt(argc, argv, "p:d:n:D:xXt:QGF:AMK:C:T:HS:U")) != -1) {
 		switch (c) {
 		case 'p':
 			port = atoi(optarg);
@@ -210,6 +284,30 @@ main(int argc, char **argv)
 			break;
 		case 'F':
 			fail_nth = atoi(optarg);
+			break;
+		case 'A':
+			refuse_all = 1;
+			break;
+		case 'M':
+			refuse_mail = 1;
+			break;
+		case 'K':
+			close_at = atoi(optarg);
+			break;
+		case 'C':
+			cont_lines = atoi(optarg);
+			break;
+		case 'T':
+			trickle_ms = atoi(optarg);
+			break;
+		case 'H':
+			hang_at_dot = 1;
+			break;
+		case 'S':
+			slow_ms = atoi(optarg);
+			break;
+		case 'U':
+			no_utf8 = 1;
 			break;
 		default:
 			fprintf(stderr, "usage: mlsink -p PORT -d DIR [-n N] [-D CODE] [-x] [-X]\n");
