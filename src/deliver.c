@@ -375,6 +375,9 @@ checkpoint(void *arg, const struct relay_outcome *o, size_t n)
 	struct deliver *d = cx->ds->d;
 	const struct conf *cf = d->cf;
 	int	accepted = 0;
+	/* A copy sent in one transaction is marked complete in its checkpoint,
+	 * and who it served need not be written down. */
+	int	final = cx->c.id && cx->done + n >= cx->total && cx->checkpoints == 0;
 
 	if (store_begin(d->st) == STORE_ERROR)
 		goto failed;
@@ -382,13 +385,12 @@ checkpoint(void *arg, const struct relay_outcome *o, size_t n)
 		accepted |= o[i].accepted;
 		if (!o[i].accepted && refusal_row(cx, o[i].rcpt, o[i].reply) < 0)
 			goto failed;
-		if (cx->c.id && store_mark_rcpt(d->st, cx->c.id, o[i].rcpt, !o[i].accepted)
-		    == STORE_ERROR)
+		if (cx->c.id && !final
+		    && store_mark_rcpt(d->st, cx->c.id, o[i].rcpt, !o[i].accepted) == STORE_ERROR)
 			goto failed;
 	}
 	cx->done += n;
-	/* A copy sent in one transaction is marked complete in its checkpoint. */
-	if (cx->c.id && cx->done >= cx->total && cx->checkpoints == 0) {
+	if (final) {
 		if (store_release(d->st, cx->c.id, 1, cf->dedup_window) == STORE_ERROR)
 			goto failed;
 		cx->completed = 1;

@@ -37,6 +37,7 @@
 
 static char pdir[256];			/* Postfix's temporary directory */
 static int pport;			/* its smtpd */
+static int slowport;			/* a reinjection smtpd slow at end of data, or 0 */
 static struct tl_daemon d;		/* mlistd */
 static struct tl_sink k;		/* the members' mail servers */
 static int postfix_running;
@@ -117,9 +118,17 @@ write_file(const char *path, const char *fmt, ...)
 static void
 postfix_start(int mlport, int sinkport)
 {
-	char	path[400];
+	char	path[400], slow_listener[300] = "";
 	struct passwd *pw;
 
+	/*
+	 * The slow case: Postfix waits only 2 s for mlistd's reply to the
+	 * final dot, and mlistd's copies go to a second smtpd that takes 4 s
+	 * over each end of data, so Postfix always gives up first.
+	 */
+	if (slowport)
+		snprintf(slow_listener, sizeof(slow_listener), "127.0.0.1:%d inet n - n - - smtpd"
+			 " -o smtpd_end_of_data_restrictions=sleep,4\n", slowport);
 	ck_assert_msg(access(POSTFIX, X_OK) == 0,
 		      "Postfix is not installed (Debian package: postfix); the end-to-end "
 		      "suite needs it");
@@ -189,7 +198,9 @@ postfix_start(int mlport, int sinkport)
 		   "postlog unix-dgram n - n - 1 postlogd\n"
 		   "showq unix n - n - - showq\n"
 		   "# As contrib/postfix/master.cf:\n"
-		   "mlistd unix - - n - 4 smtp\n", pport);
+		   "mlistd unix - - n - 4 smtp%s\n"
+		   "%s", pport,
+		   slowport ? " -o smtp_data_done_timeout=2s" : "", slow_listener);
 	if (pf("start") != 0) {
 		show_maillog();
 		ck_abort_msg("Postfix did not start");
@@ -217,6 +228,8 @@ postfix_start(int mlport, int sinkport)
 	ck_abort_msg("Postfix smtpd does not answer on port %d", pport);
 }
 
+static int slow_case;			/* the next setup is the slow one */
+
 /* setup - sink, mlistd (relaying into Postfix), Postfix */
 static void
 setup(void)
@@ -225,7 +238,11 @@ setup(void)
 
 	ck_assert_int_eq(tl_sink_start(&k, "-t", "120", (char *) NULL), 0);
 	pport = tl_free_port(0);
-	snprintf(conf, sizeof(conf), "relay = smtp://127.0.0.1:%d\n", pport);
+	do
+		slowport = slow_case ? tl_free_port(0) : 0;
+	while (slowport != 0 && slowport == pport);
+	snprintf(conf, sizeof(conf), "relay = smtp://127.0.0.1:%d\n",
+		 slowport ? slowport : pport);
 	ck_assert_int_eq(tl_daemon_start(&d, conf, 0), 0);
 	ck_assert_int_eq(tl_sql(&d, seed), 0);
 	postfix_start(d.port, k.port);
@@ -461,6 +478,60 @@ START_TEST(test_loop_between_lists)
 }
 END_TEST
 
+/*
+ * Postfix's end-of-data timeout (2 s here, 600 s by default) is shorter
+ * than mlistd's fan-out: Postfix gives up on the first attempt while
+ * mlistd is still relaying, and retries.  The retry finds the copy
+ * claimed (451), later complete (250, a duplicate): every member gets
+ * exactly one copy.
+ */
+START_TEST(test_postfix_gives_up_first)
+{
+	char	cmd[700];
+	int	n;
+
+	ck_assert_int_eq(inject("alice@example.org", "group1@example.com", "e2e-slow",
+				"alice@example.org"), 250);
+	n = wait_sink("Subject: e2e-slow", 2, 40, NULL, 0);
+	if (n != 2)
+		show_maillog();
+	ck_assert_int_eq(n, 2);
+	/* The race really happened: Postfix timed out, a retry found the claim. */
+	snprintf(cmd, sizeof(cmd), "grep -q 'timed out while sending end of data' '%s/maillog'",
+		 pdir);
+	if (system(cmd) != 0)
+		show_maillog();
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "grep -q 'being relayed by process' '%s'", d.log);
+	ck_assert_int_eq(system(cmd), 0);
+	/* Postfix is done with it: the retry got 250 for a duplicate ... */
+	snprintf(cmd, sizeof(cmd), "grep -q 'status=duplicate' '%s'", d.log);
+	for (int i = 0; i < 100 && system(cmd) != 0; i++)
+		tl_sleep_ms(200);
+	ck_assert_int_eq(system(cmd), 0);
+	/* ... and nobody got a second copy. */
+	tl_sleep_ms(4000);
+	ck_assert_int_eq(wait_sink("Subject: e2e-slow", 3, 1, NULL, 0), 2);
+	ck_assert_int_eq(wait_sink("RCPT TO:<alice@example.org>", 2, 1, NULL, 0), 1);
+	ck_assert_int_eq(wait_sink("RCPT TO:<bob@example.org>", 2, 1, NULL, 0), 1);
+}
+END_TEST
+
+static void
+setup_slow(void)
+{
+	slow_case = 1;
+	setup();
+}
+
+static void
+teardown_slow(void)
+{
+	teardown();
+	slow_case = 0;
+	slowport = 0;
+}
+
 int
 main(void)
 {
@@ -478,6 +549,10 @@ main(void)
 	tcase_add_test(tc, test_non_member_bounced_to_sender);
 	tcase_add_test(tc, test_mlistd_down_then_back);
 	tcase_add_test(tc, test_loop_between_lists);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("postfix-slow");
+	tcase_add_checked_fixture(tc, setup_slow, teardown_slow);
+	tcase_add_test(tc, test_postfix_gives_up_first);
 	suite_add_tcase(s, tc);
 	return (ck_run_nofork(s));
 }
