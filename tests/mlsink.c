@@ -20,7 +20,7 @@
  * -K N (421 and close at the Nth RCPT of a transaction), -C N (every RCPT
  * reply with N continuation lines), -T MS (the reply to the dot trickled a
  * byte every MS ms), -H (never answer the dot), -S MS (wait MS ms before
- * answering the dot), -U (no SMTPUTF8: an 8-bit RCPT then gets 553 5.6.7,
+ * answering the dot), -B (554 at the greeting, then only QUIT), -U (no SMTPUTF8: an 8-bit RCPT then gets 553 5.6.7,
  * as Postfix answers).  Exits after -t SECONDS (default 300) as a safety
  * net; the test stops it with SIGTERM.
  */
@@ -45,7 +45,7 @@ static const char *dir;
 static int max_rcpt, data_code, drop_after_dot, xverp, shut_at_mail, garbage_at_dot;
 static int fail_nth;
 static int refuse_all, refuse_mail, close_at, cont_lines, trickle_ms, hang_at_dot, slow_ms;
-static int no_utf8;
+static int no_utf8, refuse_greeting;
 
 /* eight_bit - any byte above 127 */
 static int
@@ -112,6 +112,15 @@ session(int fd)
 
 	if (in == NULL || out == NULL)
 		_exit(1);
+	if (refuse_greeting) {
+		reply(out, "554 5.7.1 mlsink: no service for you\r\n");
+		while (rd_line(in, line, sizeof(line)) == 0)
+			if (strncasecmp(line, "QUIT", 4) == 0)
+				break;
+			else
+				reply(out, "503 5.5.1 no service\r\n");
+		_exit(0);
+	}
 	reply(out, "220 mlsink ESMTP\r\n");
 	while (rd_line(in, line, sizeof(line)) == 0) {
 		if (strncasecmp(line, "EHLO", 4) == 0) {
@@ -253,7 +262,7 @@ main(int argc, char **argv)
 	struct sockaddr_in sin;
 	int	c, port = 0, lfd, on = 1, lifetime = 300;
 
-	while ((c = getopt(argc, argv, "p:d:n:D:xXt:QGF:AMK:C:T:HS:U")) != -1) {
+	while ((c = getopt(argc, argv, "p:d:n:D:xXt:QGF:AMK:C:T:HS:UB")) != -1) {
 		switch (c) {
 		case 'p':
 			port = atoi(optarg);
@@ -308,6 +317,9 @@ main(int argc, char **argv)
 			break;
 		case 'U':
 			no_utf8 = 1;
+			break;
+		case 'B':
+			refuse_greeting = 1;
 			break;
 		default:
 			fprintf(stderr, "usage: mlsink -p PORT -d DIR [-n N] [-D CODE] [-x] [-X]\n");
