@@ -124,6 +124,10 @@ static const struct conf_param params[] = {
 	"how long a relayed copy is remembered, so a retry is not sent twice (0: off)"},
 	{"relay-pipelining", 0, T_BOOL, "yes", OFF(relay_pipelining), 0, 1, NULL,
 	"send RCPT commands to the relay in pipelined windows"},
+	{"max-header-fields", 0, T_UINT, "1000", OFF(max_header_fields), 10, 1000000,
+	"N", "header fields in a post (then 552 5.3.4)"},
+	{"max-header-size", 0, T_SIZE, "256k", OFF(max_header_size), 1024,
+	64UL * 1024 * 1024, "BYTES", "header bytes in a post (then 552 5.3.4)"},
 	{"data-done-timeout", 0, T_TIME, "300", OFF(data_done_timeout), 1, 3600,
 	"SECONDS", "time to answer the end of data; what is not relayed by then gets 451 and resumes"},
 	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL}

@@ -39,6 +39,8 @@ struct conf {
 	unsigned dedup_window;		/* seconds; 0: off */
 	int	relay_pipelining;	/* pipeline RCPTs to the relay */
 	unsigned data_done_timeout;	/* seconds for the whole end of data */
+	unsigned max_header_fields;	/* fields in a post's header */
+	unsigned long max_header_size;	/* bytes of a post's header */
 };
 
 /* What the command line asks for. */

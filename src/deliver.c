@@ -478,8 +478,7 @@ check_post(struct deliver_session *ds, const struct smtp_envelope *env,
 	   struct smtp_reply *r)
 {
 	const struct conf *cf = ds->d->cf;
-	char	from[SMTP_ADDR_MAX + 1];
-	int	ok;
+	struct rewrite_from from;
 
 	if (rewrite_has_list_id(m, g->name, cf->domain)) {
 		msg_info("%s: reject: loop: message already carries List-Id <%s.%s>",
@@ -496,24 +495,35 @@ check_post(struct deliver_session *ds, const struct smtp_envelope *env,
 	}
 	if (g->posting == POST_ANYONE)
 		return (0);
-	if (rewrite_from(m, from, sizeof(from)) < 0) {
+	switch (rewrite_from(m, &from)) {
+	case 0:
+		break;
+	case -2:
+		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
+		return (-1);
+	default:
 		msg_info("%s: reject: no usable From: address for list %s", env->id, g->name);
 		smtp_reply_set(r, 550, "5.7.1 <%s@%s>: the message has no valid From: "
 			       "address", g->name, cf->domain);
 		return (-1);
 	}
-	ok = g->posting == POST_MEMBERS ? store_is_member(ds->d->st, from)
-		: store_in_group(ds->d->st, g->name, from);
-	if (ok == STORE_ERROR) {
-		lookup_failed(ds->d, env, r);
-		return (-1);
-	}
-	if (ok == STORE_NO) {
-		msg_info("%s: reject: from=<%s> may not post to %s (posting=%s)", env->id,
-			 from, g->name, g->posting == POST_MEMBERS ? "members" : "group");
-		smtp_reply_set(r, 550, "5.7.1 <%s@%s>: %s is not allowed to post to this "
-			       "list", g->name, cf->domain, from);
-		return (-1);
+	/* Several mailboxes in From: each of them must be allowed to post. */
+	for (size_t i = 0; i < from.n; i++) {
+		int	ok = g->posting == POST_MEMBERS ? store_is_member(ds->d->st, from.addr[i])
+			: store_in_group(ds->d->st, g->name, from.addr[i]);
+
+		if (ok == STORE_ERROR) {
+			lookup_failed(ds->d, env, r);
+			return (-1);
+		}
+		if (ok == STORE_NO) {
+			msg_info("%s: reject: from=<%s> may not post to %s (posting=%s)", env->id,
+				 from.addr[i], g->name,
+				 g->posting == POST_MEMBERS ? "members" : "group");
+			smtp_reply_set(r, 550, "5.7.1 <%s@%s>: %s is not allowed to post to this "
+				       "list", g->name, cf->domain, from.addr[i]);
+			return (-1);
+		}
 	}
 	return (0);
 }
@@ -853,9 +863,26 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 		} else
 			ngroups++;
 	}
-	if (!refused && ngroups > 0 && (m = rewrite_parse(msg, len)) == NULL) {
-		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
-		refused = 1;
+	if (!refused && ngroups > 0) {
+		struct rewrite_limits lim = {cf->max_header_fields, cf->max_header_size};
+
+		switch (rewrite_parse(msg, len, &lim, &m)) {
+		case REWRITE_OK:
+			break;
+		case REWRITE_TOO_MANY:
+		case REWRITE_TOO_BIG:
+			msg_info("%s: reject: header over max-header-fields (%u) or "
+				 "max-header-size (%lu)", env->id, cf->max_header_fields,
+				 cf->max_header_size);
+			smtp_reply_set(r, 552, "5.3.4 Error: message header too large "
+				       "(limit %u fields, %lu bytes)", cf->max_header_fields,
+				       cf->max_header_size);
+			refused = 1;
+			break;
+		default:
+			smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
+			refused = 1;
+		}
 	}
 	for (size_t k = 0; k < ngroups && !refused; k++)
 		if (check_post(ds, env, m, &groups[k], r) < 0)

@@ -1,12 +1,21 @@
 /*
- * rewrite.c - the list copy of a post.
+ * rewrite.c - the header of a post, and its list copy.
  *
- * Header fields are read with Mailutils (mu_header for values, mu_address
- * for the From: mailbox), so display names, comments, quoted local parts
- * and encoded words are handled as RFC 5322 and RFC 2047 say.  The copy
- * itself is built from the raw bytes: fields we do not touch, their
- * folding and the body stay byte for byte as received.  Mailutils' header
- * parser wants LF line ends, so it is handed an LF copy of the header.
+ * One tokenizer, ours, reads the header once, in time linear in its size,
+ * into a table of fields (offset, length, name length); every decision
+ * (loop detection on List-Id and X-BeenThere, the From: addresses, the
+ * Message-ID) and the copy itself use that table, so what mlistd checks
+ * is exactly what the members get.  The header ends at the first empty
+ * line, or at the first line that is neither a field ("name:") nor the
+ * continuation of one (RFC 5322 has no such line in a header): for
+ * mlistd, for the copy (which gets the empty line such a message lacked)
+ * and therefore for the members, that line begins the body.  The number
+ * of fields and the header's bytes are capped (struct rewrite_limits).
+ *
+ * Mailutils parses what it is good at: one From: value, unfolded by us
+ * and trimmed of trailing comments and whitespace, as an RFC 5322 mailbox
+ * list (display names, quoting, comments, encoded words).  The copy keeps
+ * the fields we do not touch, their folding and the body byte for byte.
  *
  * The description from the database is sanitized before it reaches a
  * header: control characters become spaces (no header injection from a
@@ -18,6 +27,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,43 +35,116 @@
 
 #include <mailutils/address.h>
 #include <mailutils/errno.h>
-#include <mailutils/header.h>
 #include <mailutils/mime.h>
 #include <mailutils/sha1.h>
 
 #include "rewrite.h"
 
+/* One header field: raw bytes msg[start .. end), the name msg[start ..
+ * start + nlen), the value after the colon at msg[value .. end). */
+struct field {
+	size_t	start, end, nlen, value;
+};
+
 struct rewrite_msg {
 	const char *msg;
 	size_t	len;
-	size_t	hdr_len;	/* header bytes, up to the empty line */
-	int	has_body;	/* an empty line separates header and body */
-	char   *hdr_lf;		/* LF copy of the header for Mailutils */
-	mu_header_t hdr;	/* NULL when Mailutils could not parse it */
+	size_t	hdr_len;	/* header bytes: the fields */
+	int	has_body;	/* an empty line follows the fields */
+	struct field *f;
+	size_t	nf, cap;
 };
 
-/* find_header_end - length of the header; sets *has_body */
-static size_t
-find_header_end(const char *m, size_t len, int *has_body)
+/* ftext - a byte of a field name (RFC 5322: printable ASCII but colon) */
+static int
+ftext(unsigned char c)
 {
+	return (c >= 33 && c <= 126 && c != ':');
+}
+
+/* line_end - index just past the LF of the line starting at i, or len */
+static size_t
+line_end(const char *s, size_t len, size_t i)
+{
+	const char *lf = memchr(s + i, '\n', len - i);
+
+	return (lf ? (size_t) (lf - s) + 1 : len);
+}
+
+int
+rewrite_parse(const char *msg, size_t len, const struct rewrite_limits *lim,
+	      struct rewrite_msg **out)
+{
+	static const struct rewrite_limits defaults = {REWRITE_MAX_FIELDS, REWRITE_MAX_HEADER};
+	struct rewrite_msg *m;
 	size_t	i = 0;
 
-	*has_body = 0;
+	*out = NULL;
+	if (lim == NULL)
+		lim = &defaults;
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return (REWRITE_NOMEM);
+	m->msg = msg;
+	m->len = len;
 	while (i < len) {
-		/* At the start of a line. */
-		if (m[i] == '\r' && i + 1 < len && m[i + 1] == '\n') {
-			*has_body = 1;
-			return (i);
+		struct field fl;
+		size_t	n;
+
+		/* The empty line. */
+		if (msg[i] == '\n' || (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n')) {
+			m->has_body = 1;
+			break;
 		}
-		if (m[i] == '\n') {		/* tolerate LF-only input */
-			*has_body = 1;
-			return (i);
+		/* "name:" with optional white space before the colon (obsolete). */
+		for (n = 0; i + n < len && ftext((unsigned char) msg[i + n]); n++)
+			;
+		fl.nlen = n;
+		while (i + n < len && (msg[i + n] == ' ' || msg[i + n] == '\t'))
+			n++;
+		if (fl.nlen == 0 || i + n >= len || msg[i + n] != ':')
+			break;			/* not a field: the body begins */
+		fl.start = i;
+		fl.value = i + n + 1;
+		/* The field and its continuation lines. */
+		i = line_end(msg, len, i);
+		while (i < len && (msg[i] == ' ' || msg[i] == '\t'))
+			i = line_end(msg, len, i);
+		fl.end = i;
+		if (i > lim->max_header) {
+			rewrite_msg_free(m);
+			return (REWRITE_TOO_BIG);
 		}
-		while (i < len && m[i] != '\n')
-			i++;
-		i++;
+		if (m->nf == m->cap) {
+			size_t	cap = m->cap ? m->cap * 2 : 32;
+			struct field *f;
+
+			if (m->nf >= lim->max_fields) {
+				rewrite_msg_free(m);
+				return (REWRITE_TOO_MANY);
+			}
+			if (cap > lim->max_fields)
+				cap = lim->max_fields;
+			if ((f = realloc(m->f, cap * sizeof(*f))) == NULL) {
+				rewrite_msg_free(m);
+				return (REWRITE_NOMEM);
+			}
+			m->f = f;
+			m->cap = cap;
+		}
+		m->f[m->nf++] = fl;
 	}
-	return (len);
+	m->hdr_len = i;
+	*out = m;
+	return (REWRITE_OK);
+}
+
+void
+rewrite_msg_free(struct rewrite_msg *m)
+{
+	if (m == NULL)
+		return;
+	free(m->f);
+	free(m);
 }
 
 /* crlf_to_lf - copy, turning CR LF into LF; returns bytes written */
@@ -78,66 +161,122 @@ crlf_to_lf(char *dst, const char *src, size_t len)
 	return (n);
 }
 
-struct rewrite_msg *
-rewrite_parse(const char *msg, size_t len)
+/* is_field - field k is called name */
+static int
+is_field(const struct rewrite_msg *m, size_t k, const char *name)
 {
-	struct rewrite_msg *m;
-	size_t	n;
+	size_t	n = strlen(name);
 
-	if ((m = calloc(1, sizeof(*m))) == NULL)
-		return (NULL);
-	m->msg = msg;
-	m->len = len;
-	m->hdr_len = find_header_end(msg, len, &m->has_body);
-	if ((m->hdr_lf = malloc(m->hdr_len + 2)) == NULL) {
-		free(m);
-		return (NULL);
-	}
-	n = crlf_to_lf(m->hdr_lf, msg, m->hdr_len);
-	m->hdr_lf[n++] = '\n';		/* Mailutils wants the empty line */
-	m->hdr_lf[n] = 0;
-	if (mu_header_create(&m->hdr, m->hdr_lf, n) != 0)
-		m->hdr = NULL;		/* treated as "no From:" */
-	return (m);
+	return (m->f[k].nlen == n && strncasecmp(m->msg + m->f[k].start, name, n) == 0);
 }
 
-void
-rewrite_msg_free(struct rewrite_msg *m)
+/*
+ * unfold - field k's value, unfolded (CR LF before white space removed),
+ * other control characters as spaces, leading and trailing white space
+ * trimmed, into buf.  Returns its length, or -1 when it does not fit.
+ */
+static long
+unfold(const struct rewrite_msg *m, size_t k, char *buf, size_t size)
 {
-	if (m == NULL)
-		return;
-	if (m->hdr)
-		mu_header_destroy(&m->hdr);
-	free(m->hdr_lf);
-	free(m);
+	const char *s = m->msg;
+	size_t	n = 0, i = m->f[k].value, end = m->f[k].end;
+
+	while (i < end && (s[i] == ' ' || s[i] == '\t'))
+		i++;
+	for (; i < end; i++) {
+		unsigned char c = (unsigned char) s[i];
+
+		if (c == '\r' || c == '\n')
+			continue;
+		if (n + 1 >= size)
+			return (-1);
+		buf[n++] = (char) (c < 0x20 && c != '\t' ? ' ' : c);
+	}
+	while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+		n--;
+	buf[n] = 0;
+	return ((long) n);
+}
+
+/*
+ * strip_trailing_comments - "a <b@c> (x (y)) " -> "a <b@c>": Mailutils
+ * refuses anything after the last address, which RFC 5322 allows (CFWS).
+ */
+static void
+strip_trailing_comments(char *v)
+{
+	size_t	n = strlen(v);
+
+	for (;;) {
+		int	depth = 0;
+		size_t	i;
+
+		while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+			v[--n] = 0;
+		if (n == 0 || v[n - 1] != ')')
+			return;
+		/* Find the "(" that opens it, minding nesting and quoted pairs. */
+		for (i = n; i > 0; i--) {
+			char	c = v[i - 1];
+
+			if (i >= 2 && v[i - 2] == '\\')
+				continue;
+			if (c == ')')
+				depth++;
+			else if (c == '(' && --depth == 0)
+				break;
+		}
+		if (i == 0)
+			return;			/* unbalanced: leave it to Mailutils */
+		n = i - 1;
+		v[n] = 0;
+	}
 }
 
 int
-rewrite_from(const struct rewrite_msg *m, char *buf, size_t len)
+rewrite_from(const struct rewrite_msg *m, struct rewrite_from *out)
 {
-	char   *value = NULL;
+	char	value[REWRITE_FROM_VALUE_MAX];
 	mu_address_t addr = NULL;
-	const char *email = NULL;
-	int	rc = -1;
+	size_t	k = 0, count = 0, nfrom = 0;
+	int	rc;
 
-	if (m->hdr == NULL
-	    || mu_header_aget_value_unfold_n(m->hdr, "From", 1, &value) != 0)
+	out->n = 0;
+	for (size_t j = 0; j < m->nf; j++)
+		if (is_field(m, j, "From") && nfrom++ == 0)
+			k = j;
+	/* RFC 5322: exactly one From: field. */
+	if (nfrom != 1 || unfold(m, k, value, sizeof(value)) <= 0)
 		return (-1);
-	/*
-	 * Mailutils completes a bare local part with this host's name; a
-	 * From: without a domain of its own is not a usable address, so the
-	 * domain must appear in the field itself.
-	 */
-	if (mu_address_create(&addr, value) == 0
-	    && mu_address_sget_email(addr, 1, &email) == 0 && email && *email
-	    && strchr(email, '@') && strcasestr(value, strrchr(email, '@') + 1)
-	    && strlen(email) < len) {
-		snprintf(buf, len, "%s", email);
-		rc = 0;
+	strip_trailing_comments(value);
+	if (value[0] == 0)
+		return (-1);
+	if ((rc = mu_address_create(&addr, value)) != 0)
+		return (rc == ENOMEM ? -2 : -1);
+	if (mu_address_get_count(addr, &count) != 0 || count == 0 || count > REWRITE_FROM_MAX) {
+		mu_address_destroy(&addr);
+		return (-1);
+	}
+	for (size_t i = 1; i <= count; i++) {
+		const char *email = NULL, *at;
+
+		/*
+		 * Mailutils completes a bare local part with this host's name;
+		 * a mailbox without a domain of its own is not usable, so the
+		 * domain must appear in the field itself.
+		 */
+		if (mu_address_sget_email(addr, i, &email) != 0 || email == NULL
+		    || (at = strrchr(email, '@')) == NULL || at == email || at[1] == 0
+		    || strcasestr(value, at + 1) == NULL
+		    || strlen(email) >= sizeof(out->addr[0])) {
+			mu_address_destroy(&addr);
+			out->n = 0;
+			return (-1);
+		}
+		snprintf(out->addr[out->n++], sizeof(out->addr[0]), "%s", email);
 	}
 	mu_address_destroy(&addr);
-	free(value);
-	return (rc);
+	return (0);
 }
 
 void
@@ -153,48 +292,56 @@ rewrite_digest(const struct rewrite_msg *m, char hex[41])
 void
 rewrite_message_id(const struct rewrite_msg *m, char *buf, size_t len)
 {
-	const char *v;
-
 	buf[0] = 0;
-	if (m->hdr && mu_header_sget_value(m->hdr, "Message-ID", &v) == 0)
-		snprintf(buf, len, "%s", v);
+	for (size_t k = 0; k < m->nf; k++)
+		if (is_field(m, k, "Message-ID")) {
+			if (unfold(m, k, buf, len) < 0)
+				buf[0] = 0;
+			return;
+		}
+}
+
+/* contains - case-insensitive substring */
+static int
+contains(const char *hay, const char *needle, size_t nlen)
+{
+	for (; *hay; hay++)
+		if (strncasecmp(hay, needle, nlen) == 0)
+			return (1);
+	return (0);
 }
 
 int
 rewrite_has_list_id(const struct rewrite_msg *m, const char *group,
 		    const char *domain)
 {
-	char	want[512];
-	size_t	wlen;
+	char	want[512], beenthere[512], v[1024];
+	size_t	wlen, blen;
 
-	if (m->hdr == NULL)
-		return (0);
 	/*
 	 * List-Id says which list sent the copy.  Copies replace List-Id, so
 	 * a loop through a second list (A -> B -> A) shows only in
-	 * X-BeenThere, which every copy adds to and nobody removes.
+	 * X-BeenThere, which every copy adds to and nobody removes.  One pass
+	 * over the fields; values longer than v cannot be ours.
 	 */
 	wlen = (size_t) snprintf(want, sizeof(want), "<%s.%s>", group, domain);
-	for (int i = 1;; i++) {
-		const char *v;
+	blen = (size_t) snprintf(beenthere, sizeof(beenthere), "%s@%s", group, domain);
+	for (size_t k = 0; k < m->nf; k++) {
+		const char *p;
 
-		if (mu_header_sget_value_n(m->hdr, "List-Id", i, &v) != 0)
-			break;
-		for (const char *p = v; *p; p++)
-			if (strncasecmp(p, want, wlen) == 0)
+		if (is_field(m, k, "List-Id")) {
+			if (unfold(m, k, v, sizeof(v)) > 0 && contains(v, want, wlen))
 				return (1);
+		} else if (is_field(m, k, "X-BeenThere")) {
+			if (unfold(m, k, v, sizeof(v)) <= 0)
+				continue;
+			p = v + strspn(v, " \t<");
+			if (strncasecmp(p, beenthere, blen) == 0
+			    && (p[blen] == 0 || strchr(" \t>", p[blen]) != NULL))
+				return (1);
+		}
 	}
-	wlen = (size_t) snprintf(want, sizeof(want), "%s@%s", group, domain);
-	for (int i = 1;; i++) {
-		const char *v;
-
-		if (mu_header_sget_value_n(m->hdr, "X-BeenThere", i, &v) != 0)
-			return (0);
-		v += strspn(v, " \t<");
-		if (strncasecmp(v, want, wlen) == 0
-		    && (v[wlen] == 0 || strchr(" \t>", v[wlen]) != NULL))
-			return (1);
-	}
+	return (0);
 }
 
 /* drop_field - header fields the copy replaces or must not carry */
@@ -267,7 +414,7 @@ rewrite_copy(const struct rewrite_msg *m, const struct rewrite_list *l,
 {
 	const char *s = m->msg;
 	char   *out, *ph = NULL, *group;
-	size_t	n = 0, i = 0, cap, glen = strlen(l->group);
+	size_t	n = 0, cap, glen = strlen(l->group);
 	int	w;
 
 	if ((group = malloc(glen + 1)) == NULL)
@@ -286,29 +433,12 @@ rewrite_copy(const struct rewrite_msg *m, const struct rewrite_list *l,
 		return (NULL);
 	}
 	/* The header, one field (with its continuation lines) at a time. */
-	while (i < m->hdr_len) {
-		size_t	start = i, nlen;
+	for (size_t k = 0; k < m->nf; k++) {
+		const struct field *f = &m->f[k];
 
-		do {
-			while (i < m->hdr_len && s[i] != '\n')
-				i++;
-			i++;
-		} while (i < m->hdr_len && (s[i] == ' ' || s[i] == '\t'));
-		if (i > m->hdr_len)
-			i = m->hdr_len;
-		for (nlen = 0; start + nlen < i && s[start + nlen] != ':'
-		     && s[start + nlen] != '\n'; nlen++)
-			;
-		if (start + nlen < i && s[start + nlen] == ':') {
-			size_t	name = nlen;
-
-			while (name > 0 && (s[start + name - 1] == ' '
-					    || s[start + name - 1] == '\t'))
-				name--;
-			if (drop_field(s + start, name, l->is_group))
-				continue;
-		}
-		n += crlf_to_lf(out + n, s + start, i - start);
+		if (drop_field(s + f->start, f->nlen, l->is_group))
+			continue;
+		n += crlf_to_lf(out + n, s + f->start, f->end - f->start);
 	}
 	if (n > 0 && out[n - 1] != '\n')
 		out[n++] = '\n';
@@ -337,9 +467,11 @@ rewrite_copy(const struct rewrite_msg *m, const struct rewrite_list *l,
 		return (NULL);
 	}
 	n += (size_t) w;
-	/* The empty line and the body, unchanged but for line ends. */
-	if (m->has_body)
-		n += crlf_to_lf(out + n, s + m->hdr_len, m->len - m->hdr_len);
+	/* The empty line and the body, unchanged but for line ends; a body
+	 * that began with a line that is no field gets its empty line. */
+	if (!m->has_body && m->hdr_len < m->len)
+		out[n++] = '\n';
+	n += crlf_to_lf(out + n, s + m->hdr_len, m->len - m->hdr_len);
 	*outlen = n;
 	return (out);
 }

@@ -16,21 +16,50 @@ struct rewrite_list {
 
 struct rewrite_msg;
 
-/*
- * rewrite_parse - index a received message (CRLF line ends, dot-stuffing
- * undone, as the SMTP engine delivers it) and parse its header with
- * Mailutils.  The message bytes must outlive the result.  Returns NULL
- * only when memory is short.
- */
-struct rewrite_msg *rewrite_parse(const char *msg, size_t len);
-void	rewrite_msg_free(struct rewrite_msg *);
+/* Caps on the header (over them the message is refused: it is bad). */
+struct rewrite_limits {
+	size_t	max_fields;		/* header fields */
+	size_t	max_header;		/* header bytes */
+};
+
+#define REWRITE_MAX_FIELDS	1000
+#define REWRITE_MAX_HEADER	(256 * 1024)
+
+enum {
+	REWRITE_OK = 0,
+	REWRITE_NOMEM = -1,		/* answer 452 */
+	REWRITE_TOO_MANY = -2,		/* more than max_fields fields */
+	REWRITE_TOO_BIG = -3		/* more than max_header bytes */
+};
 
 /*
- * rewrite_from - the address of the first mailbox in From:, parsed as
- * RFC 5322 (display names, comments, quoting, encoded words).  Returns 0
- * and the address in buf, or -1 when there is no usable From:.
+ * rewrite_parse - tokenize a received message's header (CRLF line ends,
+ * dot-stuffing undone, as the SMTP engine delivers it; LF alone is
+ * tolerated) in one linear pass.  The header ends at the empty line, or
+ * at the first line that is neither a field nor a continuation line.
+ * The message bytes must outlive the result.  lim NULL: the defaults.
+ * Returns REWRITE_OK with *out set, or an error above.
  */
-int	rewrite_from(const struct rewrite_msg *, char *buf, size_t len);
+int	rewrite_parse(const char *msg, size_t len, const struct rewrite_limits *lim,
+		      struct rewrite_msg **out);
+void	rewrite_msg_free(struct rewrite_msg *);
+
+#define REWRITE_FROM_MAX	8	/* mailboxes in one From: */
+#define REWRITE_FROM_VALUE_MAX	4096	/* bytes of its unfolded value */
+
+struct rewrite_from {
+	size_t	n;
+	char	addr[REWRITE_FROM_MAX][257];
+};
+
+/*
+ * rewrite_from - the addresses of the mailboxes in the From: field,
+ * parsed as RFC 5322 (display names, comments and white space anywhere,
+ * quoting, encoded words, folding).  0 with out filled in; -1 when there
+ * is no usable From: (none, two From: fields, an unparsable or domainless
+ * mailbox, more than REWRITE_FROM_MAX); -2 when memory is short.
+ */
+int	rewrite_from(const struct rewrite_msg *, struct rewrite_from *out);
 
 /* rewrite_digest - SHA-1 of the message as received, 40 hex digits */
 void	rewrite_digest(const struct rewrite_msg *, char hex[41]);

@@ -234,6 +234,19 @@ START_TEST(test_policies)
 		ck_assert_int_eq(alias, 1);
 	}
 	tl_free_messages(m, n);
+	/* Valid RFC 5322 forms real clients send are a member's post ... */
+	ck_assert_int_eq(post("x@example.net", "group1@example.com", NULL,
+			      "From: Alice <alice@example.org> (sent from my phone) \r\n"
+			      "Subject: s\r\n\r\nhi\r\n"), 250);
+	/* ... several mailboxes only when every one of them may post. */
+	ck_assert_int_eq(post("x@example.net", "group1@example.com", NULL,
+			      "From: alice@example.org, Bob <bob@example.org>\r\n\r\nhi\r\n"), 250);
+	ck_assert_int_eq(post("x@example.net", "group1@example.com", NULL,
+			      "From: alice@example.org, mallory@example.net\r\n\r\nhi\r\n"), 550);
+	ck_assert_ptr_nonnull(strstr(reply, "mallory@example.net is not allowed to post"));
+	ck_assert_int_eq(post("x@example.net", "group1@example.com", NULL,
+			      "From: alice@example.org\r\nFrom: mallory@example.net\r\n\r\nhi\r\n"),
+			 550);
 	stop();
 }
 END_TEST
@@ -1404,6 +1417,66 @@ START_TEST(test_hostile_member_row)
 }
 END_TEST
 
+/*
+ * One header parser for every decision: a line without a colon ends the
+ * header for mlistd as for the members, so the list copy of such a post,
+ * fed back to the list, is recognised as a loop (554 5.4.6).
+ */
+START_TEST(test_malformed_header_loop)
+{
+	const char *rcpt[] = {"group1@example.com", NULL};
+	char   *m[8], *copy;
+	int	n;
+
+	start(NULL, NULL);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      "From: alice@example.org\r\nSubject: odd\r\nthis line has no colon\r\n"
+			      "X-Later: field\r\n\r\nbody\r\n"), 250);
+	n = tl_sink_messages(&k, m, 8);
+	ck_assert_int_eq(n, 1);
+	/* The copy as the relay got it: after the envelope lines. */
+	copy = strstr(m[0], "\n\n");
+	ck_assert_ptr_nonnull(copy);
+	copy += 2;
+	ck_assert_ptr_nonnull(strstr(copy, "List-Id: Club members <group1.example.com>\r\n"));
+	/* The list headers come before the line that ended the header. */
+	ck_assert_ptr_nonnull(strstr(copy, "this line has no colon"));
+	ck_assert(strstr(copy, "List-Id:") < strstr(copy, "this line has no colon"));
+	ck_assert_int_eq(tl_post(&d, "bounce@example.com", rcpt, copy, reply, sizeof(reply)), 554);
+	ck_assert_ptr_nonnull(strstr(reply, "554 5.4.6"));
+	tl_free_messages(m, n);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 1);
+	tl_free_messages(m, 1);
+	stop();
+}
+END_TEST
+
+/* A header over max-header-fields is refused (552), not parsed for minutes. */
+START_TEST(test_header_caps)
+{
+	const char *rcpt[] = {"group1@example.com", NULL};
+	size_t	n = 1001, one = strlen("List-Id: <x.example.net>\r\n");
+	char   *msg = malloc(n * one + 200), *p;
+
+	ck_assert_ptr_nonnull(msg);
+	p = msg + sprintf(msg, "From: alice@example.org\r\n");
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "List-Id: <x.example.net>\r\n");
+	sprintf(p, "\r\nbody\r\n");
+	start(NULL, NULL);
+	ck_assert_int_eq(tl_post(&d, "alice@example.org", rcpt, msg, reply, sizeof(reply)), 552);
+	ck_assert_ptr_nonnull(strstr(reply, "552 5.3.4"));
+	ck_assert_ptr_nonnull(strstr(reply, "header too large"));
+	ck_assert_int_eq(tl_daemon_stop(&d, 10), 0);
+	tl_sink_stop(&k);
+	/* Raised by the administrator: accepted. */
+	start("max-header-fields = 2000\n", NULL);
+	ck_assert_int_eq(tl_post(&d, "alice@example.org", rcpt, msg, reply, sizeof(reply)), 250);
+	free(msg);
+	stop();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1442,6 +1515,8 @@ main(void)
 	tcase_add_test(tc, test_relay_misbehaves);
 	tcase_add_test(tc, test_worker_killed_mid_data);
 	tcase_add_test(tc, test_idle_clients_do_not_starve);
+	tcase_add_test(tc, test_malformed_header_loop);
+	tcase_add_test(tc, test_header_caps);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("relay");
 	tcase_set_timeout(tc, 120);

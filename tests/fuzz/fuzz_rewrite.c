@@ -18,12 +18,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct rewrite_list l = {"group1", "Club \"x\", \xc3\xa9", "example.com", "bounce",
 	"postmaster", (int) (size & 1)};
 	struct rewrite_msg *m;
-	char	from[300], hex[41], id[256], *copy;
+	struct rewrite_from from;
+	char	hex[41], id[256], *copy;
 	size_t	len;
 
-	if ((m = rewrite_parse((const char *) data, size)) == NULL)
+	if (rewrite_parse((const char *) data, size, NULL, &m) != REWRITE_OK)
 		return (0);
-	(void) rewrite_from(m, from, sizeof(from));
+	(void) rewrite_from(m, &from);
 	(void) rewrite_has_list_id(m, "group1", "example.com");
 	rewrite_message_id(m, id, sizeof(id));
 	rewrite_digest(m, hex);
