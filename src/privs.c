@@ -9,11 +9,13 @@
  *
  * Files that the administrator created as root with the sqlite3 CLI
  * (the database, its -wal and -shm files) are handed to `user` at start
- * and reload, so that a root sqlite3 session cannot lock the workers out.
+ * and reload, so that a root sqlite3 session cannot lock the workers out
+ * (safely: see own()).
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -26,6 +28,10 @@
 
 #include "deliver.h"
 #include "privs.h"
+
+#ifndef MLISTD_STATEDIR
+#define MLISTD_STATEDIR "/var/lib/mlistd"
+#endif
 
 /* lookup - the user's ids; refuse root */
 static int
@@ -70,20 +76,203 @@ privs_drop(const char *user, char *err, size_t errlen)
 	return (0);
 }
 
-/* own - mkdir (if asked) and chown one path to the user; ENOENT is fine */
+/*
+ * Handing files to the user, as root, without being tricked.  The state
+ * directory belongs to the user, who could plant a symbolic link
+ * (mlistd.db-journal -> /etc/shadow) or a hard link there for root to
+ * chown.  So nothing is looked up by path with root's rights: the path is
+ * walked one component at a time with openat(); a symbolic link is
+ * followed only where root alone could have made it (in a directory that
+ * root owns and nobody else may write), and the last component never.
+ * A file is handed over only if it is a directory or a regular file with
+ * a single link, owned by root or already by the user; anything else is
+ * an error that names the path.  A directory that anybody may write
+ * (/tmp) is refused as the home of the database or the Maildir.
+ */
+
+/* trusted_dir - only root can change entries of this directory */
 static int
-own(const char *path, int make_dir, uid_t uid, gid_t gid, char *err, size_t errlen)
+trusted_dir(int dirfd)
 {
-	if (make_dir && mkdir(path, 0750) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create directory %s: %s", path, strerror(errno));
+	struct stat st;
+
+	return (fstat(dirfd, &st) == 0 && st.st_uid == 0 && (st.st_mode & 022) == 0);
+}
+
+/*
+ * open_parent - walk path's directories from / (or the working directory)
+ * and return an fd of the one that holds the last component, whose name
+ * goes to *base (a pointer into buf, a copy of path).  -1 with err set.
+ */
+static int
+open_parent(const char *path, char *buf, size_t buflen, const char **base,
+	    char *err, size_t errlen)
+{
+	char   *p, *slash;
+	int	fd;
+
+	if (snprintf(buf, buflen, "%s", path) >= (int) buflen) {
+		snprintf(err, errlen, "%s: path too long", path);
 		return (-1);
 	}
-	if (chown(path, uid, gid) < 0 && errno != ENOENT) {
+	/* Drop trailing slashes; "/" itself has no parent to speak of. */
+	for (size_t n = strlen(buf); n > 1 && buf[n - 1] == '/'; n--)
+		buf[n - 1] = 0;
+	p = buf;
+	if ((fd = open(*p == '/' ? "/" : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return (-1);
+	}
+	while (*p == '/')
+		p++;
+	while ((slash = strchr(p, '/')) != NULL) {
+		struct stat st;
+		int	next, follow;
+
+		*slash = 0;
+		if (*p == 0 || strcmp(p, ".") == 0) {
+			p = slash + 1;
+			continue;
+		}
+		if (fstatat(fd, p, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			snprintf(err, errlen, "%s: %s: %s", path, p, strerror(errno));
+			(void) close(fd);
+			return (-1);
+		}
+		follow = S_ISLNK(st.st_mode) && trusted_dir(fd);
+		if (S_ISLNK(st.st_mode) && !follow) {
+			snprintf(err, errlen, "%s: %s is a symbolic link in a directory that "
+				 "others than root may write; refusing to follow it as root",
+				 path, p);
+			(void) close(fd);
+			return (-1);
+		}
+		next = openat(fd, p, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
+		if (next < 0) {
+			snprintf(err, errlen, "%s: %s: %s", path, p, strerror(errno));
+			(void) close(fd);
+			return (-1);
+		}
+		(void) close(fd);
+		fd = next;
+		p = slash + 1;
+	}
+	*base = p;
+	return (fd);
+}
+
+/* hand - fchown an open file or directory if it may be handed over */
+static int
+hand(int fd, const char *path, uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return (-1);
+	}
+	if (!S_ISDIR(st.st_mode) && !(S_ISREG(st.st_mode) && st.st_nlink == 1)) {
+		snprintf(err, errlen, "%s is not a directory or a plain file with one link; "
+			 "refusing to hand it to the mlistd user", path);
+		return (-1);
+	}
+	if (st.st_uid != 0 && st.st_uid != uid) {
+		snprintf(err, errlen, "%s belongs to uid %ld, neither root nor the mlistd "
+			 "user; refusing to hand it over", path, (long) st.st_uid);
+		return (-1);
+	}
+	if ((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0) {
 		snprintf(err, errlen, "cannot hand %s to the mlistd user: %s", path,
 			 strerror(errno));
 		return (-1);
 	}
 	return (0);
+}
+
+/*
+ * own - hand path to the user: a directory (created if missing, when
+ * make_dir) or a file that may not exist (ENOENT is fine); never through
+ * a symbolic link.  strict: refuse it in a directory that anybody may
+ * write; otherwise only in one without the sticky bit (a directory of
+ * its own inside /tmp is fine, a file in /tmp is not).
+ */
+static int
+own(const char *path, int make_dir, int strict, uid_t uid, gid_t gid, char *err,
+    size_t errlen)
+{
+	char	buf[4096];
+	const char *base;
+	struct stat st;
+	int	dfd, fd, rc, created = 0;
+
+	if ((dfd = open_parent(path, buf, sizeof(buf), &base, err, errlen)) < 0)
+		return (-1);
+	if (fstat(dfd, &st) == 0 && (st.st_mode & 002) && (strict || !(st.st_mode & S_ISVTX))) {
+		snprintf(err, errlen, "%s is in a directory that anybody may write "
+			 "(mode %04o); give the database and the Maildir a directory of "
+			 "their own, such as " MLISTD_STATEDIR, path,
+			 (unsigned) (st.st_mode & 07777));
+		(void) close(dfd);
+		return (-1);
+	}
+	if (*base == 0) {
+		/* "/" or "." itself: not ours to give away. */
+		(void) close(dfd);
+		snprintf(err, errlen, "%s: not a usable state directory", path);
+		return (-1);
+	}
+	if (make_dir) {
+		if (mkdirat(dfd, base, 0750) == 0)
+			created = 1;
+		else if (errno != EEXIST) {
+			snprintf(err, errlen, "cannot create directory %s: %s", path,
+				 strerror(errno));
+			(void) close(dfd);
+			return (-1);
+		}
+	}
+	fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC
+		    | (make_dir ? O_DIRECTORY : 0));
+	if (fd < 0) {
+		int	e = errno;
+
+		if (e == ENOENT && !make_dir) {
+			(void) close(dfd);
+			return (0);
+		}
+		/* O_DIRECTORY makes a link ENOTDIR rather than ELOOP. */
+		if (e == ELOOP || (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0
+				   && S_ISLNK(st.st_mode)))
+			snprintf(err, errlen, "%s is a symbolic link; refusing to hand it "
+				 "to the mlistd user", path);
+		else
+			snprintf(err, errlen, "%s: cannot open it: %s", path, strerror(e));
+		(void) close(dfd);
+		return (-1);
+	}
+	(void) close(dfd);
+	if (make_dir && fstat(fd, &st) == 0) {
+		if (st.st_mode & 002) {
+			snprintf(err, errlen, "%s is a directory that anybody may write (mode "
+				 "%04o); give the database and the Maildir a directory of their "
+				 "own, such as " MLISTD_STATEDIR, path,
+				 (unsigned) (st.st_mode & 07777));
+			(void) close(fd);
+			return (-1);
+		}
+		/*
+		 * A directory is handed over only if mlistd made it: one that
+		 * root made (/var/lib, say, for database = /var/lib/x.db) stays
+		 * root's, and the check as the user says if it cannot write.
+		 */
+		if (!created && st.st_uid != uid) {
+			(void) close(fd);
+			return (0);
+		}
+	}
+	rc = hand(fd, path, uid, gid, err, errlen);
+	(void) close(fd);
+	return (rc);
 }
 
 int
@@ -105,15 +294,15 @@ privs_check(const struct conf *cf, char *err, size_t errlen)
 	snprintf(path, sizeof(path), "%s", cf->database);
 	if ((slash = strrchr(path, '/')) != NULL && slash != path) {
 		*slash = 0;
-		if (own(path, 1, uid, gid, err, errlen) < 0)
+		if (own(path, 1, 0, uid, gid, err, errlen) < 0)
 			return (-1);
 	}
 	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
 		snprintf(path, sizeof(path), "%s%s", cf->database, suffix[i]);
-		if (own(path, 0, uid, gid, err, errlen) < 0)
+		if (own(path, 0, 1, uid, gid, err, errlen) < 0)
 			return (-1);
 	}
-	if (own(cf->bounce_maildir, 1, uid, gid, err, errlen) < 0)
+	if (own(cf->bounce_maildir, 1, 1, uid, gid, err, errlen) < 0)
 		return (-1);
 	/* Open everything as the user, in a child. */
 	if (pipe(pfd) < 0 || (pid = fork()) < 0) {
@@ -137,8 +326,13 @@ privs_check(const struct conf *cf, char *err, size_t errlen)
 	(void) close(pfd[0]);
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)
 	    || WEXITSTATUS(status) != 0) {
-		if (err[0] == 0)
+		size_t	elen = strlen(err);
+
+		if (elen == 0)
 			snprintf(err, errlen, "database check as user %s failed", cf->user);
+		else
+			snprintf(err + elen, errlen - elen, " (as user %s: may it write there?)",
+				 cf->user);
 		return (-1);
 	}
 	return (0);

@@ -8,6 +8,9 @@
 
 #include "cklib.h"
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -697,6 +700,122 @@ START_TEST(test_init_script)
 }
 END_TEST
 
+/* plant_link - symlink(target, link) made by TL_USER; 0 or -1 */
+static int
+plant_link(const char *target, const char *link)
+{
+	struct passwd *pw = getpwnam(TL_USER);
+	pid_t	pid;
+	int	status;
+
+	if (pw == NULL || (pid = fork()) < 0)
+		return (-1);
+	if (pid == 0) {
+		if (setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+			_exit(2);
+		_exit(symlink(target, link) < 0 ? 1 : 0);
+	}
+	return (waitpid(pid, &status, 0) == pid && WIFEXITED(status)
+		&& WEXITSTATUS(status) == 0 ? 0 : -1);
+}
+
+/* owner - uid of path (not following a link), or -1 */
+static long
+owner(const char *path)
+{
+	struct stat st;
+
+	return (lstat(path, &st) == 0 ? (long) st.st_uid : -1);
+}
+
+/*
+ * Root never follows a link the workers' user planted: links for the
+ * database journal and the Maildir lead to root's files; `mlistd -t`, a
+ * start and a SIGHUP refuse them, and the targets keep their owner.  A
+ * database in a directory anybody may write is refused too.
+ */
+START_TEST(test_no_root_link_following)
+{
+	struct tl_daemon d;
+	char	safe[64] = "/tmp/mlistd-root.XXXXXX", shadow[128], tdir[128];
+	char	link[400], conf[400], out[4096], dbopt[300];
+	char   *check[] = {(char *) tl_mlistd(), "-t", "-c", conf, NULL};
+	char   *tmpdb[] = {(char *) tl_mlistd(), "-t", "-c", "/dev/null", dbopt,
+		"--bounce-maildir=/var/tmp/mlistd-never-made", "--user=" TL_USER, NULL};
+	int	fd;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "test_no_root_link_following: needs root (CI runs as root)\n");
+		return;
+	}
+	/* Root's own files, in a directory only root may enter. */
+	ck_assert_ptr_nonnull(mkdtemp(safe));
+	snprintf(shadow, sizeof(shadow), "%s/shadow", safe);
+	snprintf(tdir, sizeof(tdir), "%s/dir", safe);
+	ck_assert_int_ge(fd = open(shadow, O_WRONLY | O_CREAT, 0600), 0);
+	close(fd);
+	ck_assert_int_eq(mkdir(tdir, 0700), 0);
+	ck_assert_int_eq(chmod(safe, 0711), 0);	/* the user may pass, not read */
+
+	start(&d, NULL, 0);
+	snprintf(conf, sizeof(conf), "%s", d.conf);
+	/* The journal: a link to root's file. */
+	snprintf(link, sizeof(link), "%s/mlistd.db-journal", d.dir);
+	ck_assert_int_eq(plant_link(shadow, link), 0);
+	ck_assert_int_eq(tl_run(check, out, sizeof(out)), 1);
+	ck_assert_msg(strstr(out, "mlistd.db-journal is a symbolic link") != NULL, "%s", out);
+	ck_assert_int_eq(owner(shadow), 0);
+	/* A reload is refused the same way, and the daemon keeps running. */
+	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+	tl_sleep_ms(1000);
+	ck_assert_int_eq(owner(shadow), 0);
+	ck_assert_int_eq(kill(d.pid, 0), 0);
+	ck_assert_int_eq(tl_daemon_stop(&d, 10), 0);
+	/* A start with the link in place fails, and hands nothing over. */
+	{
+		char	dir[64] = "/tmp/mlistd-links.XXXXXX";
+		char   *run[] = {(char *) tl_mlistd(), "-f", "-c", conf, NULL};
+		FILE   *fp;
+
+		ck_assert_ptr_nonnull(mkdtemp(dir));
+		ck_assert_int_eq(tl_give_dir(dir), 0);
+		snprintf(conf, sizeof(conf), "%s/mlistd.conf", dir);
+		ck_assert_ptr_nonnull(fp = fopen(conf, "w"));
+		fprintf(fp, "listen = 127.0.0.1:%d\ndatabase = %s/mlistd.db\n"
+			"bounce-maildir = %s/bounces\nuser = %s\nworkers = 1\n",
+			tl_free_port(0), dir, dir, TL_USER);
+		ck_assert_int_eq(fclose(fp), 0);
+		ck_assert_int_eq(tl_run(check, out, sizeof(out)), 0);	/* creates it all */
+		snprintf(link, sizeof(link), "%s/mlistd.db-journal", dir);
+		ck_assert_int_eq(plant_link(shadow, link), 0);
+		ck_assert_int_eq(tl_run(run, out, sizeof(out)), 1);
+		ck_assert_msg(strstr(out, "mlistd.db-journal is a symbolic link") != NULL, "%s", out);
+		ck_assert_int_eq(owner(shadow), 0);
+		/* The Maildir: a link to root's directory. */
+		ck_assert_int_eq(unlink(link), 0);
+		snprintf(link, sizeof(link), "%s/bounces2", dir);
+		ck_assert_int_eq(plant_link(tdir, link), 0);
+		ck_assert_ptr_nonnull(fp = fopen(conf, "a"));
+		fprintf(fp, "bounce-maildir = %s\n", link);
+		ck_assert_int_eq(fclose(fp), 0);
+		ck_assert_int_eq(tl_run(check, out, sizeof(out)), 1);
+		ck_assert_msg(strstr(out, "bounces2 is a symbolic link") != NULL, "%s", out);
+		ck_assert_int_eq(tl_run(run, out, sizeof(out)), 1);
+		ck_assert_int_eq(owner(tdir), 0);
+		snprintf(out, sizeof(out), "rm -rf '%s'", dir);
+		ck_assert_int_eq(system(out), 0);
+	}
+	/* database = /tmp/x.db would let anybody plant its journal. */
+	snprintf(dbopt, sizeof(dbopt), "--database=/tmp/mlistd-never-%ld.db", (long) getpid());
+	ck_assert_int_eq(tl_run(tmpdb, out, sizeof(out)), 1);
+	ck_assert_msg(strstr(out, "anybody may write") != NULL, "%s", out);
+	ck_assert_int_eq(owner(shadow), 0);
+	ck_assert_int_eq(owner(tdir), 0);
+	snprintf(out, sizeof(out), "rm -rf '%s'", safe);
+	ck_assert_int_eq(system(out), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -718,6 +837,7 @@ main(void)
 	tcase_add_test(tc, test_trickle);
 	tcase_add_test(tc, test_session_deadline);
 	tcase_add_test(tc, test_command_line);
+	tcase_add_test(tc, test_no_root_link_following);
 	suite_add_tcase(s, tc);
 	failed = ck_run(s);
 
