@@ -196,7 +196,8 @@ reply(struct smtp_session *s, int code, const char *fmt, ...)
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	reply_line(s, code, ' ', text);
-	if (code >= 400 && code != 421)
+	/* 452 (too many recipients, no storage) is no client error. */
+	if (code >= 400 && code != 421 && code != 452)
 		s->errors++;
 	if (code >= 400 && s->errors >= s->lim.max_errors
 	    && s->state != S_CLOSED) {
@@ -594,6 +595,45 @@ command_line(struct smtp_session *s)
 	}
 }
 
+/*
+ * utf8_valid - well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF)
+ */
+static int
+utf8_valid(const char *p)
+{
+	const unsigned char *s = (const unsigned char *) p;
+
+	while (*s) {
+		unsigned char c = *s;
+		int	n;
+		unsigned long cp;
+
+		if (c < 0x80) {
+			s++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3, cp = c & 0x07;
+		else
+			return (0);
+		for (int i = 1; i <= n; i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return (0);
+			cp = (cp << 6) | (s[i] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff))
+		    || (cp >= 0xd800 && cp <= 0xdfff))
+			return (0);
+		s += n + 1;
+	}
+	return (1);
+}
+
 /* valid_helo - a name or address literal without control characters */
 static int
 valid_helo(const char *p)
@@ -612,6 +652,13 @@ helo_set(struct smtp_session *s, const char *verb, char *args)
 {
 	char   *name;
 
+	for (const char *p = args; *p; p++)
+		if ((unsigned char) *p >= 0x80) {
+			/* A host name is ASCII (an IDN is sent as A-labels). */
+			reply(s, 501, "5.5.2 Syntax: %s hostname: 8-bit characters are not "
+			      "allowed", verb);
+			return (-1);
+		}
 	if (!valid_helo(args)) {
 		reply(s, 501, "5.5.4 Syntax: %s hostname", verb);
 		return (-1);
@@ -835,6 +882,10 @@ mail_cmd(struct smtp_session *s, char *args)
 		reply(s, 553, "5.6.7 Must declare SMTPUTF8 to send a UTF-8 address");
 		return;
 	}
+	if (eightbit && !utf8_valid(addr)) {
+		reply(s, 500, "5.5.2 Error: bad UTF-8 syntax");
+		return;
+	}
 	if ((s->sender = strdup(addr)) == NULL) {
 		reply(s, 452, "4.3.1 Error: insufficient system storage");
 		return;
@@ -894,6 +945,10 @@ rcpt_cmd(struct smtp_session *s, char *args)
 	}
 	if (eightbit && !s->env.smtputf8) {
 		reply(s, 553, "5.6.7 Must declare SMTPUTF8 to send a UTF-8 address");
+		return;
+	}
+	if (eightbit && !utf8_valid(addr)) {
+		reply(s, 500, "5.5.2 Error: bad UTF-8 syntax");
 		return;
 	}
 	if (s->env.nrcpt >= s->lim.max_recipients) {

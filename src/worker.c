@@ -11,9 +11,11 @@
  * a dead master within a second even if the signal arrived just before
  * it entered accept().
  *
- * Signals: SIGTERM/SIGINT/SIGHUP set a flag.  They are blocked while a
- * session runs and let in only inside ppoll(), so the flag is seen at
- * once; a transaction in progress is finished, then the client gets 421.
+ * Signals: SIGTERM/SIGINT/SIGHUP set a flag and close the worker's copy
+ * of the listening socket.  They are blocked while a session runs and let
+ * in only inside ppoll(), so the flag is seen at once; a transaction in
+ * progress is finished (a fan-out stops after the relay transaction in
+ * flight), then the client gets 421.
  *
  * Logging: "connect from", one line per transaction (from the handlers),
  * and "disconnect from ... commands=N duration=S result=R".
@@ -43,15 +45,29 @@
 #include "worker.h"
 
 static volatile sig_atomic_t worker_stop;
+static volatile sig_atomic_t listen_copy = -1;	/* our copy of the socket */
 
 static void on_stop(int);
 
-/* on_stop - signal handler: finish what is in progress, then exit */
+/*
+ * on_stop - signal handler: finish what is in progress, then exit.  Our
+ * copy of the listening socket is closed at once (close() is safe in a
+ * handler): once the master and every worker have closed theirs, the
+ * kernel refuses new connections instead of queueing them for a worker
+ * that will never accept them, and Postfix tries again at once.
+ */
 static void
 on_stop(int sig)
 {
+	int	saved = errno;
+
 	(void) sig;
 	worker_stop = 1;
+	if (listen_copy >= 0) {
+		(void) close(listen_copy);
+		listen_copy = -1;
+	}
+	errno = saved;
 }
 
 /* client_name - "unknown[addr]:port": numeric only, no DNS on this path */
@@ -123,6 +139,7 @@ worker_main(const struct conf *cf, int listen_fd)
 	struct deliver *d;
 
 	msg_syslog_probe();		/* first: it also learns our pid */
+	listen_copy = listen_fd;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;
 	sigemptyset(&sa.sa_mask);
@@ -167,6 +184,8 @@ worker_main(const struct conf *cf, int listen_fd)
 			break;
 		fd = accept(listen_fd, (struct sockaddr *) &ss, &sslen);
 		if (fd < 0) {
+			if (worker_stop)
+				break;		/* the handler closed listen_fd */
 			if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK
 			    || errno == ECONNABORTED)
 				continue;
@@ -181,7 +200,10 @@ worker_main(const struct conf *cf, int listen_fd)
 		(void) close(fd);
 		(void) sigprocmask(SIG_UNBLOCK, &block, NULL);
 	}
-	(void) close(listen_fd);
+	(void) sigprocmask(SIG_BLOCK, &block, NULL);
+	if (listen_copy >= 0)
+		(void) close(listen_fd);
+	listen_copy = -1;
 	deliver_free(d);
 	exit(0);
 }

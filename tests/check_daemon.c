@@ -245,6 +245,21 @@ START_TEST(test_sigterm_graceful)
 	ck_assert_int_eq(tl_cmd(fd, "MAIL FROM:<a@b.test>\r\n", buf, sizeof(buf)), 250);
 	ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
 	tl_sleep_ms(300);
+	/*
+	 * Nobody holds the listening socket any more, not even the busy
+	 * worker: a new connection is refused at once, rather than queued
+	 * by the kernel for a worker that will never greet it.
+	 */
+	{
+		int	fd2 = tl_connect(&d);
+
+		if (fd2 >= 0) {
+			int	code = tl_reply(fd2, buf, sizeof(buf));
+
+			(void) close(fd2);
+			ck_abort_msg("a connection was accepted after SIGTERM (reply %d)", code);
+		}
+	}
 	ck_assert_int_eq(tl_cmd(fd, "RCPT TO:<bounce@example.com>\r\n", buf, sizeof(buf)), 250);
 	ck_assert_int_eq(tl_cmd(fd, "DATA\r\n", buf, sizeof(buf)), 354);
 	ck_assert_int_eq(tl_cmd(fd, "x\r\n.\r\n", buf, sizeof(buf)), 250);

@@ -222,6 +222,25 @@ static const struct tcase cases[] = {
 		"RCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\nRCPT TO:<d@example.com>\r\n", 0,
 		G "250 mx.test\r\n" OK_MAIL OK_RCPT OK_RCPT OK_RCPT
 	"452 4.5.3 Error: too many recipients\r\n", 0, NULL, 0, 0},
+	{"452s are not errors: six of them, no 421",
+		"HELO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<a@example.com>\r\n"
+		"RCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\nRCPT TO:<d@example.com>\r\n"
+		"RCPT TO:<e@example.com>\r\nRCPT TO:<f@example.com>\r\nRCPT TO:<g@example.com>\r\n"
+		"RCPT TO:<h@example.com>\r\nRCPT TO:<i@example.com>\r\nNOOP\r\n", 0,
+		G "250 mx.test\r\n" OK_MAIL OK_RCPT OK_RCPT OK_RCPT
+		"452 4.5.3 Error: too many recipients\r\n452 4.5.3 Error: too many recipients\r\n"
+		"452 4.5.3 Error: too many recipients\r\n452 4.5.3 Error: too many recipients\r\n"
+		"452 4.5.3 Error: too many recipients\r\n452 4.5.3 Error: too many recipients\r\n"
+	"250 2.0.0 Ok\r\n", 0, NULL, 0, 0},
+	{"8-bit HELO name", "HELO h\xc3\xb6st.test\r\nEHLO \xff\r\n", 0,
+		G "501 5.5.2 Syntax: HELO hostname: 8-bit characters are not allowed\r\n"
+	"501 5.5.2 Syntax: EHLO hostname: 8-bit characters are not allowed\r\n", 0, NULL, 0, 0},
+	{"invalid UTF-8 in SMTPUTF8 addresses",
+		"HELO c\r\nMAIL FROM:<j\xc3@b.test> SMTPUTF8\r\nMAIL FROM:<\xc0\xaf@b.test> SMTPUTF8\r\n"
+		"MAIL FROM:<j\xc3\xb6@b.test> SMTPUTF8\r\nRCPT TO:<\xed\xa0\x80@example.com>\r\n", 0,
+		G "250 mx.test\r\n500 5.5.2 Error: bad UTF-8 syntax\r\n"
+		"500 5.5.2 Error: bad UTF-8 syntax\r\n" OK_MAIL
+	"500 5.5.2 Error: bad UTF-8 syntax\r\n", 0, NULL, 0, 0},
 	{"too many errors: 421 and nothing more read",
 		"A\r\nB\r\nC\r\nD\r\nE\r\nQUIT\r\n", 0,
 		G "500 5.5.2 Error: command not recognized\r\n"
