@@ -6,13 +6,22 @@
 -- version in PRAGMA user_version.  Every statement is idempotent.
 --
 -- Addresses and list names compare case-insensitively (COLLATE NOCASE).
+-- The CHECK constraints refuse, at INSERT, what mlistd could not send on:
+-- addresses with control characters, spaces or angle brackets, without
+-- an @, or longer than 254 bytes; list names longer than 64 bytes (the
+-- RFC 5321 limit of a local part) or with such characters.  mlistd checks
+-- the rows again where it reads them (databases made before these
+-- constraints): a bad one is skipped with a warning.
 -- Foreign keys are declared for documentation and for sessions that turn
 -- them on (PRAGMA foreign_keys = ON); mlistd does.
 
 -- People allowed to post to groups whose posting policy is 'members'.
 CREATE TABLE IF NOT EXISTS members (
     address  TEXT NOT NULL PRIMARY KEY COLLATE NOCASE
-             CHECK (address LIKE '_%@_%' AND address NOT LIKE '% %'),
+             CHECK (address LIKE '_%@_%' AND length(address) <= 254
+                    AND address NOT GLOB '*[<> ' || char(1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                        11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+                        27, 28, 29, 30, 31, 127) || ']*'),
     name     TEXT,
     added    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%S', 'now'))
 );
@@ -24,8 +33,10 @@ CREATE TABLE IF NOT EXISTS members (
 -- in this group's group_members) or 'anyone'.
 CREATE TABLE IF NOT EXISTS groups (
     name        TEXT NOT NULL PRIMARY KEY COLLATE NOCASE
-                CHECK (name <> '' AND name NOT LIKE '%@%' AND name NOT LIKE '% %'
-                       AND name <> '*'),
+                CHECK (name <> '' AND name <> '*' AND length(name) <= 64
+                       AND name NOT GLOB '*[@<> ' || char(1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                           11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
+                           26, 27, 28, 29, 30, 31, 127) || ']*'),
     description TEXT,
     is_group    INTEGER NOT NULL DEFAULT 1 CHECK (is_group IN (0, 1)),
     posting     TEXT NOT NULL DEFAULT 'members'
@@ -37,7 +48,10 @@ CREATE TABLE IF NOT EXISTS group_members (
     group_name TEXT NOT NULL COLLATE NOCASE
                REFERENCES groups (name) ON UPDATE CASCADE ON DELETE CASCADE,
     address    TEXT NOT NULL COLLATE NOCASE
-               CHECK (address LIKE '_%@_%' AND address NOT LIKE '% %'),
+               CHECK (address LIKE '_%@_%' AND length(address) <= 254
+                      AND address NOT GLOB '*[<> ' || char(1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                          11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+                          27, 28, 29, 30, 31, 127) || ']*'),
     PRIMARY KEY (group_name, address)
 );
 CREATE INDEX IF NOT EXISTS group_members_by_address ON group_members (address);

@@ -212,6 +212,14 @@ d_rcpt(void *vctx, const struct smtp_envelope *env, const char *rcpt,
 		smtp_reply_set(r, 250, "2.1.5 Ok");
 		return;
 	}
+	/* No list name is longer than a local part may be (RFC 5321: 64). */
+	if (strlen(local) > STORE_NAME_MAX) {
+		msg_info("%s: reject: RCPT from %s: 550 5.1.1 <%s>: local part too long for "
+			 "a list; from=<%s>", env->id, ds->client, rcpt, env->sender);
+		smtp_reply_set(r, 550, "5.1.1 <%s>: Recipient address rejected: "
+			       "no such list or alias", rcpt);
+		return;
+	}
 	switch (store_group(ds->d->st, local, &g)) {
 	case STORE_YES:
 		smtp_reply_set(r, 250, "2.1.5 Ok");

@@ -36,8 +36,10 @@ enum store_posting {
 	POST_ANYONE
 };
 
+#define STORE_NAME_MAX 64	/* a list name is a local part (RFC 5321) */
+
 struct store_group {
-	char	name[128];		/* as stored */
+	char	name[STORE_NAME_MAX + 1];	/* as stored */
 	char	description[256];	/* "" when NULL */
 	int	is_group;
 	enum store_posting posting;

@@ -1398,7 +1398,13 @@ START_TEST(test_hostile_member_row)
 	char   *m[8], cmd[600];
 
 	start(NULL, NULL);
+	/* The schema refuses it ... */
 	ck_assert_int_eq(tl_sql(&d, "INSERT INTO group_members VALUES ('group1',"
+				" 'evil@example.net>' || char(13, 10) || 'RCPT' || char(9)"
+				" || 'TO:<injected@victim.example')"), -1);
+	/* ... but a database made before the CHECK constraints may hold it. */
+	ck_assert_int_eq(tl_sql(&d, "PRAGMA ignore_check_constraints = ON;"
+				" INSERT INTO group_members VALUES ('group1',"
 				" 'evil@example.net>' || char(13, 10) || 'RCPT' || char(9)"
 				" || 'TO:<injected@victim.example')"), 0);
 	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
@@ -1413,6 +1419,28 @@ START_TEST(test_hostile_member_row)
 	/* The next post is in step with the relay too. */
 	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
 			      POST("alice@example.org")), 250);
+	/*
+	 * A list name longer than a local part: refused by the schema; one
+	 * from an older database is refused at RCPT, never truncated into a
+	 * list without members (250 and lost).
+	 */
+	{
+		char	name[80], sql[600], addr[120];
+
+		memset(name, 'n', 65);
+		name[65] = 0;
+		snprintf(sql, sizeof(sql), "INSERT INTO groups (name, posting) VALUES ('%s',"
+			 " 'anyone')", name);
+		ck_assert_int_eq(tl_sql(&d, sql), -1);
+		snprintf(sql, sizeof(sql), "PRAGMA ignore_check_constraints = ON;"
+			 " INSERT INTO groups (name, posting) VALUES ('%s', 'anyone');"
+			 " INSERT INTO group_members VALUES ('%s', 'alice@example.org')", name, name);
+		ck_assert_int_eq(tl_sql(&d, sql), 0);
+		snprintf(addr, sizeof(addr), "%s@example.com", name);
+		ck_assert_int_eq(post("alice@example.org", addr, NULL, "Subject: x\r\n\r\nx\r\n"),
+				 550);
+		ck_assert_ptr_nonnull(strstr(reply, "550 5.1.1"));
+	}
 	stop();
 }
 END_TEST

@@ -450,6 +450,37 @@ START_TEST(test_relayed_window)
 }
 END_TEST
 
+/* The schema refuses, at INSERT, text mlistd could not send on. */
+static const char *const hostile_rows[] = {
+	"INSERT INTO members (address) VALUES ('a@b' || char(13, 10) || 'RCPT TO:<x@y>')",
+	"INSERT INTO members (address) VALUES ('a<b>@example.org')",
+	"INSERT INTO members (address) VALUES ('a' || char(9) || 'b@example.org')",
+	"INSERT INTO members (address) VALUES ('no-at-sign')",
+	"INSERT INTO members (address) VALUES (printf('%.250c@example.org', 'a'))",
+	"INSERT INTO group_members VALUES ('group1', 'x@y' || char(127))",
+	"INSERT INTO group_members VALUES ('group1', 'two words@example.org')",
+	"INSERT INTO groups (name) VALUES (printf('%.65c', 'g'))",
+	"INSERT INTO groups (name) VALUES ('bad' || char(10) || 'name')",
+	"INSERT INTO groups (name) VALUES ('a@b')",
+	"INSERT INTO groups (name) VALUES ('<x>')",
+};
+
+START_TEST(test_schema_refuses_hostile_rows)
+{
+	sqlite3 *db;
+
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_msg(sqlite3_exec(db, hostile_rows[_i], NULL, NULL, NULL) == SQLITE_CONSTRAINT,
+		      "accepted: %s", hostile_rows[_i]);
+	/* What is right still goes in. */
+	ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO groups (name) VALUES"
+				      " (printf('%.64c', 'g'));"
+				      " INSERT INTO members (address) VALUES"
+				      " ('j\xc3\xb6rg+tag@example.org')", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+END_TEST
+
 /* Commits that back a 250 survive a power loss: synchronous = FULL. */
 START_TEST(test_synchronous_full)
 {
@@ -478,6 +509,8 @@ main(void)
 	tcase_add_test(tc, test_claims);
 	tcase_add_test(tc, test_relayed_window);
 	tcase_add_test(tc, test_synchronous_full);
+	tcase_add_loop_test(tc, test_schema_refuses_hostile_rows, 0,
+			    sizeof(hostile_rows) / sizeof(hostile_rows[0]));
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
 }
