@@ -287,6 +287,26 @@ dsn_part(struct cursor c, struct bounce_report *rep)
 		if (dsn_address(b->original, addr, sizeof(addr)) < 0
 		    && dsn_address(b->final, addr, sizeof(addr)) < 0)
 			continue;	/* the per-message block, or junk */
+		/* Named before: one row per address and report. */
+		{
+			size_t	k;
+
+			for (k = 0; k < rep->nrcpt; k++)
+				if (strcasecmp(rep->rcpt[k].address, addr) == 0)
+					break;
+			if (k < rep->nrcpt) {
+				if (strcmp(rep->rcpt[k].action, "failed") != 0
+				    && strncasecmp(b->action, "failed", 6) == 0) {
+					dsn_status(b->status, rep->rcpt[k].status,
+						   sizeof(rep->rcpt[k].status));
+					snprintf(rep->rcpt[k].action, sizeof(rep->rcpt[k].action),
+						 "failed");
+					snprintf(rep->rcpt[k].diagnostic,
+						 sizeof(rep->rcpt[k].diagnostic), "%.1023s", b->diag);
+				}
+				continue;
+			}
+		}
 		if (rep->nrcpt % 16 == 0) {
 			struct bounce_rcpt *n = realloc(rep->rcpt,
 					(rep->nrcpt + 16) * sizeof(*n));

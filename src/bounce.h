@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#define BOUNCE_MAX_RCPTS 1000	/* per-recipient blocks read from one report */
+#define BOUNCE_MAX_RCPTS 100	/* distinct recipients kept from one report */
 
 /* One failed (or delayed) recipient found in a delivery-status report. */
 struct bounce_rcpt {
@@ -23,7 +23,9 @@ struct bounce_report {
 
 /*
  * bounce_parse - read a bounce (CRLF or LF line ends) defensively: every
- * size is bounded, nothing is allocated beyond BOUNCE_MAX_RCPTS entries.
+ * size is bounded, nothing is allocated beyond BOUNCE_MAX_RCPTS entries;
+ * a recipient named twice is kept once (the first, unless a later one
+ * says failed where the first did not).
  * Returns 0 (rep filled, possibly with no recipients) or -1 when memory
  * is short.  Free with bounce_report_free().
  */

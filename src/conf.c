@@ -128,6 +128,8 @@ static const struct conf_param params[] = {
 	"N", "header fields in a post (then 552 5.3.4)"},
 	{"max-header-size", 0, T_SIZE, "256k", OFF(max_header_size), 1024,
 	64UL * 1024 * 1024, "BYTES", "header bytes in a post (then 552 5.3.4)"},
+	{"bounce-max-size", 0, T_SIZE, "1m", OFF(bounce_max_size), 1024,
+	1024UL * 1024 * 1024, "BYTES", "largest message accepted for the bounce address (then 552)"},
 	{"data-done-timeout", 0, T_TIME, "300", OFF(data_done_timeout), 1, 3600,
 	"SECONDS", "time to answer the end of data; what is not relayed by then gets 451 and resumes"},
 	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL}

@@ -41,6 +41,7 @@ struct conf {
 	unsigned data_done_timeout;	/* seconds for the whole end of data */
 	unsigned max_header_fields;	/* fields in a post's header */
 	unsigned long max_header_size;	/* bytes of a post's header */
+	unsigned long bounce_max_size;	/* largest bounce kept */
 };
 
 /* What the command line asks for. */

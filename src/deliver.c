@@ -209,6 +209,13 @@ d_rcpt(void *vctx, const struct smtp_envelope *env, const char *rcpt,
 		return;
 	}
 	if (is_bounce(cf, local)) {
+		if (env->size > cf->bounce_max_size) {
+			msg_info("%s: reject: RCPT from %s: 552 5.3.4 <%s>: bounce of %lu bytes "
+				 "over bounce-max-size", env->id, ds->client, rcpt, env->size);
+			smtp_reply_set(r, 552, "5.3.4 <%s>: bounce too large (limit %lu bytes)",
+				       rcpt, cf->bounce_max_size);
+			return;
+		}
 		smtp_reply_set(r, 250, "2.1.5 Ok");
 		return;
 	}
@@ -708,14 +715,18 @@ release:
 }
 
 /*
- * store_bounce - one bounce for one envelope recipient (bounce or
- * bounce+TAG): Maildir file and bounces rows, both or neither.  Returns
- * 0, or -1 with a 4xx reply set.
+ * store_bounce - one bounce message, however many bounce addresses
+ * (bounce, bounce+TAG) it was sent to: one Maildir file and at most
+ * BOUNCE_MAX_RCPTS rows (one per distinct reported recipient), both or
+ * neither.  rcpt and local are its first bounce recipient; a VERP tag
+ * names the member only when the bounce addresses carry one tag alone.
+ * Returns 0, or -1 with a 4xx reply set.
  */
 static int
 store_bounce(struct deliver_session *ds, const struct smtp_envelope *env,
-	     const char *rcpt, const char *local, const char *msg, size_t len,
-	     const struct bounce_report *rep, struct smtp_reply *r)
+	     const char *rcpt, const char *local, size_t nbounce, int verp_ok,
+	     const char *msg, size_t len, const struct bounce_report *rep,
+	     struct smtp_reply *r)
 {
 	struct deliver *d = ds->d;
 	const struct conf *cf = d->cf;
@@ -725,7 +736,8 @@ store_bounce(struct deliver_session *ds, const struct smtp_envelope *env,
 	size_t	rows = 0;
 	int	have_verp, have_group, ok = 1;
 
-	have_verp = bounce_verp_decode(local, cf->bounce_local, verp, sizeof(verp)) == 0;
+	have_verp = verp_ok
+		&& bounce_verp_decode(local, cf->bounce_local, verp, sizeof(verp)) == 0;
 	have_group = bounce_list_name(rep->list_id, cf->domain, group, sizeof(group)) == 0;
 	if (maildir_write(dir, msg, len, name, sizeof(name), err, sizeof(err)) < 0) {
 		msg_warn("%s: bounce to=<%s>: %s", env->id, rcpt, err);
@@ -802,9 +814,10 @@ store_bounce(struct deliver_session *ds, const struct smtp_envelope *env,
 		smtp_reply_set(r, 451, "4.3.0 Error: cannot record the bounce, try again later");
 		return (-1);
 	}
-	msg_info("%s: bounce to=<%s>, rows=%zu, dsn=%s, member=%s, group=%s, file=%s",
-		 env->id, rcpt, rows, rep->is_dsn ? "yes" : "no",
-		 have_verp ? verp : "unknown", have_group ? group : "unknown", file);
+	msg_info("%s: bounce to=<%s>%s, rows=%zu, dsn=%s, member=%s, group=%s, file=%s",
+		 env->id, rcpt, nbounce > 1 ? " and other bounce addresses" : "", rows,
+		 rep->is_dsn ? "yes" : "no", have_verp ? verp : "unknown",
+		 have_group ? group : "unknown", file);
 	return (0);
 db_failed:
 	msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
@@ -908,18 +921,42 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 	if (nbounce > 0) {
 		struct bounce_report rep;
 
+		/* Anyone can send a bounce: a large one is not worth keeping. */
+		if (len > cf->bounce_max_size) {
+			msg_info("%s: reject: bounce of %zu bytes over bounce-max-size", env->id, len);
+			smtp_reply_set(r, 552, "5.3.4 Error: bounce too large (limit %lu bytes)",
+				       cf->bounce_max_size);
+			goto done;
+		}
 		if (bounce_parse(msg, len, &rep) < 0) {
 			smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
 			goto done;
 		}
-		for (size_t i = 0; i < env->nrcpt; i++) {
-			char	local[SMTP_ADDR_MAX + 1];
-			const char *domain;
+		/*
+		 * One file and one set of rows for the message, not one per
+		 * bounce address it names (50 bounce+TAG recipients must not
+		 * make 50 copies).  A VERP tag counts only if it is the only one.
+		 */
+		{
+			char	first[SMTP_ADDR_MAX + 1] = "";
+			const char *first_rcpt = NULL;
+			int	tags_agree = 1;
 
-			if (split(env->rcpt[i], cf->domain, local, sizeof(local), &domain) < 0
-			    || !is_bounce(cf, local))
-				continue;
-			if (store_bounce(ds, env, env->rcpt[i], local, msg, len, &rep, r) < 0) {
+			for (size_t i = 0; i < env->nrcpt; i++) {
+				char	local[SMTP_ADDR_MAX + 1];
+				const char *domain;
+
+				if (split(env->rcpt[i], cf->domain, local, sizeof(local), &domain) < 0
+				    || !is_bounce(cf, local))
+					continue;
+				if (first_rcpt == NULL) {
+					first_rcpt = env->rcpt[i];
+					snprintf(first, sizeof(first), "%s", local);
+				} else if (strcasecmp(first, local) != 0)
+					tags_agree = 0;
+			}
+			if (first_rcpt && store_bounce(ds, env, first_rcpt, first, nbounce,
+						       tags_agree, msg, len, &rep, r) < 0) {
 				bounce_report_free(&rep);
 				goto done;
 			}

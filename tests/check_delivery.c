@@ -637,6 +637,81 @@ bounce_stored(const char *data)
 }
 
 /* A Postfix DSN to a VERP address: a Maildir file and a row naming the member. */
+/*
+ * No amplification: one bounce message sent to 50 bounce addresses is one
+ * file and one set of rows; an address named three times in one report is
+ * one row; a report of 5000 recipients is at most 100 rows; a bounce over
+ * bounce-max-size is refused (552), at RCPT when SIZE says so.
+ */
+START_TEST(test_bounce_bounded)
+{
+	char   *data = smtp_data("postfix.eml"), *big, *rep;
+	const char *rcpt[52];
+	char	addrs[50][64], buf[1024];
+	size_t	n = 0;
+	int	fd;
+
+	start("bounce-max-size = 65536\n", NULL);
+	for (int i = 0; i < 50; i++) {
+		snprintf(addrs[i], sizeof(addrs[i]), "bounce+m%d=example.net@example.com", i);
+		rcpt[i] = addrs[i];
+	}
+	rcpt[50] = NULL;
+	ck_assert_int_eq(tl_post(&d, "", rcpt, data, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(count_files("new"), 1);
+	/* The report names alice once: one row, and no VERP member (50 tags). */
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces WHERE address ="
+				    " 'alice@example.org'"), 1);
+	/* Three blocks for one address, and 5000 distinct ones. */
+	rep = malloc(600000);
+	ck_assert_ptr_nonnull(rep);
+	n = (size_t) sprintf(rep, "From: MAILER-DAEMON@x.test\r\nSubject: report\r\n"
+			     "Content-Type: multipart/report; report-type=delivery-status;"
+			     " boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nx\r\n"
+			     "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+			     "Reporting-MTA: dns; x.test\r\n\r\n");
+	for (int i = 0; i < 3; i++)
+		n += (size_t) sprintf(rep + n, "Final-Recipient: rfc822; Bob@example.org\r\n"
+				      "Action: failed\r\nStatus: 5.1.1\r\n\r\n");
+	sprintf(rep + n, "--b--\r\n");
+	rcpt[0] = "bounce@example.com";
+	rcpt[1] = NULL;
+	ck_assert_int_eq(tl_post(&d, "", rcpt, rep, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces WHERE address ="
+				    " 'bob@example.org'"), 1);
+	for (int i = 0; i < 2000; i++)
+		n += (size_t) sprintf(rep + n, "Final-Recipient: rfc822; u%d@example.org\r\n"
+				      "Action: failed\r\nStatus: 5.1.1\r\n\r\n", i);
+	sprintf(rep + n, "--b--\r\n");
+	ck_assert_int_gt(strlen(rep), 65536);
+	/* Over bounce-max-size: 552 at the end of data ... */
+	ck_assert_int_eq(tl_post(&d, "", rcpt, rep, reply, sizeof(reply)), 552);
+	ck_assert_ptr_nonnull(strstr(reply, "552 5.3.4"));
+	ck_assert_int_eq(count_files("new"), 2);
+	/* ... and at RCPT when SIZE announces it. */
+	fd = tl_connect(&d);
+	ck_assert_int_eq(tl_reply(fd, buf, sizeof(buf)), 220);
+	ck_assert_int_eq(tl_cmd(fd, "EHLO mx\r\n", buf, sizeof(buf)), 250);
+	ck_assert_int_eq(tl_cmd(fd, "MAIL FROM:<> SIZE=100000\r\n", buf, sizeof(buf)), 250);
+	ck_assert_int_eq(tl_cmd(fd, "RCPT TO:<bounce@example.com>\r\n", buf, sizeof(buf)), 552);
+	ck_assert_int_eq(tl_cmd(fd, "RCPT TO:<group1@example.com>\r\n", buf, sizeof(buf)), 250);
+	close(fd);
+	/* Under the cap, with the default of 100 rows per report. */
+	tl_write_conf(&d, "relay = smtp://127.0.0.1:9\n");
+	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+	tl_sleep_ms(1500);
+	big = rep;
+	ck_assert_int_eq(tl_post(&d, "", rcpt, big, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces WHERE address LIKE"
+				    " 'u%@example.org'"), 99);
+	ck_assert_int_eq(count_files("new"), 3);
+	free(rep);
+	free(data);
+	stop();
+}
+END_TEST
+
 START_TEST(test_bounce_dsn)
 {
 	char   *data = smtp_data("postfix.eml"), sql[600];
@@ -1525,6 +1600,7 @@ main(void)
 	tcase_add_test(tc, test_live_sqlite3_edit);
 	tcase_add_test(tc, test_worker_backoff);
 	tcase_add_test(tc, test_bounce_dsn);
+	tcase_add_test(tc, test_bounce_bounded);
 	tcase_add_test(tc, test_bounce_unparsable);
 	tcase_add_test(tc, test_bounce_and_list);
 	tcase_add_test(tc, test_bounce_maildir_broken);
