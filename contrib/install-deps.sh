@@ -5,7 +5,7 @@
 # "install-deps.sh --list" prints the package names only.
 set -eu
 PACKAGES="ca-certificates gcc make autoconf automake libtool pkg-config
-	libsqlite3-dev sqlite3 libmailutils-dev check postfix swaks
+	libsqlite3-dev sqlite3 libmailutils-dev nettle-dev check postfix swaks
 	clang libclang-rt-14-dev iproute2 valgrind sysvinit-utils git"
 if [ "${1:-}" = "--list" ]; then
 	echo $PACKAGES

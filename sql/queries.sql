@@ -1,23 +1,43 @@
 -- queries.sql - clean-up queries for mlistd administrators.
 --   sqlite3 /var/lib/mlistd/mlistd.db < queries.sql    (or paste one)
+-- Running the file only reads: every statement that changes data is
+-- commented out; paste it by hand when you mean it.
 -- Hard bounces are rows with action 'failed' and a 5.x.x status;
 -- 'delayed' rows and 4.x.x statuses are warnings, never count them.
+-- evidence = 1 rows prove something (a probe's bounce at its signed tag,
+-- or a refusal by mlistd's own relay); evidence = 0 rows are hints, from
+-- reports that anybody can forge.  Act on evidence.
 -- Change 30 (days) and 3 (bounces) to taste.
 
 -- Recent bounces, newest first.
-SELECT received, address, group_name, action, status, diagnostic
+SELECT received, address, group_name, action, status, evidence, diagnostic
   FROM bounces
  WHERE received >= datetime('now', '-7 days')
  ORDER BY received DESC;
 
--- Addresses with 3 or more hard bounces in the last 30 days.
+-- Addresses with 3 or more hard bounces in the last 30 days, as
+-- evidence (what bounce-threshold counts).
 SELECT address, count(*) AS hard_bounces, max(received) AS last
   FROM bounces
- WHERE action = 'failed' AND status LIKE '5.%'
+ WHERE action = 'failed' AND status LIKE '5.%' AND evidence = 1
    AND received >= datetime('now', '-30 days')
  GROUP BY address
 HAVING count(*) >= 3
  ORDER BY hard_bounces DESC;
+
+-- Hints: hard bounces nobody has confirmed yet (with bounce-threshold
+-- set, mlistd probes such members itself; see probes).
+SELECT address, count(*) AS hints, max(received) AS last
+  FROM bounces
+ WHERE action = 'failed' AND status LIKE '5.%' AND evidence = 0
+   AND address IS NOT NULL AND received >= datetime('now', '-30 days')
+ GROUP BY address
+ ORDER BY hints DESC;
+
+-- Probes sent, and which of them bounced.
+SELECT address, group_name, datetime(sent_at, 'unixepoch') AS sent,
+       datetime(bounced_at, 'unixepoch') AS bounced
+  FROM probes ORDER BY sent_at DESC;
 
 -- Bounces that could not be parsed (address NULL): read them in the
 -- Maildir, under the file name given.
@@ -28,18 +48,18 @@ SELECT received, envelope_to, maildir_file
 
 -- Record those addresses as unsubscribed from every list (reversible:
 -- delete the unsubscribes rows to undo; the memberships stay).
-INSERT OR IGNORE INTO unsubscribes (group_name, address)
-SELECT '*', address
-  FROM bounces
- WHERE action = 'failed' AND status LIKE '5.%'
-   AND received >= datetime('now', '-30 days')
- GROUP BY address
-HAVING count(*) >= 3;
+-- INSERT OR IGNORE INTO unsubscribes (group_name, address)
+-- SELECT '*', address
+--   FROM bounces
+--  WHERE action = 'failed' AND status LIKE '5.%' AND evidence = 1
+--    AND received >= datetime('now', '-30 days')
+--  GROUP BY address
+-- HAVING count(*) >= 3;
 
 -- Or remove them from every list outright (not reversible).
 -- DELETE FROM group_members WHERE address IN (
 --     SELECT address FROM bounces
---      WHERE action = 'failed' AND status LIKE '5.%'
+--      WHERE action = 'failed' AND status LIKE '5.%' AND evidence = 1
 --        AND received >= datetime('now', '-30 days')
 --      GROUP BY address HAVING count(*) >= 3);
 

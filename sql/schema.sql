@@ -69,7 +69,11 @@ CREATE TABLE IF NOT EXISTS unsubscribes (
 -- none could be parsed), or refused by the relay at RCPT time.
 -- action/status as in RFC 3464 ('failed' with 5.x.x is a hard bounce;
 -- 'delayed' and 4.x.x are not).  group_name: the list the bounce is
--- about, when known.
+-- about, when known.  evidence: 0 for a hint (a report at the plain
+-- bounce address or at an XVERP address, which anybody can forge), 1 for
+-- evidence (the bounce of a probe at its signed tag, or a refusal by the
+-- relay at RCPT time); bounce-threshold and the clean-up queries count
+-- evidence only.
 CREATE TABLE IF NOT EXISTS bounces (
     id           INTEGER PRIMARY KEY,
     received     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%S', 'now')),
@@ -79,10 +83,25 @@ CREATE TABLE IF NOT EXISTS bounces (
     action       TEXT,
     diagnostic   TEXT,
     maildir_file TEXT,
-    group_name   TEXT COLLATE NOCASE
+    group_name   TEXT COLLATE NOCASE,
+    evidence     INTEGER NOT NULL DEFAULT 0 CHECK (evidence IN (0, 1))
 );
 CREATE INDEX IF NOT EXISTS bounces_by_address ON bounces (address, received);
 CREATE INDEX IF NOT EXISTS bounces_by_received ON bounces (received);
+
+-- Probes (version 4): mlistd's own delivery checks, sent to a member
+-- after a hint when bounce-threshold is set, at most one per member per
+-- probe-interval, from an envelope sender with a signed tag valid until
+-- expires (Unix time).  bounced_at: when the probe's bounce came back
+-- (it counts once).  Kept by mlistd; old rows are pruned.
+CREATE TABLE IF NOT EXISTS probes (
+    address    TEXT NOT NULL COLLATE NOCASE,
+    group_name TEXT NOT NULL COLLATE NOCASE,
+    sent_at    INTEGER NOT NULL,
+    expires    INTEGER NOT NULL,
+    bounced_at INTEGER,
+    PRIMARY KEY (address, expires)
+) WITHOUT ROWID;
 
 -- Copies relayed, being relayed, or relayed in part (version 4).  This
 -- is mlistd's own memory for "exactly once"; an administrator never

@@ -128,6 +128,8 @@ static const struct conf_param params[] = {
 	"N", "header fields in a post (then 552 5.3.4)"},
 	{"max-header-size", 0, T_SIZE, "256k", OFF(max_header_size), 1024,
 	64UL * 1024 * 1024, "BYTES", "header bytes in a post (then 552 5.3.4)"},
+	{"probe-interval", 0, T_TIME, "1d", OFF(probe_interval), 1, 365 * 86400,
+	"SECONDS", "at most one probe per member in this time"},
 	{"bounce-max-size", 0, T_SIZE, "1m", OFF(bounce_max_size), 1024,
 	1024UL * 1024 * 1024, "BYTES", "largest message accepted for the bounce address (then 552)"},
 	{"data-done-timeout", 0, T_TIME, "300", OFF(data_done_timeout), 1, 3600,

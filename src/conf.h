@@ -42,6 +42,7 @@ struct conf {
 	unsigned max_header_fields;	/* fields in a post's header */
 	unsigned long max_header_size;	/* bytes of a post's header */
 	unsigned long bounce_max_size;	/* largest bounce kept */
+	unsigned probe_interval;	/* seconds between probes of a member */
 };
 
 /* What the command line asks for. */

@@ -38,6 +38,7 @@
 #include "bounce.h"
 #include "deliver.h"
 #include "log.h"
+#include "probe.h"
 #include "relay.h"
 #include "rewrite.h"
 #include "sockstream.h"
@@ -50,6 +51,7 @@ struct deliver {
 	struct relay *relay;
 	char	bounce_addr[512];
 	int	verp_warned;		/* logged that the relay lacks XVERP */
+	unsigned char key[PROBE_KEY_LEN];	/* signs probe addresses */
 };
 
 /* A growing list of recipient addresses for one copy. */
@@ -67,6 +69,22 @@ static void d_data(void *, const struct smtp_envelope *, const char *,
 
 const struct smtp_handlers deliver_handlers = {d_mail, d_rcpt, d_data, NULL};
 
+/* key_load - the probe secret, mlistd.key beside the database */
+static int
+key_load(const struct conf *cf, unsigned char key[PROBE_KEY_LEN], char *err,
+	 size_t errlen)
+{
+	char	path[4096];
+	const char *slash = strrchr(cf->database, '/');
+
+	if (slash)
+		snprintf(path, sizeof(path), "%.*s/mlistd.key", (int) (slash - cf->database),
+			 cf->database);
+	else
+		snprintf(path, sizeof(path), "mlistd.key");
+	return (probe_key_load(path, key, err, errlen));
+}
+
 struct deliver *
 deliver_create(const struct conf *cf, const char *helo, char *err, size_t errlen)
 {
@@ -80,6 +98,7 @@ deliver_create(const struct conf *cf, const char *helo, char *err, size_t errlen
 	snprintf(d->bounce_addr, sizeof(d->bounce_addr), "%s@%s", cf->bounce_local,
 		 cf->domain);
 	if ((d->st = store_open(cf->database, cf->database_timeout * 1000, err, errlen)) == NULL
+	    || key_load(cf, d->key, err, errlen) < 0
 	    || (d->relay = relay_create(cf->relay, helo, cf->relay_timeout,
 					cf->relay_pipelining, err, errlen)) == NULL) {
 		deliver_free(d);
@@ -119,10 +138,13 @@ deliver_check(const struct conf *cf, char *err, size_t errlen)
 		return (-1);
 	if ((st = store_open(cf->database, cf->database_timeout * 1000, err, errlen)) == NULL)
 		return (-1);
-
-	if (st == NULL)
-		return (-1);
 	store_free(st);
+	{
+		unsigned char key[PROBE_KEY_LEN];
+
+		if (key_load(cf, key, err, errlen) < 0)
+			return (-1);
+	}
 	if ((r = relay_create(cf->relay, "localhost", cf->relay_timeout, 0, err, errlen)) == NULL)
 		return (-1);
 	relay_free(r);
@@ -372,6 +394,7 @@ refusal_row(struct copy_ctx *cx, const char *rcpt, const char *reply)
 	b.action = "failed";
 	b.diagnostic = diag;
 	b.group_name = cx->g->name;
+	b.evidence = 1;			/* our own relay said so */
 	msg_info("%s: to=<%s>, group=%s, relay refused: %s", cx->env->id, rcpt,
 		 cx->g->name, reply);
 	return (store_add_bounce(d->st, &b) == STORE_ERROR ? -1 : 0);
@@ -714,13 +737,119 @@ release:
 	return (-1);
 }
 
+/* probe_sender - the signed envelope sender of a probe; -1 if too long */
+static int
+probe_sender(struct deliver *d, const char *member, const char *group,
+	     unsigned long expires, char *out, size_t len)
+{
+	char	local[SMTP_ADDR_MAX + 1];
+
+	if (probe_local(d->key, d->cf->bounce_local, member, group, expires, local,
+			sizeof(local)) < 0)
+		return (-1);
+	return (snprintf(out, len, "%s@%s", local, d->cf->domain) >= (int) len ? -1 : 0);
+}
+
+/*
+ * send_probe - a delivery check for member, in a relay transaction of its
+ * own, from a signed address (src/probe.c).  Remembered only once the
+ * relay took it; any failure is logged and costs nothing but the probe.
+ */
+static void
+send_probe(struct deliver_session *ds, const struct smtp_envelope *env,
+	   const char *member, const char *group)
+{
+	struct deliver *d = ds->d;
+	const struct conf *cf = d->cf;
+	struct relay_result res;
+	char	sender[SMTP_ADDR_MAX + 1], msgid[96], *msg, *rcpt[1];
+	unsigned long now = (unsigned long) time(NULL), expires = now + PROBE_LIFETIME;
+	size_t	len;
+
+	if (probe_sender(d, member, group, expires, sender, sizeof(sender)) < 0) {
+		msg_info("%s: no probe for <%s>: the address is too long for a probe tag",
+			 env->id, member);
+		return;
+	}
+	snprintf(msgid, sizeof(msgid), "probe.%lx.%ld", expires, (long) getpid());
+	if ((msg = probe_message(member, group, cf->domain, cf->postmaster_local, msgid,
+				 &len)) == NULL) {
+		msg_warn("%s: no probe for <%s>: out of memory", env->id, member);
+		return;
+	}
+	rcpt[0] = (char *) member;
+	if (relay_send(d->relay, sender, needs_utf8(member) ? RELAY_SMTPUTF8 : 0, rcpt, 1, 1,
+		       msg, len, NULL, &res) == RELAY_OK && res.accepted == 1) {
+		if (store_probe_sent(d->st, member, group, (long long) now,
+				     (long long) expires) == STORE_ERROR)
+			msg_warn("%s: probe to <%s> sent but not remembered: %s", env->id,
+				 member, store_errmsg(d->st));
+		else
+			msg_info("%s: probe to=<%s>, group=%s, from=<%s>, status=sent (%s)",
+				 env->id, member, group, sender, res.queued);
+	} else
+		msg_warn("%s: probe to=<%s>, group=%s, status=not sent (%s)", env->id,
+			 member, group, res.refused ? "refused by the relay" : res.reply);
+	free(msg);
+}
+
+/* A probe's bounce, as store_bounce sees it. */
+struct probe_hit {
+	int	valid;				/* a tag we signed, alive, first bounce */
+	char	member[SMTP_ADDR_MAX + 1];
+	char	group[STORE_NAME_MAX + 1];
+	unsigned long expires;
+};
+
+/*
+ * probe_check - is this bounce address a probe's?  Fills h; logs why a
+ * probe-looking address does not count.  -1 on a database error.
+ */
+static int
+probe_check(struct deliver *d, const struct smtp_envelope *env, const char *local,
+	    struct probe_hit *h)
+{
+	int	bounced = 0, rc;
+	enum probe_verdict v;
+
+	memset(h, 0, sizeof(*h));
+	if (probe_parse(local, d->cf->bounce_local, h->member, sizeof(h->member),
+			&h->expires) < 0)
+		return (0);
+	rc = store_probe_find(d->st, h->member, (long long) h->expires, h->group,
+			      sizeof(h->group), &bounced);
+	if (rc == STORE_ERROR)
+		return (-1);
+	if (rc == STORE_NO) {
+		msg_info("%s: bounce for a probe to <%s> that mlistd never sent (or forgot): "
+			 "a hint, not evidence", env->id, h->member);
+		return (0);
+	}
+	v = probe_verify(d->key, local, d->cf->bounce_local, h->group,
+			 (unsigned long) time(NULL));
+	if (v != PROBE_VALID)
+		msg_info("%s: bounce at a probe address for <%s> with a %s tag: a hint, not "
+			 "evidence", env->id, h->member, v == PROBE_FORGED ? "forged" : "expired");
+	else if (bounced)
+		msg_info("%s: another bounce of the probe to <%s>: counted once already",
+			 env->id, h->member);
+	else
+		h->valid = 1;
+	return (0);
+}
+
 /*
  * store_bounce - one bounce message, however many bounce addresses
  * (bounce, bounce+TAG) it was sent to: one Maildir file and at most
  * BOUNCE_MAX_RCPTS rows (one per distinct reported recipient), both or
  * neither.  rcpt and local are its first bounce recipient; a VERP tag
  * names the member only when the bounce addresses carry one tag alone.
- * Returns 0, or -1 with a 4xx reply set.
+ *
+ * Rows are hints (evidence = 0), except for the bounce of a probe at its
+ * valid signed tag: one evidence row for the probed member, which
+ * bounce-threshold counts.  With bounce-threshold set, a hard hint about
+ * a list member makes mlistd probe that member (at most one probe per
+ * probe-interval).  Returns 0, or -1 with a 4xx reply set.
  */
 static int
 store_bounce(struct deliver_session *ds, const struct smtp_envelope *env,
@@ -731,12 +860,13 @@ store_bounce(struct deliver_session *ds, const struct smtp_envelope *env,
 	struct deliver *d = ds->d;
 	const struct conf *cf = d->cf;
 	char	name[512], file[600], err[1024], verp[SMTP_ADDR_MAX + 1], group[128];
-	const char *dir = cf->bounce_maildir;
+	const char *dir = cf->bounce_maildir, *probe_for[3];
 	struct store_bounce b;
-	size_t	rows = 0;
+	struct probe_hit ph;
+	size_t	rows = 0, nprobe = 0;
 	int	have_verp, have_group, ok = 1;
 
-	have_verp = verp_ok
+	have_verp = verp_ok && strncasecmp(local + strlen(cf->bounce_local), "+probe-", 7) != 0
 		&& bounce_verp_decode(local, cf->bounce_local, verp, sizeof(verp)) == 0;
 	have_group = bounce_list_name(rep->list_id, cf->domain, group, sizeof(group)) == 0;
 	if (maildir_write(dir, msg, len, name, sizeof(name), err, sizeof(err)) < 0) {
@@ -747,11 +877,57 @@ store_bounce(struct deliver_session *ds, const struct smtp_envelope *env,
 	snprintf(file, sizeof(file), "new/%s", name);
 	if (store_begin(d->st) == STORE_ERROR)
 		goto db_failed;
+	memset(&ph, 0, sizeof(ph));
+	if (verp_ok && probe_check(d, env, local, &ph) < 0)
+		goto db_failed;
 	memset(&b, 0, sizeof(b));
 	b.envelope_to = rcpt;
 	b.maildir_file = file;
 	b.group_name = have_group ? group : NULL;
-	for (size_t i = 0; i < rep->nrcpt && ok; i++) {
+	if (ph.valid) {
+		/* The probe went to one member: one row, evidence if it failed. */
+		const struct bounce_rcpt *x = NULL;
+
+		for (size_t i = 0; i < rep->nrcpt && x == NULL; i++)
+			if (strcmp(rep->rcpt[i].action, "failed") == 0)
+				x = &rep->rcpt[i];
+		b.address = ph.member;
+		b.group_name = ph.group;
+		if (x) {
+			b.status = x->status[0] ? x->status : NULL;
+			b.action = "failed";
+			b.diagnostic = x->diagnostic[0] ? x->diagnostic : NULL;
+		} else if (rep->nrcpt == 0) {
+			/* No report, but it came back to a tag only we make. */
+			b.status = "5.0.0";
+			b.action = "failed";
+			b.diagnostic = "probe returned without a delivery-status report";
+		} else {
+			b.status = rep->rcpt[0].status[0] ? rep->rcpt[0].status : NULL;
+			b.action = rep->rcpt[0].action[0] ? rep->rcpt[0].action : NULL;
+			b.diagnostic = rep->rcpt[0].diagnostic[0] ? rep->rcpt[0].diagnostic : NULL;
+		}
+		b.evidence = x != NULL || rep->nrcpt == 0;
+		ok = store_add_bounce(d->st, &b) != STORE_ERROR
+			&& store_probe_mark(d->st, ph.member, (long long) ph.expires,
+					    (long long) time(NULL)) != STORE_ERROR;
+		rows++;
+		/* Enough evidence unsubscribes the member from that list. */
+		if (ok && b.evidence && cf->bounce_threshold > 0) {
+			long	n = store_evidence(d->st, ph.member, cf->bounce_window);
+			int	u = STORE_NO;
+
+			if (n == STORE_ERROR)
+				ok = 0;
+			else if (n >= (long) cf->bounce_threshold
+				 && (u = store_unsubscribe(d->st, ph.group, ph.member)) == STORE_ERROR)
+				ok = 0;
+			else if (u == STORE_YES)
+				msg_info("%s: unsubscribed <%s> from %s after %ld bounced probes in "
+					 "%u days", env->id, ph.member, ph.group, n, cf->bounce_window);
+		}
+	}
+	for (size_t i = 0; !ph.valid && i < rep->nrcpt && ok; i++) {
 		const struct bounce_rcpt *x = &rep->rcpt[i];
 		char	diag[1400];
 
@@ -768,34 +944,17 @@ store_bounce(struct deliver_session *ds, const struct smtp_envelope *env,
 		b.diagnostic = diag[0] ? diag : NULL;
 		ok = store_add_bounce(d->st, &b) != STORE_ERROR;
 		rows++;
+		if (strcmp(x->action, "failed") == 0 && x->status[0] == '5'
+		    && nprobe < sizeof(probe_for) / sizeof(probe_for[0]))
+			probe_for[nprobe++] = b.address;
 	}
-	if (ok && rep->nrcpt == 0) {
+	if (ok && !ph.valid && rep->nrcpt == 0) {
 		/* Nothing parsable: one row, the member if VERP tells it. */
 		b.address = have_verp ? verp : NULL;
 		ok = store_add_bounce(d->st, &b) != STORE_ERROR;
 		rows++;
-	}
-	/* Optional clean-up: enough hard bounces unsubscribe the address. */
-	for (size_t i = 0; ok && cf->bounce_threshold > 0 && i < rows; i++) {
-		const char *addr = rep->nrcpt == 0 ? (have_verp ? verp : NULL)
-			: (have_verp && rep->nrcpt == 1) ? verp : rep->rcpt[i].address;
-		long	n;
-		int	u;
-
-		if (addr == NULL)
-			continue;
-		if ((n = store_hard_bounces(d->st, addr, cf->bounce_window)) == STORE_ERROR) {
-			ok = 0;
-			break;
-		}
-		if (n < (long) cf->bounce_threshold)
-			continue;
-		if ((u = store_unsubscribe(d->st, have_group ? group : "*", addr)) == STORE_ERROR)
-			ok = 0;
-		else if (u == STORE_YES)
-			msg_info("%s: unsubscribed <%s> from %s after %ld hard bounces in %u days",
-				 env->id, addr, have_group ? group : "all lists", n,
-				 cf->bounce_window);
+		if (have_verp)
+			probe_for[nprobe++] = verp;
 	}
 	if (!ok)
 		goto db_failed;
@@ -814,10 +973,31 @@ store_bounce(struct deliver_session *ds, const struct smtp_envelope *env,
 		smtp_reply_set(r, 451, "4.3.0 Error: cannot record the bounce, try again later");
 		return (-1);
 	}
-	msg_info("%s: bounce to=<%s>%s, rows=%zu, dsn=%s, member=%s, group=%s, file=%s",
+	msg_info("%s: bounce to=<%s>%s, rows=%zu, dsn=%s, member=%s, group=%s, %s, file=%s",
 		 env->id, rcpt, nbounce > 1 ? " and other bounce addresses" : "", rows,
-		 rep->is_dsn ? "yes" : "no", have_verp ? verp : "unknown",
-		 have_group ? group : "unknown", file);
+		 rep->is_dsn ? "yes" : "no", ph.valid ? ph.member : have_verp ? verp : "unknown",
+		 ph.valid ? ph.group : have_group ? group : "unknown",
+		 ph.valid ? "evidence (probe bounced)" : "hint", file);
+	/*
+	 * Hints about members: probe them (bounce-threshold set), each at most
+	 * once per probe-interval.  After the commit: the bounce is safe, and
+	 * a probe that cannot be sent changes nothing about it.
+	 */
+	for (size_t i = 0; cf->bounce_threshold > 0 && i < nprobe; i++) {
+		char	g[STORE_NAME_MAX + 1];
+		int	due;
+
+		if (store_member_group(d->st, probe_for[i], have_group ? group : NULL, g,
+				       sizeof(g)) != STORE_YES)
+			continue;		/* not ours to probe */
+		due = store_probe_due(d->st, probe_for[i], cf->probe_interval,
+				      (long long) time(NULL));
+		if (due == STORE_YES)
+			send_probe(ds, env, probe_for[i], g);
+		else if (due == STORE_NO)
+			msg_info("%s: no probe for <%s>: one was sent within probe-interval",
+				 env->id, probe_for[i]);
+	}
 	return (0);
 db_failed:
 	msg_warn("%s: database: %s", env->id, store_errmsg(d->st));

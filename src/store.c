@@ -39,6 +39,12 @@ enum {
 	Q_RECIPIENTS_REST,
 	Q_BOUNCE,
 	Q_HARD,
+	Q_MEMBER_GROUP,
+	Q_PROBE_LAST,
+	Q_PROBE_SENT,
+	Q_PROBE_FIND,
+	Q_PROBE_BOUNCED,
+	Q_PROBE_PRUNE,
 	Q_UNSUB,
 	Q_COPY,
 	Q_CLAIM_NEW,
@@ -75,9 +81,19 @@ static const char *const queries[Q_COUNT] = {
 	" AND r.address = gm.address)"
 	" ORDER BY gm.address",
 	"INSERT INTO bounces (envelope_to, address, status, action, diagnostic,"
-	" maildir_file, group_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	"SELECT count(*) FROM bounces WHERE address = ?1 AND action = 'failed'"
-	" AND status LIKE '5.%' AND received >= datetime('now', ?2)",
+	" maildir_file, group_name, evidence) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	"SELECT count(*) FROM bounces WHERE address = ?1 AND evidence = 1"
+	" AND action = 'failed' AND status LIKE '5.%' AND received >= datetime('now', ?2)",
+	/* The list to name in a probe: the one asked for, else any. */
+	"SELECT group_name FROM group_members WHERE address = ?1"
+	" ORDER BY group_name = ?2 DESC, group_name LIMIT 1",
+	"SELECT max(sent_at) FROM probes WHERE address = ?1",
+	"INSERT OR REPLACE INTO probes (address, group_name, sent_at, expires)"
+	" VALUES (?1, ?2, ?3, ?4)",
+	"SELECT group_name, bounced_at FROM probes WHERE address = ?1 AND expires = ?2",
+	"UPDATE probes SET bounced_at = ?3 WHERE address = ?1 AND expires = ?2"
+	" AND bounced_at IS NULL",
+	"DELETE FROM probes WHERE expires < ?1",
 	"INSERT OR IGNORE INTO unsubscribes (group_name, address) VALUES (?1, ?2)",
 	"SELECT id, complete, relayed_at, owner, claimed_at FROM relayed"
 	" WHERE digest = ?2 AND group_name = ?1",
@@ -156,6 +172,20 @@ busy_wait(void *arg, int count)
 	return (1);
 }
 
+/* has_column - does table have column? */
+static int
+has_column(struct store *st, const char *table, const char *column)
+{
+	sqlite3_stmt *q;
+	char	sql[200];
+	int	ok;
+
+	snprintf(sql, sizeof(sql), "SELECT %s FROM %s LIMIT 0", column, table);
+	ok = sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) == SQLITE_OK;
+	sqlite3_finalize(q);
+	return (ok);
+}
+
 /* schema_apply - create tables in a new database; refuse a newer one */
 static int
 schema_apply(struct store *st)
@@ -191,6 +221,10 @@ schema_apply(struct store *st)
 			" ALTER TABLE relayed ADD COLUMN claimed_at INTEGER;"
 			" ALTER TABLE relayed_rcpt ADD COLUMN refused INTEGER NOT NULL"
 			" DEFAULT 0 CHECK (refused IN (0, 1));", NULL, NULL, &msg) != SQLITE_OK)
+	    || (version > 0 && version < 4 && !has_column(st, "bounces", "evidence")
+		&& sqlite3_exec(st->db,
+			"ALTER TABLE bounces ADD COLUMN evidence INTEGER NOT NULL DEFAULT 0"
+			" CHECK (evidence IN (0, 1));", NULL, NULL, &msg) != SQLITE_OK)
 	    || (version > 0 && version < 3 && sqlite3_exec(st->db,
 			"DROP TABLE IF EXISTS relayed_rcpt; DROP TABLE IF EXISTS relayed",
 			NULL, NULL, &msg) != SQLITE_OK)
@@ -396,7 +430,8 @@ store_add_bounce(struct store *st, const struct store_bounce *b)
 	    || bind_opt(q, 4, b->action) != SQLITE_OK
 	    || bind_opt(q, 5, b->diagnostic) != SQLITE_OK
 	    || bind_opt(q, 6, b->maildir_file) != SQLITE_OK
-	    || bind_opt(q, 7, b->group_name) != SQLITE_OK) {
+	    || bind_opt(q, 7, b->group_name) != SQLITE_OK
+	    || sqlite3_bind_int(q, 8, b->evidence != 0) != SQLITE_OK) {
 		(void) sqlite3_clear_bindings(q);
 		return (fail(st, "record bounce"));
 	}
@@ -406,7 +441,7 @@ store_add_bounce(struct store *st, const struct store_bounce *b)
 }
 
 long
-store_hard_bounces(struct store *st, const char *address, unsigned days)
+store_evidence(struct store *st, const char *address, unsigned days)
 {
 	sqlite3_stmt *q = st->stmt[Q_HARD];
 	char	window[32];
@@ -611,6 +646,103 @@ store_release(struct store *st, long long copy_id, int complete, unsigned window
 			return (fail(st, "remember relayed copy"));
 		prune(st, window);
 	}
+	return (STORE_YES);
+}
+
+int
+store_member_group(struct store *st, const char *address, const char *prefer,
+		   char *group, size_t len)
+{
+	sqlite3_stmt *q = st->stmt[Q_MEMBER_GROUP];
+	int	rc;
+
+	if (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK
+	    || bind_opt(q, 2, prefer) != SQLITE_OK)
+		return (fail(st, "look up member's list"));
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *g = sqlite3_column_text(q, 0);
+
+		snprintf(group, len, "%s", g ? (const char *) g : "");
+	}
+	(void) sqlite3_reset(q);
+	(void) sqlite3_clear_bindings(q);
+	if (rc == SQLITE_ROW)
+		return (STORE_YES);
+	return (rc == SQLITE_DONE ? STORE_NO : fail(st, "look up member's list"));
+}
+
+int
+store_probe_due(struct store *st, const char *address, unsigned interval, long long now)
+{
+	sqlite3_stmt *q = st->stmt[Q_PROBE_LAST];
+	long long last = -1;
+	int	rc;
+
+	if (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK)
+		return (fail(st, "look up probes"));
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL)
+		last = sqlite3_column_int64(q, 0);
+	(void) sqlite3_reset(q);
+	(void) sqlite3_clear_bindings(q);
+	if (rc != SQLITE_ROW)
+		return (fail(st, "look up probes"));
+	return (last < 0 || now - last >= (long long) interval ? STORE_YES : STORE_NO);
+}
+
+int
+store_probe_sent(struct store *st, const char *address, const char *group,
+		 long long now, long long expires)
+{
+	sqlite3_stmt *q = st->stmt[Q_PROBE_SENT];
+
+	if (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_text(q, 2, group, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_int64(q, 3, now) != SQLITE_OK
+	    || sqlite3_bind_int64(q, 4, expires) != SQLITE_OK
+	    || step_once(q) != SQLITE_DONE)
+		return (fail(st, "record probe"));
+	q = st->stmt[Q_PROBE_PRUNE];
+	if (sqlite3_bind_int64(q, 1, now - 30 * 86400LL) == SQLITE_OK)
+		(void) step_once(q);	/* harmless if it fails */
+	return (STORE_YES);
+}
+
+int
+store_probe_find(struct store *st, const char *address, long long expires,
+		 char *group, size_t len, int *bounced)
+{
+	sqlite3_stmt *q = st->stmt[Q_PROBE_FIND];
+	int	rc;
+
+	*bounced = 0;
+	if (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_int64(q, 2, expires) != SQLITE_OK)
+		return (fail(st, "look up probe"));
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *g = sqlite3_column_text(q, 0);
+
+		snprintf(group, len, "%s", g ? (const char *) g : "");
+		*bounced = sqlite3_column_type(q, 1) != SQLITE_NULL;
+	}
+	(void) sqlite3_reset(q);
+	(void) sqlite3_clear_bindings(q);
+	if (rc == SQLITE_ROW)
+		return (STORE_YES);
+	return (rc == SQLITE_DONE ? STORE_NO : fail(st, "look up probe"));
+}
+
+int
+store_probe_mark(struct store *st, const char *address, long long expires, long long now)
+{
+	sqlite3_stmt *q = st->stmt[Q_PROBE_BOUNCED];
+
+	if (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_int64(q, 2, expires) != SQLITE_OK
+	    || sqlite3_bind_int64(q, 3, now) != SQLITE_OK || step_once(q) != SQLITE_DONE)
+		return (fail(st, "record probe bounce"));
 	return (STORE_YES);
 }
 

@@ -53,6 +53,7 @@ struct store_bounce {
 	const char *diagnostic;
 	const char *maildir_file;
 	const char *group_name;
+	int	evidence;		/* 1: a probe's bounce or a relay refusal */
 };
 
 struct store;
@@ -92,10 +93,33 @@ long	store_recipients(struct store *, const char *group, long long skip_copy,
 long long store_add_bounce(struct store *, const struct store_bounce *);
 
 /*
- * store_hard_bounces - rows with action 'failed' and a 5.x.x status for
- * the address within the last `days` days; count or STORE_ERROR.
+ * store_evidence - evidence rows (evidence = 1: probe bounces, relay
+ * refusals) with action 'failed' and a 5.x.x status for the address
+ * within the last `days` days; count or STORE_ERROR.  Hints never count.
  */
-long	store_hard_bounces(struct store *, const char *address, unsigned days);
+long	store_evidence(struct store *, const char *address, unsigned days);
+
+/* store_member_group - a list the address receives, prefer if it is in
+ * that one (prefer may be NULL); STORE_YES with group set, STORE_NO */
+int	store_member_group(struct store *, const char *address, const char *prefer,
+			   char *group, size_t len);
+
+/* store_probe_due - no probe went to address in the last interval s */
+int	store_probe_due(struct store *, const char *address, unsigned interval,
+			long long now);
+
+/* store_probe_sent - remember a probe (and prune long expired ones) */
+int	store_probe_sent(struct store *, const char *address, const char *group,
+			 long long now, long long expires);
+
+/* store_probe_find - the probe to address with this expiry: STORE_YES
+ * (group set, *bounced whether its bounce was counted), STORE_NO */
+int	store_probe_find(struct store *, const char *address, long long expires,
+			 char *group, size_t len, int *bounced);
+
+/* store_probe_mark - its bounce is counted now */
+int	store_probe_mark(struct store *, const char *address, long long expires,
+			 long long now);
 
 /* store_unsubscribe - INSERT OR IGNORE into unsubscribes; 1 if new, 0, or error */
 int	store_unsubscribe(struct store *, const char *group, const char *address);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bounce.h"
+#include "probe.h"
 
 struct want_rcpt {
 	const char *address, *status, *action, *diag_part;
@@ -281,6 +282,70 @@ START_TEST(test_maildir)
 }
 END_TEST
 
+/* Probe tags: made and checked with a key; any change is caught. */
+START_TEST(test_probe_tags)
+{
+	unsigned char key[PROBE_KEY_LEN], other[PROBE_KEY_LEN];
+	char	local[300], member[300], bad[300];
+	unsigned long exp;
+
+	memset(key, 7, sizeof(key));
+	memset(other, 8, sizeof(other));
+	ck_assert_int_eq(probe_local(key, "bounce", "Alice.B-c@Example.org", "group1", 2000000000UL,
+				     local, sizeof(local)), 0);
+	ck_assert_int_eq(strncmp(local, "bounce+probe-773594", 19), 0);
+	ck_assert_int_eq(probe_parse(local, "bounce", member, sizeof(member), &exp), 0);
+	ck_assert_str_eq(member, "Alice.B-c@Example.org");
+	ck_assert_uint_eq(exp, 2000000000UL);
+	ck_assert_int_eq(probe_verify(key, local, "bounce", "group1", 1999999999UL), PROBE_VALID);
+	/* Case of the list and of the hex does not matter. */
+	ck_assert_int_eq(probe_verify(key, local, "bounce", "GROUP1", 1999999999UL), PROBE_VALID);
+	/* Expired. */
+	ck_assert_int_eq(probe_verify(key, local, "bounce", "group1", 2000000001UL), PROBE_EXPIRED);
+	/* Another list, another key. */
+	ck_assert_int_eq(probe_verify(key, local, "bounce", "group2", 1999999999UL), PROBE_FORGED);
+	ck_assert_int_eq(probe_verify(other, local, "bounce", "group1", 1999999999UL), PROBE_FORGED);
+	/* Another member, a later expiry, one MAC digit changed. */
+	snprintf(bad, sizeof(bad), "%s", local);
+	bad[strlen(bad) - strlen("=Example.org") - 1] = 'd';
+	ck_assert_int_eq(probe_verify(key, bad, "bounce", "group1", 1999999999UL), PROBE_FORGED);
+	snprintf(bad, sizeof(bad), "%s", local);
+	bad[18] = '8';
+	ck_assert_int_eq(probe_verify(key, bad, "bounce", "group1", 1999999999UL), PROBE_FORGED);
+	snprintf(bad, sizeof(bad), "%s", local);
+	bad[22] = bad[22] == 'a' ? 'b' : 'a';
+	ck_assert_int_eq(probe_verify(key, bad, "bounce", "group1", 1999999999UL), PROBE_FORGED);
+	/* Not probe addresses at all. */
+	ck_assert_int_eq(probe_parse("bounce+alice=example.org", "bounce", member, sizeof(member),
+				     &exp), -1);
+	ck_assert_int_eq(probe_parse("bounce+probe-zz-00-a=b", "bounce", member, sizeof(member),
+				     &exp), -1);
+	ck_assert_int_eq(probe_verify(key, "bounce", "bounce", "group1", 0), PROBE_EXPIRED);
+}
+END_TEST
+
+/* The secret: made once, 0600, read back the same; a loose one refused. */
+START_TEST(test_probe_key)
+{
+	char	dir[] = "/tmp/check_probe.XXXXXX", path[300], err[512];
+	unsigned char k1[PROBE_KEY_LEN], k2[PROBE_KEY_LEN];
+	struct stat st;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/mlistd.key", dir);
+	ck_assert_int_eq(probe_key_load(path, k1, err, sizeof(err)), 0);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	ck_assert_int_eq(probe_key_load(path, k2, err, sizeof(err)), 0);
+	ck_assert_int_eq(memcmp(k1, k2, sizeof(k1)), 0);
+	ck_assert_int_eq(chmod(path, 0644), 0);
+	ck_assert_int_eq(probe_key_load(path, k2, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "chmod 600"));
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -296,6 +361,8 @@ main(void)
 	tcase_add_loop_test(tc, test_verp, 0, sizeof(verp) / sizeof(verp[0]));
 	tcase_add_test(tc, test_list_name);
 	tcase_add_test(tc, test_maildir);
+	tcase_add_test(tc, test_probe_tags);
+	tcase_add_test(tc, test_probe_key);
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
 }

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "probe.h"
 #include "testlib.h"
 
 #include <dirent.h>
@@ -965,22 +966,136 @@ START_TEST(test_no_xverp_logged)
 END_TEST
 
 /* bounce-threshold: hard bounces unsubscribe; delayed ones never do. */
-START_TEST(test_bounce_threshold)
+/* probe_address - the envelope sender of the newest probe at the sink */
+static void
+probe_address(char *out, size_t len)
 {
-	char   *hard = smtp_data("postfix.eml"), *soft = smtp_data("delayed.eml");
+	char   *m[16], *p, *e;
+	int	n = tl_sink_messages(&k, m, 16);
 
-	start("bounce-threshold = 2\nbounce-window = 30\n", NULL);
-	ck_assert_int_eq(post("", "bounce+alice=example.org@example.com", NULL, hard), 250);
-	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM unsubscribes"), 0);
+	out[0] = 0;
+	for (int i = 0; i < n; i++)
+		if ((p = strstr(m[i], "MAIL FROM:<bounce+probe-")) != NULL
+		    && (e = strchr(p, '>')) != NULL)
+			snprintf(out, len, "%.*s", (int) (e - p - 11), p + 11);
+	tl_free_messages(m, n);
+}
+
+/* probes_at_sink - how many probes the relay got */
+static int
+probes_at_sink(void)
+{
+	char   *m[16];
+	int	n = tl_sink_messages(&k, m, 16), c = 0;
+
+	for (int i = 0; i < n; i++)
+		c += strstr(m[i], "MAIL FROM:<bounce+probe-") != NULL
+			&& strstr(m[i], "RCPT TO:<alice@example.org>") != NULL
+			&& strstr(m[i], "Subject: Delivery check for the list group1@example.com")
+			!= NULL;
+	tl_free_messages(m, n);
+	return (c);
+}
+
+/*
+ * Forged bounces cannot unsubscribe anyone: reports at the plain bounce
+ * address (alice three times in one) and at her XVERP address are hints;
+ * the first makes mlistd probe her, the rest are rate-limited.  Only the
+ * bounce of the probe at its signed tag is evidence, once per probe; a
+ * tampered or expired tag is not.  Two bounced probes (threshold 2)
+ * unsubscribe her from the list.  Non-members are never probed.
+ */
+START_TEST(test_bounce_probes)
+{
+	char   *hard = smtp_data("postfix.eml"), *forged, probe[300], bad[300], key_path[400];
+	const char *rcpt[] = {NULL, NULL};
+	const char *ev = "SELECT count(*) FROM bounces WHERE address = 'alice@example.org'"
+	" AND evidence = 1";
+	size_t	n;
+
+	start("bounce-threshold = 2\nprobe-interval = 2\n", NULL);
+	forged = malloc(4096);
+	ck_assert_ptr_nonnull(forged);
+	n = (size_t) sprintf(forged, "From: MAILER-DAEMON@evil.test\r\nSubject: report\r\n"
+			     "Content-Type: multipart/report; report-type=delivery-status;"
+			     " boundary=\"b\"\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+			     "Reporting-MTA: dns; evil.test\r\n\r\n");
 	for (int i = 0; i < 3; i++)
-		ck_assert_int_eq(post("", "bounce+gina=example.org@example.com", NULL, soft), 250);
+		n += (size_t) sprintf(forged + n, "Final-Recipient: rfc822; alice@example.org\r\n"
+				      "Action: failed\r\nStatus: 5.1.1\r\n\r\n");
+	sprintf(forged + n, "--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+		"List-Id: Club members <group1.example.com>\r\n\r\n--b--\r\n");
+	rcpt[0] = "bounce@example.com";
+	ck_assert_int_eq(tl_post(&d, "", rcpt, forged, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces WHERE address ="
+				    " 'alice@example.org' AND evidence = 0"), 1);
 	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM unsubscribes"), 0);
-	ck_assert_int_eq(post("", "bounce+alice=example.org@example.com", NULL, hard), 250);
+	ck_assert_int_eq(probes_at_sink(), 1);
+	/* Three more hints at the XVERP address: no unsubscribe, no new probe. */
+	rcpt[0] = "bounce+alice=example.org@example.com";
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(tl_post(&d, "", rcpt, hard, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(tl_sql_int(&d, ev), 0);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM unsubscribes"), 0);
+	ck_assert_int_eq(probes_at_sink(), 1);
+	/* A non-member is never probed. */
+	forged[0] = 0;
+	sprintf(forged, "Subject: x\r\nContent-Type: multipart/report; boundary=\"b\"\r\n\r\n"
+		"--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; x\r\n\r\n"
+		"Final-Recipient: rfc822; stranger@example.net\r\nAction: failed\r\n"
+		"Status: 5.1.1\r\n\r\n--b--\r\n");
+	rcpt[0] = "bounce@example.com";
+	tl_sleep_ms(2100);
+	ck_assert_int_eq(tl_post(&d, "", rcpt, forged, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(probes_at_sink(), 1);
+	/* The probe's tag, tampered: a hint. */
+	probe_address(probe, sizeof(probe));
+	ck_assert_int_eq(strncmp(probe, "bounce+probe-", 13), 0);
+	snprintf(bad, sizeof(bad), "%s", probe);
+	bad[23] = bad[23] == 'a' ? 'b' : 'a';
+	rcpt[0] = bad;
+	ck_assert_int_eq(tl_post(&d, "", rcpt, hard, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(tl_sql_int(&d, ev), 0);
+	/* The real one: evidence, once however often it comes back. */
+	rcpt[0] = probe;
+	ck_assert_int_eq(tl_post(&d, "", rcpt, hard, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(tl_sql_int(&d, ev), 1);
+	ck_assert_int_eq(tl_post(&d, "", rcpt, hard, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(tl_sql_int(&d, ev), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM unsubscribes"), 0);
+	/* An expired tag, signed with the real key: a hint. */
+	{
+		unsigned char key[PROBE_KEY_LEN];
+		char	err[512], local[300], addr[400], sql[600];
+		long	past = (long) time(NULL) - 10;
+
+		snprintf(key_path, sizeof(key_path), "%s/mlistd.key", d.dir);
+		ck_assert_int_eq(probe_key_load(key_path, key, err, sizeof(err)), 0);
+		ck_assert_int_eq(probe_local(key, "bounce", "alice@example.org", "group1",
+					     (unsigned long) past, local, sizeof(local)), 0);
+		snprintf(sql, sizeof(sql), "INSERT INTO probes (address, group_name, sent_at,"
+			 " expires) VALUES ('alice@example.org', 'group1', %ld, %ld)", past - 100,
+			 past);
+		ck_assert_int_eq(tl_sql(&d, sql), 0);
+		snprintf(addr, sizeof(addr), "%s@example.com", local);
+		rcpt[0] = addr;
+		ck_assert_int_eq(tl_post(&d, "", rcpt, hard, reply, sizeof(reply)), 250);
+		ck_assert_int_eq(tl_sql_int(&d, ev), 1);
+	}
+	/*
+	 * That hint came after probe-interval: a new probe.  Its bounce is
+	 * the second piece of evidence.
+	 */
+	ck_assert_int_eq(probes_at_sink(), 2);
+	probe_address(probe, sizeof(probe));
+	rcpt[0] = probe;
+	ck_assert_int_eq(tl_post(&d, "", rcpt, hard, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(tl_sql_int(&d, ev), 2);
 	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM unsubscribes WHERE"
 				    " group_name = 'group1' AND address = 'alice@example.org'"), 1);
 	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM unsubscribes"), 1);
+	free(forged);
 	free(hard);
-	free(soft);
 	stop();
 }
 END_TEST
@@ -1613,7 +1728,7 @@ main(void)
 	tcase_add_test(tc, test_bounce_database_locked);
 	tcase_add_test(tc, test_verp_and_callout);
 	tcase_add_test(tc, test_no_xverp_logged);
-	tcase_add_test(tc, test_bounce_threshold);
+	tcase_add_test(tc, test_bounce_probes);
 	tcase_add_test(tc, test_exactly_once);
 	tcase_add_test(tc, test_dedup_off);
 	tcase_add_test(tc, test_relay_misbehaves);
