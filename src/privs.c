@@ -266,8 +266,17 @@ own(const char *path, int make_dir, int strict, uid_t uid, gid_t gid, char *err,
 		 * root's, and the check as the user says if it cannot write.
 		 */
 		if (!created && st.st_uid != uid) {
+			int	writable = (st.st_gid == gid && (st.st_mode & 020))
+				|| (st.st_mode & 002);
+
 			(void) close(fd);
-			return (0);
+			if (writable)
+				return (0);
+			snprintf(err, errlen, "directory %s belongs to uid %ld and mlistd's user "
+				 "cannot write it; mlistd hands over only directories it made "
+				 "itself: chown it to that user, or remove it and let mlistd "
+				 "create it", path, (long) st.st_uid);
+			return (-1);
 		}
 	}
 	rc = hand(fd, path, uid, gid, err, errlen);

@@ -820,6 +820,12 @@ START_TEST(test_no_root_link_following)
 		snprintf(out, sizeof(out), "rm -rf '%s'", dir);
 		ck_assert_int_eq(system(out), 0);
 	}
+	/* A directory root made (/var/lib for /var/lib/x.db) is not handed over. */
+	snprintf(dbopt, sizeof(dbopt), "--database=%s/x.db", tdir);
+	ck_assert_int_eq(chmod(tdir, 0755), 0);
+	ck_assert_int_eq(tl_run(tmpdb, out, sizeof(out)), 1);
+	ck_assert_msg(strstr(out, "hands over only directories it made") != NULL, "%s", out);
+	ck_assert_int_eq(owner(tdir), 0);
 	/* database = /tmp/x.db would let anybody plant its journal. */
 	snprintf(dbopt, sizeof(dbopt), "--database=/tmp/mlistd-never-%ld.db", (long) getpid());
 	ck_assert_int_eq(tl_run(tmpdb, out, sizeof(out)), 1);
