@@ -170,7 +170,9 @@ postfix_start(int mlport, int sinkport)
 		   "relay_domains = example.com\n"
 		   "transport_maps = texthash:%s/conf/transport\n"
 		   "mlistd_destination_recipient_limit = 1\n"
-		   "smtpd_authorized_verp_clients = 127.0.0.0/8\n",
+		   "smtpd_authorized_verp_clients = 127.0.0.0/8\n"
+		   "smtpd_forbid_bare_newline = normalize\n"
+		   "smtpd_forbid_bare_newline_exclusions =\n",
 		   pdir, pdir, pdir, pdir, pdir);
 	snprintf(path, sizeof(path), "%s/conf/transport", pdir);
 	write_file(path, "example.com mlistd:[127.0.0.1]:%d\n* smtp:[127.0.0.1]:%d\n",
@@ -479,6 +481,56 @@ START_TEST(test_loop_between_lists)
 END_TEST
 
 /*
+ * SMTP smuggling through Postfix, wired as contrib says: a bare LF before
+ * the dot must not let a second message into the list.  (Without
+ * smtpd_forbid_bare_newline, Postfix 3.7 answers two "queued as" for one
+ * DATA and every member gets the smuggled message as a post of its own.)
+ */
+START_TEST(test_no_smuggling_through_postfix)
+{
+	struct tl_daemon probe;
+	char	buf[2048];
+	int	fd;
+
+	memset(&probe, 0, sizeof(probe));
+	probe.port = pport;
+	fd = tl_connect(&probe);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(tl_reply(fd, buf, sizeof(buf)), 220);
+	ck_assert_int_eq(tl_cmd(fd, "EHLO evil.test\r\n", buf, sizeof(buf)), 250);
+	ck_assert_int_eq(tl_cmd(fd, "MAIL FROM:<alice@example.org>\r\n", buf, sizeof(buf)), 250);
+	ck_assert_int_eq(tl_cmd(fd, "RCPT TO:<group1@example.com>\r\n", buf, sizeof(buf)), 250);
+	ck_assert_int_eq(tl_cmd(fd, "DATA\r\n", buf, sizeof(buf)), 354);
+	ck_assert_int_eq(tl_send(fd, "From: alice@example.org\r\nSubject: e2e-outer\r\n\r\nouter\n.\n"
+				 "MAIL FROM:<alice@example.org>\r\nRCPT TO:<group1@example.com>\r\n"
+				 "DATA\r\nFrom: alice@example.org\r\nSubject: e2e-smuggled\r\n\r\n"
+				 "smuggled\r\n.\r\nQUIT\r\n"), 0);
+	/* One DATA, one reply: Postfix saw one message. */
+	{
+		int	queued = 0, code;
+
+		while ((code = tl_reply(fd, buf, sizeof(buf))) > 0)
+			queued += code == 250 && strstr(buf, "queued as") != NULL;
+		ck_assert_int_eq(queued, 1);
+	}
+	close(fd);
+	ck_assert_int_eq(wait_sink("Subject: e2e-outer", 2, 30, NULL, 0), 2);
+	tl_sleep_ms(3000);
+	/* The "second message" is text in the first, never a post of its own. */
+	{
+		char   *m[64];
+		int	n = tl_sink_messages(&k, m, 64), own = 0;
+
+		for (int i = 0; i < n; i++)
+			own += strstr(m[i], "e2e-smuggled") != NULL
+				&& strstr(m[i], "Subject: e2e-outer") == NULL;
+		tl_free_messages(m, n);
+		ck_assert_int_eq(own, 0);
+	}
+}
+END_TEST
+
+/*
  * Postfix's end-of-data timeout (2 s here, 600 s by default) is shorter
  * than mlistd's fan-out: Postfix gives up on the first attempt while
  * mlistd is still relaying, and retries.  The retry finds the copy
@@ -549,6 +601,7 @@ main(void)
 	tcase_add_test(tc, test_non_member_bounced_to_sender);
 	tcase_add_test(tc, test_mlistd_down_then_back);
 	tcase_add_test(tc, test_loop_between_lists);
+	tcase_add_test(tc, test_no_smuggling_through_postfix);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("postfix-slow");
 	tcase_add_checked_fixture(tc, setup_slow, teardown_slow);
