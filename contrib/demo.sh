@@ -49,6 +49,8 @@ relay_domains = lists.example.org
 transport_maps = texthash:$PF/conf/transport
 mlistd_destination_recipient_limit = 1
 smtpd_authorized_verp_clients = 127.0.0.0/8
+smtpd_forbid_bare_newline = normalize
+smtpd_forbid_bare_newline_exclusions =
 # The members' domain is delivered here, into one demo Maildir.
 virtual_mailbox_domains = example.org
 virtual_mailbox_base = $DEMO/mail
@@ -79,7 +81,7 @@ anvil unix - - n - 1 anvil
 scache unix - - n - 1 scache
 postlog unix-dgram n - n - 1 postlogd
 showq unix n - n - - showq
-mlistd unix - - n - 4 smtp
+mlistd unix - - n - 4 smtp -o syslog_name=postfix/mlistd
 EOF
 postfix -c "$PF/conf" start
 trap 'postfix -c "$PF/conf" stop >/dev/null 2>&1 || true' EXIT INT TERM

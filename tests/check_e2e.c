@@ -200,7 +200,7 @@ postfix_start(int mlport, int sinkport)
 		   "postlog unix-dgram n - n - 1 postlogd\n"
 		   "showq unix n - n - - showq\n"
 		   "# As contrib/postfix/master.cf:\n"
-		   "mlistd unix - - n - 4 smtp%s\n"
+		   "mlistd unix - - n - 4 smtp -o syslog_name=postfix/mlistd%s\n"
 		   "%s", pport,
 		   slowport ? " -o smtp_data_done_timeout=2s" : "", slow_listener);
 	if (pf("start") != 0) {
@@ -340,6 +340,16 @@ START_TEST(test_post_and_bounce)
 			      || strstr(got[i], "MAIL FROM:<bounce+bob=example.org@example.com>"),
 			      "no VERP sender in:\n%s", got[i]);
 		free(got[i]);
+	}
+	/* Postfix's log names the mlistd transport (contrib's syslog_name). */
+	{
+		char	cmd[400];
+
+		snprintf(cmd, sizeof(cmd), "grep -q 'postfix/mlistd/smtp.*relay=127.0.0.1' "
+			 "'%s/maillog'", pdir);
+		if (system(cmd) != 0)
+			show_maillog();
+		ck_assert_int_eq(system(cmd), 0);
 	}
 	/* Postfix's DSN for rejectme comes back to mlistd as a row. */
 	if (wait_sql("SELECT count(*) FROM bounces WHERE address = 'rejectme@example.net'"
