@@ -14,6 +14,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -190,6 +191,57 @@ hand(int fd, const char *path, uid_t uid, gid_t gid, char *err, size_t errlen)
 }
 
 /*
+ * only_ours - every entry of the directory fd is one mine() accepts
+ * (mine NULL: anything)
+ */
+static int
+only_ours(int fd, int (*mine) (const char *, const void *), const void *arg)
+{
+	DIR    *dp;
+	struct dirent *e;
+	int	dfd, ok = 1;
+
+	if (mine == NULL)
+		return (1);
+	if ((dfd = dup(fd)) < 0 || (dp = fdopendir(dfd)) == NULL) {
+		if (dfd >= 0)
+			(void) close(dfd);
+		return (0);
+	}
+	while (ok && (e = readdir(dp)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			ok = mine(e->d_name, arg);
+	(void) closedir(dp);
+	return (ok);
+}
+
+/* state_entry - what mlistd keeps in the database's directory */
+static int
+state_entry(const char *name, const void *arg)
+{
+	const struct conf *cf = arg;
+	const char *db = strrchr(cf->database, '/'), *md = strrchr(cf->bounce_maildir, '/');
+	size_t	n;
+
+	db = db ? db + 1 : cf->database;
+	md = md ? md + 1 : cf->bounce_maildir;
+	n = strlen(db);
+	if (strncmp(name, db, n) == 0 && (name[n] == 0 || strcmp(name + n, "-wal") == 0
+					  || strcmp(name + n, "-shm") == 0
+					  || strcmp(name + n, "-journal") == 0))
+		return (1);
+	return (strcmp(name, md) == 0 || strncmp(name, "mlistd.", 7) == 0);
+}
+
+/* maildir_entry - what a Maildir holds at its top */
+static int
+maildir_entry(const char *name, const void *arg)
+{
+	(void) arg;
+	return (strcmp(name, "tmp") == 0 || strcmp(name, "new") == 0 || strcmp(name, "cur") == 0);
+}
+
+/*
  * own - hand path to the user: a directory (created if missing, when
  * make_dir) or a file that may not exist (ENOENT is fine); never through
  * a symbolic link.  strict: refuse it in a directory that anybody may
@@ -197,8 +249,8 @@ hand(int fd, const char *path, uid_t uid, gid_t gid, char *err, size_t errlen)
  * its own inside /tmp is fine, a file in /tmp is not).
  */
 static int
-own(const char *path, int make_dir, int strict, uid_t uid, gid_t gid, char *err,
-    size_t errlen)
+own(const char *path, int make_dir, int strict, int (*mine) (const char *, const void *),
+    const void *arg, uid_t uid, gid_t gid, char *err, size_t errlen)
 {
 	char	buf[4096];
 	const char *base;
@@ -261,11 +313,14 @@ own(const char *path, int make_dir, int strict, uid_t uid, gid_t gid, char *err,
 			return (-1);
 		}
 		/*
-		 * A directory is handed over only if mlistd made it: one that
-		 * root made (/var/lib, say, for database = /var/lib/x.db) stays
-		 * root's, and the check as the user says if it cannot write.
+		 * A directory is handed over only if mlistd made it, or if it
+		 * holds nothing but what mlistd keeps there (systemd's
+		 * StateDirectory= hands it back to root at every start): one
+		 * that root made for other things (/var/lib, say, for database
+		 * = /var/lib/x.db) stays root's, and the check as the user says
+		 * if it cannot write.
 		 */
-		if (!created && st.st_uid != uid) {
+		if (!created && st.st_uid != uid && !(st.st_uid == 0 && only_ours(fd, mine, arg))) {
 			int	writable = (st.st_gid == gid && (st.st_mode & 020))
 				|| (st.st_mode & 002);
 
@@ -299,20 +354,35 @@ privs_check(const struct conf *cf, char *err, size_t errlen)
 		return (deliver_check(cf, err, errlen));
 	if (lookup(cf->user, &uid, &gid, err, errlen) < 0)
 		return (-1);
-	/* The database's directory and files, and the Maildir's top. */
+	/* The database's directory and files, the key, and the Maildir. */
 	snprintf(path, sizeof(path), "%s", cf->database);
 	if ((slash = strrchr(path, '/')) != NULL && slash != path) {
 		*slash = 0;
-		if (own(path, 1, 0, uid, gid, err, errlen) < 0)
+		if (own(path, 1, 0, state_entry, cf, uid, gid, err, errlen) < 0)
+			return (-1);
+		if ((size_t) (slash - path) + sizeof("/mlistd.key") > sizeof(path)) {
+			snprintf(err, errlen, "%s: path too long", cf->database);
+			return (-1);
+		}
+		memcpy(slash, "/mlistd.key", sizeof("/mlistd.key"));
+		if (own(path, 0, 1, NULL, NULL, uid, gid, err, errlen) < 0)
 			return (-1);
 	}
 	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
 		snprintf(path, sizeof(path), "%s%s", cf->database, suffix[i]);
-		if (own(path, 0, 1, uid, gid, err, errlen) < 0)
+		if (own(path, 0, 1, NULL, NULL, uid, gid, err, errlen) < 0)
 			return (-1);
 	}
-	if (own(cf->bounce_maildir, 1, 1, uid, gid, err, errlen) < 0)
+	if (own(cf->bounce_maildir, 1, 1, maildir_entry, NULL, uid, gid, err, errlen) < 0)
 		return (-1);
+	/* Its tmp, new, cur (a missing one is made by the user later). */
+	for (size_t i = 0; i < 3; i++) {
+		static const char *const sub[] = {"tmp", "new", "cur"};
+
+		snprintf(path, sizeof(path), "%s/%s", cf->bounce_maildir, sub[i]);
+		if (own(path, 0, 1, NULL, NULL, uid, gid, err, errlen) < 0)
+			return (-1);
+	}
 	/* Open everything as the user, in a child. */
 	if (pipe(pfd) < 0 || (pid = fork()) < 0) {
 		snprintf(err, errlen, "cannot fork: %s", strerror(errno));

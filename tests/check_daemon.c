@@ -820,9 +820,12 @@ START_TEST(test_no_root_link_following)
 		snprintf(out, sizeof(out), "rm -rf '%s'", dir);
 		ck_assert_int_eq(system(out), 0);
 	}
-	/* A directory root made (/var/lib for /var/lib/x.db) is not handed over. */
+	/* A directory root made for other things (/var/lib for /var/lib/x.db)
+	 * is not handed over. */
 	snprintf(dbopt, sizeof(dbopt), "--database=%s/x.db", tdir);
 	ck_assert_int_eq(chmod(tdir, 0755), 0);
+	snprintf(link, sizeof(link), "%s/dpkg", tdir);
+	ck_assert_int_eq(mkdir(link, 0755), 0);
 	ck_assert_int_eq(tl_run(tmpdb, out, sizeof(out)), 1);
 	ck_assert_msg(strstr(out, "hands over only directories it made") != NULL, "%s", out);
 	ck_assert_int_eq(owner(tdir), 0);
@@ -834,6 +837,61 @@ START_TEST(test_no_root_link_following)
 	ck_assert_int_eq(owner(tdir), 0);
 	snprintf(out, sizeof(out), "rm -rf '%s'", safe);
 	ck_assert_int_eq(system(out), 0);
+}
+END_TEST
+
+/*
+ * systemd's StateDirectory= hands the state directory and all in it back
+ * to root at every start (the unit has no User=): mlistd must take back
+ * a directory that holds only its own files, and the workers must then
+ * write the database, the key and the Maildir again.
+ */
+START_TEST(test_state_dir_given_back)
+{
+	char	dir[64] = "/tmp/mlistd-state.XXXXXX", conf[300], out[4096], cmd[400];
+	char   *check[] = {(char *) tl_mlistd(), "-t", "-c", conf, NULL};
+	struct passwd *pw = getpwnam(TL_USER);
+	FILE   *fp;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "test_state_dir_given_back: needs root (CI runs as root)\n");
+		return;
+	}
+	ck_assert_ptr_nonnull(pw);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(chmod(dir, 0755), 0);
+	snprintf(conf, sizeof(conf), "%s/mlistd.conf", dir);
+	ck_assert_ptr_nonnull(fp = fopen(conf, "w"));
+	fprintf(fp, "database = %s/state/mlistd.db\nbounce-maildir = %s/state/bounces\n"
+		"user = %s\n", dir, dir, TL_USER);
+	ck_assert_int_eq(fclose(fp), 0);
+	ck_assert_int_eq(tl_run(check, out, sizeof(out)), 0);
+	/* What systemd does at the next start. */
+	snprintf(cmd, sizeof(cmd), "chown -R root:root '%s/state'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_msg(tl_run(check, out, sizeof(out)) == 0, "%s", out);
+	{
+		static const char *const paths[] = {"", "/mlistd.db", "/mlistd.key", "/bounces",
+			"/bounces/tmp", "/bounces/new", "/bounces/cur"};
+
+		for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+			char	p[400];
+			struct stat st;
+
+			snprintf(p, sizeof(p), "%s/state%s", dir, paths[i]);
+			ck_assert_int_eq(lstat(p, &st), 0);
+			ck_assert_msg(st.st_uid == pw->pw_uid, "%s still belongs to uid %ld", p,
+				      (long) st.st_uid);
+		}
+	}
+	/* A stranger in the directory: not handed over again. */
+	snprintf(cmd, sizeof(cmd), "chown -R root:root '%s/state' && chmod 755 '%s/state'"
+		 " && touch '%s/state/unrelated'", dir, dir, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(tl_run(check, out, sizeof(out)), 1);
+	ck_assert_msg(strstr(out, "hands over only directories it made") != NULL, "%s", out);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
 }
 END_TEST
 
@@ -859,6 +917,7 @@ main(void)
 	tcase_add_test(tc, test_session_deadline);
 	tcase_add_test(tc, test_command_line);
 	tcase_add_test(tc, test_no_root_link_following);
+	tcase_add_test(tc, test_state_dir_given_back);
 	suite_add_tcase(s, tc);
 	failed = ck_run(s);
 
