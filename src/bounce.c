@@ -102,7 +102,14 @@ header_block(struct cursor *c, field_fn fn, void *arg)
 			break;
 		lines++;
 		if ((line[0] == ' ' || line[0] == '\t') && have) {
-			append(value, &vlen, line, len);
+			/* Unfolded, the fold's indentation is one space: a
+			 * diagnostic reads "address rejected", not "address    rejected". */
+			size_t	skip = 0;
+
+			while (skip < len && (line[skip] == ' ' || line[skip] == '\t'))
+				skip++;
+			append(value, &vlen, " ", 1);
+			append(value, &vlen, line + skip, len - skip);
 			continue;
 		}
 		if (have)

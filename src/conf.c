@@ -645,7 +645,7 @@ conf_usage(FILE *fp)
 		if (strlen(opt) > 22)
 			fprintf(fp, "\n%28s", "");
 		fprintf(fp, " %s", p->doc);
-		if (p->type != T_BOOL && p->type != T_OPTSTR)
+		if (p->type != T_OPTSTR)
 			fprintf(fp, " (default %s)", p->defval);
 		fputc('\n', fp);
 	}
@@ -669,8 +669,14 @@ conf_dump(FILE *fp, const struct conf *cf)
 			fprintf(fp, "%s\n", *(const int *) field ? "yes" : "no");
 			break;
 		case T_UINT:
-		case T_TIME:
 			fprintf(fp, "%u\n", *(const unsigned *) field);
+			break;
+		case T_TIME:
+			/* Whole days as the files and the man pages write them. */
+			if (*(const unsigned *) field >= 86400 && *(const unsigned *) field % 86400 == 0)
+				fprintf(fp, "%ud\n", *(const unsigned *) field / 86400);
+			else
+				fprintf(fp, "%u\n", *(const unsigned *) field);
 			break;
 		case T_SIZE:
 			fprintf(fp, "%lu\n", *(const unsigned long *) field);

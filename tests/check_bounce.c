@@ -30,7 +30,7 @@ static const struct {
 	struct want_rcpt r[2];
 } corpus[] = {
 	{"postfix.eml", 1, "group1", 1, {{"alice@example.org", "5.1.1", "failed",
-	"smtp; 550 5.1.1 <alice@example.org>: Recipient address    rejected"}}},
+	"smtp; 550 5.1.1 <alice@example.org>: Recipient address rejected: User unknown"}}},
 	{"exim.eml", 1, "group2", 1, {{"carol@example.net", "5.0.0", "failed",
 	"550 mailbox unavailable"}}},
 	{"sendmail.eml", 1, "group1", 1, {{"dave@example.net", "5.2.2", "failed",

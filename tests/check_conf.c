@@ -228,6 +228,9 @@ START_TEST(test_dump_and_usage)
 	ck_assert_int_eq(fclose(fp), 0);
 	ck_assert_ptr_nonnull(strstr(buf, "\nmax-use = 42\n"));
 	ck_assert_ptr_nonnull(strstr(buf, "\nlisten = 127.0.0.1:20381\n"));
+	/* Durations as the files and the man pages write them. */
+	ck_assert_ptr_nonnull(strstr(buf, "\ndedup-window = 5d\n"));
+	ck_assert_ptr_nonnull(strstr(buf, "\nrelay-timeout = 120\n"));
 	free(buf);
 	buf = NULL;
 	fp = open_memstream(&buf, &len);
@@ -236,6 +239,9 @@ START_TEST(test_dump_and_usage)
 	ck_assert_ptr_nonnull(strstr(buf, "--config=FILE"));
 	ck_assert_ptr_nonnull(strstr(buf, "--bounce-maildir=DIR"));
 	ck_assert_ptr_nonnull(strstr(buf, "-f, --foreground"));
+	/* Booleans show their default too. */
+	ck_assert_ptr_nonnull(strstr(buf, "pipelined windows (default yes)\n"));
+	ck_assert_ptr_nonnull(strstr(buf, "(--verp=no: off) (default yes)\n"));
 	free(buf);
 	conf_free(cf);
 }
