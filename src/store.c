@@ -649,27 +649,41 @@ store_release(struct store *st, long long copy_id, int complete, unsigned window
 	return (STORE_YES);
 }
 
-int
-store_member_group(struct store *st, const char *address, const char *prefer,
-		   char *group, size_t len)
+/*
+ * text_row - step q for at most one row: its first column copied to out,
+ * and *flag (if not NULL) whether column 1 is not NULL.  STORE_YES,
+ * STORE_NO or STORE_ERROR; q is reset and unbound.
+ */
+static int
+text_row(struct store *st, sqlite3_stmt *q, char *out, size_t len, int *flag,
+	 const char *what)
 {
-	sqlite3_stmt *q = st->stmt[Q_MEMBER_GROUP];
-	int	rc;
+	int	rc = sqlite3_step(q);
 
-	if (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK
-	    || bind_opt(q, 2, prefer) != SQLITE_OK)
-		return (fail(st, "look up member's list"));
-	rc = sqlite3_step(q);
 	if (rc == SQLITE_ROW) {
-		const unsigned char *g = sqlite3_column_text(q, 0);
+		const unsigned char *t = sqlite3_column_text(q, 0);
 
-		snprintf(group, len, "%s", g ? (const char *) g : "");
+		snprintf(out, len, "%s", t ? (const char *) t : "");
+		if (flag)
+			*flag = sqlite3_column_type(q, 1) != SQLITE_NULL;
 	}
 	(void) sqlite3_reset(q);
 	(void) sqlite3_clear_bindings(q);
 	if (rc == SQLITE_ROW)
 		return (STORE_YES);
-	return (rc == SQLITE_DONE ? STORE_NO : fail(st, "look up member's list"));
+	return (rc == SQLITE_DONE ? STORE_NO : fail(st, what));
+}
+
+int
+store_member_group(struct store *st, const char *address, const char *prefer,
+		   char *group, size_t len)
+{
+	sqlite3_stmt *q = st->stmt[Q_MEMBER_GROUP];
+
+	if (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK
+	    || bind_opt(q, 2, prefer) != SQLITE_OK)
+		return (fail(st, "look up member's list"));
+	return (text_row(st, q, group, len, NULL, "look up member's list"));
 }
 
 int
@@ -714,24 +728,12 @@ store_probe_find(struct store *st, const char *address, long long expires,
 		 char *group, size_t len, int *bounced)
 {
 	sqlite3_stmt *q = st->stmt[Q_PROBE_FIND];
-	int	rc;
 
 	*bounced = 0;
 	if (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK
 	    || sqlite3_bind_int64(q, 2, expires) != SQLITE_OK)
 		return (fail(st, "look up probe"));
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW) {
-		const unsigned char *g = sqlite3_column_text(q, 0);
-
-		snprintf(group, len, "%s", g ? (const char *) g : "");
-		*bounced = sqlite3_column_type(q, 1) != SQLITE_NULL;
-	}
-	(void) sqlite3_reset(q);
-	(void) sqlite3_clear_bindings(q);
-	if (rc == SQLITE_ROW)
-		return (STORE_YES);
-	return (rc == SQLITE_DONE ? STORE_NO : fail(st, "look up probe"));
+	return (text_row(st, q, group, len, bounced, "look up probe"));
 }
 
 int
