@@ -69,7 +69,7 @@ struct conf_param {
 
 static const struct conf_param params[] = {
 	{"foreground", 'f', T_BOOL, "no", OFF(foreground), 0, 1, NULL,
-	"do not daemonize; log to stderr as well as syslog"},
+	"do not daemonize; log to stderr as well (under systemd: the journal only)"},
 	{"listen", 0, T_LISTEN, "127.0.0.1:20381", OFF(listen), 0, 0,
 	"HOST:PORT", "where to accept SMTP ([::1]:PORT for IPv6)"},
 	{"domain", 0, T_DOMAIN, "example.com", OFF(domain), 0, 0, "DOMAIN",
@@ -90,6 +90,8 @@ static const struct conf_param params[] = {
 	1024, 1024UL * 1024 * 1024, "BYTES", "largest message accepted (SIZE)"},
 	{"pidfile", 0, T_OPTSTR, "", OFF(pidfile), 0, 0, "FILE",
 	"pid file written by the master (default: none)"},
+	{"log-file", 0, T_OPTSTR, "", OFF(log_file), 0, 0, "FILE",
+	"log to this file instead of syslog (default: syslog, facility mail)"},
 	{"max-command-length", 0, T_UINT, "512", OFF(max_command_length),
 	512, 65536, "BYTES", "longest SMTP command line, CRLF included"},
 	{"max-line-length", 0, T_UINT, "2048", OFF(max_line_length),

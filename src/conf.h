@@ -21,6 +21,7 @@ struct conf {
 	unsigned workers;
 	unsigned long max_message_size;
 	char	*pidfile;		/* NULL: none */
+	char	*log_file;		/* NULL: syslog */
 	unsigned max_command_length;
 	unsigned max_line_length;
 	unsigned max_recipients;

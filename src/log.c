@@ -1,8 +1,11 @@
 /*
  * log.c - diagnostics in the Postfix manner.
  *
- * One line per event to syslog (facility mail) and, in the foreground, to
- * stderr as "ident[pid]: text".  Severity words follow Postfix: warnings
+ * One line per event to syslog (facility mail), or to the log-file of the
+ * configuration instead, and in the foreground also to stderr as
+ * "ident[pid]: text".  Under systemd (stderr is the journal, as
+ * JOURNAL_STREAM says) stderr lines carry their priority as "<N>" and
+ * syslog is skipped, so the journal gets every line once.  Severity words follow Postfix: warnings
  * start with "warning: ", errors with "error: ", fatal errors with
  * "fatal: " (the process then exits 1), broken invariants with "panic: "
  * (the process aborts).  Callers pass errno text themselves with
@@ -10,11 +13,13 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -23,6 +28,8 @@ static const char *msg_ident = "mlistd";
 static int msg_stderr;
 static int msg_syslog = 1;
 static long msg_pid;		/* for stderr lines; 0: ask getpid() */
+static int msg_fd = -1;		/* log-file, or -1: syslog */
+static int msg_journal;		/* stderr is systemd's journal */
 
 static void msg_vlog(int prio, const char *prefix, const char *fmt,
 		     va_list ap) MSG_PRINTF(3, 0);
@@ -31,9 +38,46 @@ static void msg_vlog(int prio, const char *prefix, const char *fmt,
 void
 msg_open(const char *ident, int to_stderr)
 {
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long dev, ino;
+	struct stat st;
+
 	msg_ident = ident;
 	msg_stderr = to_stderr;
-	openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+	msg_journal = to_stderr && js && sscanf(js, "%lu:%lu", &dev, &ino) == 2
+		&& fstat(2, &st) == 0 && (unsigned long) st.st_dev == dev
+		&& (unsigned long) st.st_ino == ino;
+	if (!msg_journal)
+		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+/* msg_syslog_listening - a syslog daemon's socket exists */
+int
+msg_syslog_listening(void)
+{
+	struct stat st;
+
+	return (stat(_PATH_LOG, &st) == 0 && S_ISSOCK(st.st_mode));
+}
+
+/* msg_to_journal - stderr is the journal (systemd) */
+int
+msg_to_journal(void)
+{
+	return (msg_journal);
+}
+
+/*
+ * msg_set_file - log to fd (the log-file, opened O_APPEND) instead of
+ * syslog; -1: back to syslog.  The caller owns the descriptor; forked
+ * workers inherit it.
+ */
+void
+msg_set_file(int fd)
+{
+	msg_fd = fd;
+	if (fd >= 0)
+		msg_syslog = 0;
 }
 
 /* msg_set_stderr - copy messages to stderr (foreground mode) */
@@ -61,20 +105,51 @@ msg_set_syslog(int to_syslog)
 void
 msg_syslog_probe(void)
 {
-	struct stat st;
 	int	had = msg_syslog;
 
 	msg_pid = (long) getpid();	/* a new process: fork resets nothing */
+	if (msg_fd >= 0 || msg_journal) {
+		msg_syslog = 0;
+		return;
+	}
 	if (!msg_stderr) {
 		msg_syslog = 1;
 		return;
 	}
-	msg_syslog = stat(_PATH_LOG, &st) == 0 && S_ISSOCK(st.st_mode);
+	msg_syslog = msg_syslog_listening();
 	if (had && !msg_syslog)
 		msg_warn("no syslog daemon listens on %s: logging to stderr only", _PATH_LOG);
 }
 
-/* msg_vlog - format once, send to both destinations */
+/* msg_file_line - one line to the log-file, in a single write */
+static void
+msg_file_line(const char *prefix, const char *text)
+{
+	char	line[2400], stamp[64], zone[8];
+	struct timespec ts;
+	struct tm tm;
+	int	n;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) < 0 || localtime_r(&ts.tv_sec, &tm) == NULL
+	    || strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm) == 0
+	    || strftime(zone, sizeof(zone), "%z", &tm) == 0)
+		snprintf(stamp, sizeof(stamp), "-"), zone[0] = 0;
+	n = snprintf(line, sizeof(line), "%s.%06ld%s %s[%ld]: %s%s\n", stamp,
+		     ts.tv_nsec / 1000, zone, msg_ident,
+		     msg_pid ? msg_pid : (long) getpid(), prefix, text);
+	if (n < 0)
+		return;
+	if ((size_t) n >= sizeof(line)) {
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	/* O_APPEND: whole lines, also from several workers at once. */
+	if (write(msg_fd, line, (size_t) n) != n && msg_stderr)
+		(void) fprintf(stderr, "%s: cannot write the log file: %s\n", msg_ident,
+			       strerror(errno));
+}
+
+/* msg_vlog - format once, send to every destination */
 static void
 msg_vlog(int prio, const char *prefix, const char *fmt, va_list ap)
 {
@@ -85,9 +160,14 @@ msg_vlog(int prio, const char *prefix, const char *fmt, va_list ap)
 	for (char *p = buf; *p; p++)
 		if ((unsigned char) *p < 0x20 || *p == 0x7f)
 			*p = '?';
-	if (msg_syslog)
+	if (msg_fd >= 0)
+		msg_file_line(prefix, buf);
+	else if (msg_syslog)
 		syslog(prio, "%s%s", prefix, buf);
-	if (msg_stderr) {
+	if (msg_stderr && msg_journal) {
+		(void) fprintf(stderr, "<%d>%s%s\n", prio, prefix, buf);
+		(void) fflush(stderr);
+	} else if (msg_stderr) {
 		(void) fprintf(stderr, "%s[%ld]: %s%s\n", msg_ident,
 			       msg_pid ? msg_pid : (long) getpid(), prefix, buf);
 		(void) fflush(stderr);

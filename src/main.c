@@ -10,6 +10,8 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <syslog.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "privs.h"
@@ -51,6 +53,20 @@ main(int argc, char **argv)
 			conf_args_free(args);
 			return (1);
 		}
+		if (cf->log_file) {
+			int	fd = privs_log_open(cf->log_file, err, sizeof(err));
+
+			if (fd < 0) {
+				fprintf(stderr, "mlistd: %s\n", err);
+				conf_free(cf);
+				conf_args_free(args);
+				return (1);
+			}
+			(void) close(fd);
+		} else if (!cf->foreground && !msg_syslog_listening())
+			fprintf(stderr, "mlistd: warning: no syslog daemon listens on %s and "
+				"log-file is not set: in the background mlistd's messages would "
+				"reach nobody\n", _PATH_LOG);
 		conf_dump(stdout, cf);
 		fprintf(stderr, "mlistd: configuration %s and database %s OK\n",
 			cf->config_file, cf->database);

@@ -27,13 +27,16 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,6 +69,7 @@ struct master {
 	unsigned failures;	/* consecutive start-up failures */
 	int	pidfile_written;
 	char   *pidfile;
+	int	log_fd;		/* log-file, or -1 */
 };
 
 static double now(void);
@@ -173,6 +177,52 @@ pidfile_remove(const char *path)
 	if (fscanf(fp, "%ld", &pid) == 1 && pid == (long) getpid())
 		(void) unlink(path);
 	(void) fclose(fp);
+}
+
+/*
+ * notify - tell systemd (a unit of Type=notify) what the master does:
+ * "READY=1", "RELOADING=1", "STOPPING=1".  Without NOTIFY_SOCKET in the
+ * environment this does nothing.  The protocol is one datagram on a
+ * Unix socket; no library is needed for it.
+ */
+static void
+notify(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun;
+	size_t	len;
+	int	fd;
+
+	if (path == NULL || (*path != '/' && *path != '@')
+	    || (len = strlen(path)) >= sizeof(sun.sun_path))
+		return;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, len);
+	if (*path == '@')
+		sun.sun_path[0] = 0;	/* an abstract socket */
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
+		msg_warn("cannot notify systemd: socket: %s", strerror(errno));
+		return;
+	}
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *) &sun,
+		   (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+		msg_warn("cannot notify systemd at %s: %s", path, strerror(errno));
+	(void) close(fd);
+}
+
+/*
+ * log_open - the log-file of cf, or -1 for syslog; -2 with err set
+ */
+static int
+log_open(const struct conf *cf, char *err, size_t errlen)
+{
+	int	fd;
+
+	if (cf->log_file == NULL)
+		return (-1);
+	fd = privs_log_open(cf->log_file, err, errlen);
+	return (fd < 0 ? -2 : fd);
 }
 
 /*
@@ -347,20 +397,26 @@ reload(struct master *m)
 	char	err[512];
 	struct conf *cf;
 	struct slot *slots;
-	int	fd = m->listen_fd;
+	int	fd = m->listen_fd, lfd;
 
+	notify("RELOADING=1");
 	msg_syslog_probe();
 	msg_info("reload: reading configuration %s", m->cf->config_file);
 	if ((cf = conf_build(m->args, err, sizeof(err))) == NULL
-	    || privs_check(cf, err, sizeof(err)) < 0) {
+	    || privs_check(cf, err, sizeof(err)) < 0
+	    || (lfd = log_open(cf, err, sizeof(err))) == -2) {
 		msg_error("reload failed: %s; keeping the running configuration", err);
 		conf_free(cf);
+		notify("READY=1");
 		return;
 	}
 	if (strcmp(cf->listen, m->cf->listen) != 0) {
 		if ((fd = listen_open(cf, err, sizeof(err))) < 0) {
 			msg_error("reload failed: %s; keeping the running configuration", err);
+			if (lfd >= 0)
+				(void) close(lfd);
 			conf_free(cf);
+			notify("READY=1");
 			return;
 		}
 	}
@@ -368,9 +424,18 @@ reload(struct master *m)
 		msg_error("reload failed: out of memory");
 		if (fd != m->listen_fd)
 			(void) close(fd);
+		if (lfd >= 0)
+			(void) close(lfd);
 		conf_free(cf);
+		notify("READY=1");
 		return;
 	}
+	/* The log-file is opened again at every reload: log rotation. */
+	msg_set_file(lfd);
+	if (m->log_fd >= 0)
+		(void) close(m->log_fd);
+	m->log_fd = lfd;
+	msg_syslog_probe();
 	if ((cf->pidfile == NULL) != (m->cf->pidfile == NULL)
 	    || (cf->pidfile && strcmp(cf->pidfile, m->cf->pidfile) != 0)
 	    || cf->foreground != m->cf->foreground)
@@ -390,6 +455,7 @@ reload(struct master *m)
 	for (unsigned i = 0; i < m->nslots; i++)
 		(void) spawn(m, i);
 	msg_info("reload: %u workers started", m->nslots);
+	notify("READY=1");
 }
 
 /* stop_all - SIGTERM: bounded graceful stop */
@@ -437,6 +503,17 @@ master_run(struct conf_args *args, struct conf *cf)
 	memset(&m, 0, sizeof(m));
 	m.args = args;
 	m.cf = cf;
+	if ((m.log_fd = log_open(cf, err, sizeof(err))) == -2) {
+		msg_error("%s", err);
+		conf_free(cf);
+		return (1);
+	}
+	if (m.log_fd >= 0)
+		msg_set_file(m.log_fd);
+	else if (!cf->foreground && !msg_syslog_listening())
+		msg_warn("no syslog daemon listens on %s and log-file is not set: once "
+			 "mlistd is in the background its messages reach nobody; set "
+			 "log-file, start a syslog daemon, or run mlistd with -f", _PATH_LOG);
 	/* The database opens (and gets its schema) once, before any fork. */
 	if (privs_check(cf, err, sizeof(err)) < 0) {
 		msg_error("%s", err);
@@ -493,6 +570,7 @@ master_run(struct conf_args *args, struct conf *cf)
 		 PACKAGE_VERSION, cf->listen, cf->domain, cf->workers);
 	for (unsigned i = 0; i < m.nslots; i++)
 		(void) spawn(&m, i);
+	notify("READY=1");
 
 	for (;;) {
 		double	next = respawn_due(&m), left = next - now();
@@ -516,6 +594,7 @@ master_run(struct conf_args *args, struct conf *cf)
 			reload(&m);
 		else if (sig == SIGTERM || sig == SIGINT) {
 			msg_info("stopping on signal %d", sig);
+			notify("STOPPING=1");
 			stop_all(&m);
 			break;
 		}
@@ -523,6 +602,8 @@ master_run(struct conf_args *args, struct conf *cf)
 	if (m.pidfile_written)
 		pidfile_remove(m.pidfile);
 	msg_info("stopped");
+	if (m.log_fd >= 0)
+		(void) close(m.log_fd);
 	free(m.pidfile);
 	free(m.slots);
 	free(m.old);

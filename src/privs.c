@@ -416,3 +416,44 @@ privs_check(const struct conf *cf, char *err, size_t errlen)
 	}
 	return (0);
 }
+
+/*
+ * privs_log_open - open the log-file for appending, as the master (root):
+ * the last component must not be a symbolic link, the file must be a
+ * regular file with one link, and as root its directory must be one only
+ * root can change (a link planted there by the workers' user is never
+ * followed: see open_parent).  The descriptor survives fork, so workers
+ * write to it after dropping privileges.  fd, or -1 with a message.
+ */
+int
+privs_log_open(const char *path, char *err, size_t errlen)
+{
+	char	buf[4096];
+	const char *base;
+	struct stat st;
+	int	dirfd, fd;
+
+	if ((dirfd = open_parent(path, buf, sizeof(buf), &base, err, errlen)) < 0)
+		return (-1);
+	if (geteuid() == 0 && !trusted_dir(dirfd)) {
+		snprintf(err, errlen, "log-file %s: its directory may be written by others "
+			 "than root; put the log in a directory such as /var/log", path);
+		(void) close(dirfd);
+		return (-1);
+	}
+	fd = openat(dirfd, base, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NOCTTY
+		    | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		snprintf(err, errlen, "log-file %s: %s", path, errno == ELOOP
+			 ? "is a symbolic link; name the file itself" : strerror(errno));
+		(void) close(dirfd);
+		return (-1);
+	}
+	(void) close(dirfd);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		snprintf(err, errlen, "log-file %s: not a regular file with one link", path);
+		(void) close(fd);
+		return (-1);
+	}
+	return (fd);
+}

@@ -22,4 +22,10 @@ int	privs_drop(const char *user, char *err, size_t errlen);
  */
 int	privs_check(const struct conf *, char *err, size_t errlen);
 
+/*
+ * privs_log_open - open the log-file for appending without following
+ * links that others than root could plant.  fd, or -1 with a message.
+ */
+int	privs_log_open(const char *path, char *err, size_t errlen);
+
 #endif

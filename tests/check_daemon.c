@@ -18,6 +18,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -710,6 +712,20 @@ START_TEST(test_init_script)
 	ck_assert_int_eq(access(pidfile, F_OK), -1);
 	ck_assert_int_eq(run_sh(script, "status", out, sizeof(out)), 3);
 	ck_assert_int_eq(run_sh(script, "stop", out, sizeof(out)), 0);	/* not running */
+	/*
+	 * A start that fails: the status line ends with one "failed", and
+	 * mlistd's reason follows on a line of its own.
+	 */
+	fp = fopen(conf, "a");
+	fprintf(fp, "workers = 0\n");
+	fclose(fp);
+	ck_assert_int_ne(run_sh(script, "start", out, sizeof(out)), 0);
+	ck_assert_msg(tl_count(out, "failed") == 1, "%s", out);
+	ck_assert_msg(strstr(out, "Starting mailing-list server: mlistd failed!\n") != NULL,
+		      "%s", out);
+	ck_assert_msg(strstr(out, "\n    mlistd: ") != NULL && strstr(out,
+		"mlistd.conf:6: workers: invalid value \"0\"") != NULL, "%s", out);
+	ck_assert_int_eq(run_sh(script, "status", out, sizeof(out)), 3);
 	snprintf(out, sizeof(out), "rm -rf '%s'", dir);
 	ck_assert_int_eq(system(out), 0);
 }
@@ -895,6 +911,269 @@ START_TEST(test_state_dir_given_back)
 }
 END_TEST
 
+/* slurp_or_empty - a file's text, or "" (free the result) */
+static char *
+slurp_or_empty(const char *path)
+{
+	char   *text = NULL;
+	FILE   *fp = fopen(path, "r");
+	size_t	len = 0;
+
+	if (fp != NULL) {
+		text = calloc(1, 1 << 20);
+		if (text != NULL)
+			len = fread(text, 1, (1 << 20) - 1, fp);
+		fclose(fp);
+	}
+	if (text == NULL)
+		text = calloc(1, 1);
+	ck_assert_ptr_nonnull(text);
+	text[len] = 0;
+	return (text);
+}
+
+/* read_pid - the number in a pid file, or 0 */
+static long
+read_pid(const char *path)
+{
+	FILE   *fp = fopen(path, "r");
+	long	pid = 0;
+
+	if (fp != NULL) {
+		if (fscanf(fp, "%ld", &pid) != 1)
+			pid = 0;
+		fclose(fp);
+	}
+	return (pid);
+}
+
+/*
+ * In the background with log-file set, every process logs to that file:
+ * the master's start, a worker's 451 when the relay is down; a SIGHUP
+ * opens it again (log rotation); a symbolic link as log-file is refused.
+ * Without log-file and without a syslog daemon, the start says so on
+ * stderr before detaching.
+ */
+START_TEST(test_log_file)
+{
+	char	dir[] = "/tmp/mlistd-logf.XXXXXX", logf[300], pidfile[300], state[200],
+		out[8192], arg[5][340], *text, *p;
+	char   *argv[] = {(char *) tl_mlistd(), "-c", "/dev/null", arg[0], arg[1], arg[2],
+		arg[3], arg[4], "--workers=1", "--user=" TL_USER, "--domain=lists.test",
+		NULL, NULL};
+	const char *rcpt[] = {"l1@lists.test", NULL};
+	struct tl_daemon d;
+	long	pid, worker_pid = 0;
+	struct stat st;
+	int	code;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(chmod(dir, 0755), 0);	/* root's: a log may live here */
+	snprintf(logf, sizeof(logf), "%s/mlistd.log", dir);
+	snprintf(pidfile, sizeof(pidfile), "%s/mlistd.pid", dir);
+	snprintf(state, sizeof(state), "%s/state", dir);
+	memset(&d, 0, sizeof(d));
+	d.port = tl_free_port(0);
+	snprintf(d.dir, sizeof(d.dir), "%s", state);
+	snprintf(arg[0], sizeof(arg[0]), "--listen=127.0.0.1:%d", d.port);
+	snprintf(arg[1], sizeof(arg[1]), "--pidfile=%s", pidfile);
+	snprintf(arg[2], sizeof(arg[2]), "--database=%s/mlistd.db", state);
+	snprintf(arg[3], sizeof(arg[3]), "--bounce-maildir=%s/bounces", state);
+	snprintf(arg[4], sizeof(arg[4]), "--relay=smtp://127.0.0.1:%d", tl_free_port(0));
+	{
+		static char logarg[340];
+
+		snprintf(logarg, sizeof(logarg), "--log-file=%s", logf);
+		argv[11] = logarg;
+	}
+	ck_assert_msg(tl_run(argv, out, sizeof(out)) == 0, "start: %s", out);
+	ck_assert_ptr_null(strstr(out, "syslog"));
+	pid = read_pid(pidfile);
+	ck_assert_int_gt(pid, 1);
+	detach_track(pid);
+	ck_assert_int_eq(stat(logf, &st), 0);
+	ck_assert_int_eq(st.st_uid, 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0640);
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO groups (name) VALUES ('l1');"
+				"INSERT INTO members (address) VALUES ('m@x.test');"
+				"INSERT INTO group_members VALUES ('l1', 'm@x.test');"), 0);
+	code = tl_post(&d, "m@x.test", rcpt, "From: m@x.test\r\nSubject: s\r\n\r\nbody\r\n", out, sizeof(out));
+	ck_assert_msg(code == 451, "post: %d %s", code, out);
+	text = slurp_or_empty(logf);
+	ck_assert_msg(strstr(text, "starting mlistd") != NULL, "log: %s", text);
+	/* The worker's deferral, under the worker's own pid. */
+	p = strstr(text, "status=deferred (cannot connect to relay");
+	ck_assert_msg(p != NULL, "no deferral in the log: %s", text);
+	while (p > text && p[-1] != '\n')
+		p--;
+	p = strstr(p, "mlistd[");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(sscanf(p, "mlistd[%ld]", &worker_pid), 1);
+	ck_assert_int_ne(worker_pid, pid);
+	/* Every line starts with an ISO 8601 time stamp. */
+	for (char *line = text; *line; line = strchr(line, '\n') + 1) {
+		int	y, mo, da, h, mi, se;
+
+		ck_assert_msg(sscanf(line, "%4d-%2d-%2dT%2d:%2d:%2d.", &y, &mo, &da, &h, &mi,
+				     &se) == 6, "line: %.80s", line);
+		if (strchr(line, '\n') == NULL)
+			break;
+	}
+	free(text);
+	/* Rotation: rename, SIGHUP, and the new file gets the next lines. */
+	snprintf(out, sizeof(out), "%s.1", logf);
+	ck_assert_int_eq(rename(logf, out), 0);
+	ck_assert_int_eq(kill((pid_t) pid, SIGHUP), 0);
+	for (int i = 0; i < 100 && access(logf, F_OK) != 0; i++)
+		tl_sleep_ms(50);
+	for (int i = 0; i < 100; i++) {
+		text = slurp_or_empty(logf);
+		if (strstr(text, "workers started"))
+			break;
+		free(text);
+		text = NULL;
+		tl_sleep_ms(50);
+	}
+	ck_assert_ptr_nonnull(text);
+	ck_assert_ptr_null(strstr(text, "starting mlistd"));
+	free(text);
+	ck_assert_int_eq(kill((pid_t) pid, SIGTERM), 0);
+	for (int i = 0; i < 200 && alive(pid); i++)
+		tl_sleep_ms(50);
+	ck_assert_int_eq(alive(pid), 0);
+	text = slurp_or_empty(logf);
+	ck_assert_ptr_nonnull(strstr(text, "stopped"));
+	free(text);
+
+	/* A link as log-file: refused, and its target is left alone. */
+	snprintf(out, sizeof(out), "%s/target", dir);
+	ck_assert_int_eq(close(open(out, O_WRONLY | O_CREAT, 0600)), 0);
+	ck_assert_int_eq(unlink(logf), 0);
+	ck_assert_int_eq(symlink(out, logf), 0);
+	ck_assert_int_eq(tl_run(argv, out, sizeof(out)), 1);
+	ck_assert_msg(strstr(out, "symbolic link") != NULL, "%s", out);
+	snprintf(out, sizeof(out), "%s/target", dir);
+	ck_assert_int_eq(stat(out, &st), 0);
+	ck_assert_int_eq(st.st_size, 0);
+	ck_assert_int_eq(access(pidfile, F_OK), -1);
+
+	/* No log-file: the missing syslog daemon is named before detaching. */
+	argv[11] = NULL;
+	ck_assert_msg(tl_run(argv, out, sizeof(out)) == 0, "start: %s", out);
+	pid = read_pid(pidfile);
+	ck_assert_int_gt(pid, 1);
+	detach_track(pid);
+	{
+		struct stat ls;
+		int	listening = stat("/dev/log", &ls) == 0 && S_ISSOCK(ls.st_mode);
+
+		if (listening)
+			ck_assert_msg(strstr(out, "no syslog daemon") == NULL, "%s", out);
+		else
+			ck_assert_msg(strstr(out, "no syslog daemon listens on /dev/log and "
+					     "log-file is not set") != NULL, "%s", out);
+	}
+	ck_assert_int_eq(kill((pid_t) pid, SIGTERM), 0);
+	for (int i = 0; i < 200 && alive(pid); i++)
+		tl_sleep_ms(50);
+	ck_assert_int_eq(alive(pid), 0);
+	snprintf(out, sizeof(out), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(out), 0);
+}
+END_TEST
+
+/* notify_recv - one datagram from the notify socket within 10 s, or "" */
+static void
+notify_recv(int fd, char *buf, size_t len)
+{
+	struct timeval tv = {10, 0};
+	ssize_t	n;
+
+	(void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	n = recv(fd, buf, len - 1, 0);
+	buf[n > 0 ? n : 0] = 0;
+}
+
+/*
+ * Under systemd (Type=notify, stderr is the journal): READY=1 once the
+ * workers run, RELOADING=1 and READY=1 around a SIGHUP, STOPPING=1 at
+ * SIGTERM; stderr lines carry "<N>" priorities and no "mlistd[pid]:",
+ * which the journal adds itself.
+ */
+START_TEST(test_systemd)
+{
+	char	dir[] = "/tmp/mlistd-sd.XXXXXX", sock[100], logf[300], msg[256],
+		conf[300], *text;
+	struct sockaddr_un sun;
+	struct tl_daemon d;
+	int	sfd, fd, status;
+	pid_t	pid;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(tl_give_dir(dir), 0);
+	snprintf(sock, sizeof(sock), "%s/notify", dir);
+	snprintf(logf, sizeof(logf), "%s/stderr", dir);
+	snprintf(conf, sizeof(conf), "%s/mlistd.conf", dir);
+	memset(&d, 0, sizeof(d));
+	d.port = tl_free_port(0);
+	{
+		FILE   *fp = fopen(conf, "w");
+
+		ck_assert_ptr_nonnull(fp);
+		fprintf(fp, "listen = 127.0.0.1:%d\ndatabase = %s/mlistd.db\n"
+			"bounce-maildir = %s/bounces\nuser = %s\nworkers = 1\n",
+			d.port, dir, dir, TL_USER);
+		ck_assert_int_eq(fclose(fp), 0);
+	}
+	sfd = socket(AF_UNIX, SOCK_DGRAM, 0);
+	ck_assert_int_ge(sfd, 0);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
+	ck_assert_int_eq(bind(sfd, (struct sockaddr *) &sun, sizeof(sun)), 0);
+	if ((pid = fork()) == 0) {
+		struct stat st;
+		char	js[64];
+		int	lfd = open(logf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		if (lfd < 0 || fstat(lfd, &st) < 0 || dup2(lfd, 2) < 0)
+			_exit(127);
+		snprintf(js, sizeof(js), "%lu:%lu", (unsigned long) st.st_dev,
+			 (unsigned long) st.st_ino);
+		setenv("JOURNAL_STREAM", js, 1);
+		setenv("NOTIFY_SOCKET", sock, 1);
+		execl(tl_mlistd(), tl_mlistd(), "-f", "-c", conf, (char *) NULL);
+		_exit(127);
+	}
+	ck_assert_int_gt(pid, 0);
+	notify_recv(sfd, msg, sizeof(msg));
+	ck_assert_str_eq(msg, "READY=1");
+	fd = tl_connect(&d);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(tl_reply(fd, msg, sizeof(msg)), 220);
+	(void) close(fd);
+	ck_assert_int_eq(kill(pid, SIGHUP), 0);
+	notify_recv(sfd, msg, sizeof(msg));
+	ck_assert_str_eq(msg, "RELOADING=1");
+	notify_recv(sfd, msg, sizeof(msg));
+	ck_assert_str_eq(msg, "READY=1");
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	notify_recv(sfd, msg, sizeof(msg));
+	ck_assert_str_eq(msg, "STOPPING=1");
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	(void) close(sfd);
+	text = slurp_or_empty(logf);
+	ck_assert_msg(strncmp(text, "<6>starting mlistd", 18) == 0, "%s", text);
+	ck_assert_ptr_nonnull(strstr(text, "\n<6>reload: reading configuration"));
+	ck_assert_ptr_nonnull(strstr(text, "\n<6>stopped\n"));
+	ck_assert_ptr_null(strstr(text, "mlistd["));
+	free(text);
+	snprintf(msg, sizeof(msg), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(msg), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -918,6 +1197,7 @@ main(void)
 	tcase_add_test(tc, test_command_line);
 	tcase_add_test(tc, test_no_root_link_following);
 	tcase_add_test(tc, test_state_dir_given_back);
+	tcase_add_test(tc, test_systemd);
 	suite_add_tcase(s, tc);
 	failed = ck_run(s);
 
@@ -930,6 +1210,7 @@ main(void)
 	tc = tcase_create("detached");
 	tcase_add_test(tc, test_daemonize);
 	tcase_add_test(tc, test_init_script);
+	tcase_add_test(tc, test_log_file);
 	suite_add_tcase(s, tc);
 	return (ck_run_nofork(s) || failed);
 }
