@@ -8,7 +8,9 @@
 #   internet side:  swaks --server 127.0.0.1:2525 ...  -> private Postfix
 #   Postfix -> mlistd 127.0.0.1:20381 -> Postfix -> members' Maildir
 #
-# Members' mail (example.org) is delivered into $DEMO/mail/members/new/.
+# Members' mail (example.org) is delivered into $DEMO/mail/members/new/;
+# mail for any other domain (a DSN to a refused poster, say) goes into
+# $DEMO/mail/outside/new/, never to the internet.
 # Ctrl-C stops mlistd and the private Postfix.
 set -eu
 cd "$(dirname "$0")/.."
@@ -58,7 +60,12 @@ virtual_mailbox_maps = static:members/
 virtual_uid_maps = static:$(id -u mlistd)
 virtual_gid_maps = static:$(id -g mlistd)
 EOF
-echo "lists.example.org mlistd:[127.0.0.1]:$MLPORT" > "$PF/conf/transport"
+# Every domain but the two of the demo stays on this machine too.
+cat > "$PF/conf/transport" <<EOF
+lists.example.org mlistd:[127.0.0.1]:$MLPORT
+example.org virtual:
+* outside:
+EOF
 cat > "$PF/conf/master.cf" <<EOF
 127.0.0.1:$PFPORT inet n - n - - smtpd
 pickup unix n - n 60 1 pickup
@@ -82,19 +89,29 @@ scache unix - - n - 1 scache
 postlog unix-dgram n - n - 1 postlogd
 showq unix n - n - - showq
 mlistd unix - - n - 4 smtp -o syslog_name=postfix/mlistd
+outside unix - n n - - virtual -o virtual_mailbox_maps=static:outside/
 EOF
 postfix -c "$PF/conf" start
-trap 'postfix -c "$PF/conf" stop >/dev/null 2>&1 || true' EXIT INT TERM
+# Stop the private Postfix once, whether the demo ends by Ctrl-C or not.
+stop_postfix() {
+	trap - EXIT INT TERM
+	postfix -c "$PF/conf" stop >/dev/null 2>&1 || true
+}
+trap stop_postfix EXIT
+trap 'stop_postfix; exit 130' INT TERM
 
 set -- -c /dev/null --domain=lists.example.org --listen=127.0.0.1:$MLPORT \
-	--database="$DEMO/mlistd.db" --bounce-maildir="$DEMO/bounces" \
-	--relay=smtp://127.0.0.1:$PFPORT --workers=2
-./src/mlistd -t "$@" >/dev/null		# creates the schema
-sqlite3 "$DEMO/mlistd.db" < sql/example.sql
+	--database="$DEMO/state/mlistd.db" --bounce-maildir="$DEMO/state/bounces" \
+	--relay=smtp://127.0.0.1:$PFPORT --workers=2 --foreground
+# mlistd creates its state directory and the schema, owned by its user.
+./src/mlistd -t "$@" >/dev/null
+sqlite3 "$DEMO/state/mlistd.db" < sql/example.sql
 cat <<EOF
-demo database: $DEMO/mlistd.db     Postfix log: $PF/maillog
+demo database: $DEMO/state/mlistd.db     Postfix log: $PF/maillog
 post as a member from another terminal:
   swaks --server 127.0.0.1:$PFPORT --from alice@example.org --to group1@lists.example.org
-and see the copies for alice and bob arrive in $DEMO/mail/members/new/
+and see the copies for alice and bob arrive in $DEMO/mail/members/new/;
+a post from a non-member (--from mallory@example.net) is refused, and
+Postfix's DSN to mallory arrives in $DEMO/mail/outside/new/
 EOF
-./src/mlistd -f "$@"
+./src/mlistd "$@"
