@@ -6,7 +6,8 @@
 # touched) and runs mlistd in the foreground for lists.example.org.
 #
 #   internet side:  swaks --server 127.0.0.1:2525 ...  -> private Postfix
-#   Postfix -> mlistd 127.0.0.1:20381 -> Postfix -> members' Maildir
+#   Postfix -> mlistd 127.0.0.1:20381 -> Postfix's reinjection smtpd
+#   127.0.0.1:20382 -> members' Maildir
 #
 # Members' mail (example.org) is delivered into $DEMO/mail/members/new/;
 # mail for any other domain (a DSN to a refused poster, say) goes into
@@ -17,6 +18,7 @@ cd "$(dirname "$0")/.."
 DEMO=${DEMO:-/tmp/mlistd-demo}
 PFPORT=${PFPORT:-2525}
 MLPORT=${MLPORT:-20381}
+RIPORT=${RIPORT:-20382}
 
 command -v sqlite3 >/dev/null 2>&1 && command -v postfix >/dev/null 2>&1 \
 	&& [ -f /usr/include/mailutils/smtp.h ] || sh contrib/install-deps.sh
@@ -50,7 +52,6 @@ maillog_file_prefixes = $PF
 relay_domains = lists.example.org
 transport_maps = texthash:$PF/conf/transport
 mlistd_destination_recipient_limit = 1
-smtpd_authorized_verp_clients = 127.0.0.0/8
 smtpd_forbid_bare_newline = normalize
 smtpd_forbid_bare_newline_exclusions =
 # The members' domain is delivered here, into one demo Maildir.
@@ -91,6 +92,12 @@ showq unix n - n - - showq
 mlistd unix - - n - 4 smtp -o syslog_name=postfix/mlistd
 outside unix - n n - - virtual -o virtual_mailbox_maps=static:outside/
 EOF
+# contrib's reinjection smtpd, where mlistd hands the copies back.
+awk -v listen="127.0.0.1:$RIPORT" '
+	/^127\.0\.0\.1:20382 / { p = 1; sub(/^127\.0\.0\.1:20382/, listen); print; next }
+	p && /^[ \t]/ { print; next }
+	{ p = 0 }' contrib/postfix/master.cf >> "$PF/conf/master.cf"
+grep -q "^127.0.0.1:$RIPORT " "$PF/conf/master.cf"
 postfix -c "$PF/conf" start
 # Stop the private Postfix once, whether the demo ends by Ctrl-C or not.
 stop_postfix() {
@@ -102,7 +109,7 @@ trap 'stop_postfix; exit 130' INT TERM
 
 set -- -c /dev/null --domain=lists.example.org --listen=127.0.0.1:$MLPORT \
 	--database="$DEMO/state/mlistd.db" --bounce-maildir="$DEMO/state/bounces" \
-	--relay=smtp://127.0.0.1:$PFPORT --workers=2 --foreground
+	--relay=smtp://127.0.0.1:$RIPORT --workers=2 --foreground
 # mlistd creates its state directory and the schema, owned by its user.
 ./src/mlistd -t "$@" >/dev/null
 sqlite3 "$DEMO/state/mlistd.db" < sql/example.sql

@@ -34,6 +34,7 @@ struct conf {
 	unsigned relay_timeout;		/* seconds */
 	unsigned database_timeout;	/* seconds to wait for a lock */
 	int	verp;			/* ask the relay for XVERP */
+	unsigned verp_interval;		/* ... for about one post in this many */
 	unsigned bounce_threshold;	/* 0: no automatic unsubscribes */
 	unsigned bounce_window;		/* days */
 	char	*user;			/* who runs the workers, when root */

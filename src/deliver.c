@@ -566,6 +566,20 @@ check_post(struct deliver_session *ds, const struct smtp_envelope *env,
 	return (0);
 }
 
+/* verp_chosen - is this post (by its hex digest) the one in n */
+static int
+verp_chosen(const char *digest, unsigned n)
+{
+	unsigned long v = 0;
+
+	if (n <= 1)
+		return (1);
+	for (int i = 0; i < 8 && isxdigit((unsigned char) digest[i]); i++)
+		v = v * 16 + (unsigned long) (isdigit((unsigned char) digest[i])
+			? digest[i] - '0' : tolower((unsigned char) digest[i]) - 'a' + 10);
+	return (v % n == 0);
+}
+
 /*
  * send_copy - one list: claim, recipients, rewrite, relay with a
  * checkpoint after each transaction, release.  0 or -1 (reply set).
@@ -668,9 +682,12 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 	/*
 	 * XVERP: Postfix gives each member's copy the envelope sender
 	 * bounce+member=domain@listdomain, so a bounce names its member even
-	 * when it is not a proper DSN.
+	 * when it is not a proper DSN.  It costs Postfix one delivery
+	 * transaction per member, so with verp-interval N only about one
+	 * post in N goes with it, chosen by the post's digest: a retry of the
+	 * same post makes the same choice.
 	 */
-	if (cf->verp) {
+	if (cf->verp && verp_chosen(digest, cf->verp_interval)) {
 		if (relay_has_capa(d->relay, "XVERP") == 0 && !d->verp_warned++)
 			msg_warn("relay %s does not offer XVERP: bounces cannot be traced to "
 				 "members by address (Postfix: smtpd_authorized_verp_clients = "

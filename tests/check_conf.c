@@ -241,7 +241,7 @@ START_TEST(test_dump_and_usage)
 	ck_assert_ptr_nonnull(strstr(buf, "-f, --foreground"));
 	/* Booleans show their default too. */
 	ck_assert_ptr_nonnull(strstr(buf, "pipelined windows (default yes)\n"));
-	ck_assert_ptr_nonnull(strstr(buf, "(--verp=no: off) (default yes)\n"));
+	ck_assert_ptr_nonnull(strstr(buf, "a transaction per member) (default no)\n"));
 	free(buf);
 	conf_free(cf);
 }

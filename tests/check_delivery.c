@@ -920,13 +920,23 @@ START_TEST(test_bounce_database_locked)
 }
 END_TEST
 
-/* XVERP when the relay offers it; any VERP tag accepted at RCPT. */
+/*
+ * No XVERP by default, even where the relay offers it; with verp = yes,
+ * XVERP; any VERP tag accepted at RCPT.
+ */
 START_TEST(test_verp_and_callout)
 {
 	char   *m[8], buf[1024];
 	int	fd;
 
 	start(NULL, "-X", NULL);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 250);
+	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 1);
+	ck_assert_ptr_nonnull(strstr(m[0], "MAIL FROM:<bounce@example.com>\r\n"));
+	tl_free_messages(m, 1);
+	stop();
+	start("verp = yes\n", "-X", NULL);
 	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
 			      POST("alice@example.org")), 250);
 	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 1);
@@ -948,12 +958,53 @@ START_TEST(test_verp_and_callout)
 }
 END_TEST
 
-/* Without XVERP on offer: sent anyway, and the log says why. */
+/*
+ * verp-interval 3: about one post in three goes with XVERP, the others
+ * without, and the same post sent again (dedup off here, so it is sent)
+ * makes the same choice, as a retry does.
+ */
+START_TEST(test_verp_interval)
+{
+	const char *rcpt[] = {"group1@example.com", NULL};
+	char   *m[64], data[2048], seq[32];
+	int	n, with = 0;
+
+	start("verp = yes\nverp-interval = 3\ndedup-window = 0\n", "-X", NULL);
+	for (int i = 0; i < 30; i++) {
+		snprintf(data, sizeof(data), "X-Verp-Seq: %d\r\n%s", i, POST("alice@example.org"));
+		ck_assert_int_eq(tl_post(&d, "alice@example.org", rcpt, data, reply,
+					 sizeof(reply)), 250);
+		ck_assert_int_eq(tl_post(&d, "alice@example.org", rcpt, data, reply,
+					 sizeof(reply)), 250);
+	}
+	n = tl_sink_messages(&k, m, 64);
+	ck_assert_int_eq(n, 60);
+	for (int i = 0; i < 30; i++) {
+		int	copies = 0, verp = 0;
+
+		snprintf(seq, sizeof(seq), "X-Verp-Seq: %d\r\n", i);
+		for (int j = 0; j < n; j++)
+			if (strstr(m[j], seq)) {
+				copies++;
+				verp += strstr(m[j], " XVERP=+=") != NULL;
+			}
+		ck_assert_int_eq(copies, 2);
+		ck_assert_msg(verp == 0 || verp == 2, "post %d: XVERP on one copy only", i);
+		with += verp / 2;
+	}
+	tl_free_messages(m, n);
+	/* 30 distinct posts; "about one in three" as a hash spreads them. */
+	ck_assert_msg(with >= 3 && with <= 18, "%d of 30 posts with XVERP", with);
+	stop();
+}
+END_TEST
+
+/* verp = yes, and no XVERP on offer: sent anyway, and the log says why. */
 START_TEST(test_no_xverp_logged)
 {
 	char   *m[8], cmd[400];
 
-	start(NULL, NULL);
+	start("verp = yes\n", NULL);
 	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
 			      POST("alice@example.org")), 250);
 	ck_assert_int_eq(tl_sink_messages(&k, m, 8), 1);
@@ -1728,6 +1779,7 @@ main(void)
 	tcase_add_test(tc, test_bounce_database_locked);
 	tcase_add_test(tc, test_verp_and_callout);
 	tcase_add_test(tc, test_no_xverp_logged);
+	tcase_add_test(tc, test_verp_interval);
 	tcase_add_test(tc, test_bounce_probes);
 	tcase_add_test(tc, test_exactly_once);
 	tcase_add_test(tc, test_dedup_off);

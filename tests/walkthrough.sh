@@ -162,7 +162,9 @@ sqlite3 "$db" "INSERT INTO members (address) VALUES ('gone@${poster#*@}');
 step "5. a private Postfix wired as README says"
 pfport=$(free_port)
 mlport=$(free_port)
-[ "$pfport" != "$mlport" ] || mlport=$(free_port)
+riport=$(free_port)
+[ "$pfport" != "$mlport" ] && [ "$riport" != "$mlport" ] && [ "$riport" != "$pfport" ] \
+	|| fail "port clash, run again"
 mkdir -p "$pfconf" "$work/postfix/queue" "$work/postfix/data" "$work/mail"
 chown postfix "$work/postfix/data"
 chown mlistd:mlistd "$work/mail"
@@ -218,13 +220,17 @@ anvil unix - - n - 1 anvil
 scache unix - - n - 1 scache
 postlog unix-dgram n - n - 1 postlogd
 EOF
-readme_block "Wiring Postfix to mlistd" 3 >> "$pfconf/master.cf"
+readme_block "Wiring Postfix to mlistd" 3 | sed "s|^127.0.0.1:20382 |127.0.0.1:$riport |" \
+	>> "$pfconf/master.cf"
 grep -q "^mlistd " "$pfconf/master.cf" || fail "README's master.cf block"
+grep -q "^127.0.0.1:$riport .*smtpd" "$pfconf/master.cf" || fail "README's reinjection smtpd"
 postfix -c "$pfconf" check || fail "postfix check"
 postfix -c "$pfconf" start
 # The administrator points mlistd at this Postfix (listen and relay).
 sed -i -e "s|^listen = .*|listen = 127.0.0.1:$mlport|" \
-	-e "s|^relay = .*|relay = smtp://127.0.0.1:$pfport|" /etc/mlistd.conf
+	-e "s|^relay = smtp://127.0.0.1:20382$|relay = smtp://127.0.0.1:$riport|" /etc/mlistd.conf
+grep -q "^relay = smtp://127.0.0.1:$riport" /etc/mlistd.conf \
+	|| fail "contrib's mlistd.conf does not relay to the reinjection smtpd"
 grep -q "^listen = 127.0.0.1:$mlport" /etc/mlistd.conf || fail "no listen line to edit"
 /etc/init.d/mlistd start > "$work/init.out" 2>&1 || { cat "$work/init.out"; fail "init start"; }
 cat "$work/init.out"
@@ -251,6 +257,8 @@ copy=$(find "$work/mail/members/new" -type f | head -1)
 grep -q "^List-Id: .*board" "$copy" || fail "the copy has no List-Id"
 grep -q "^Subject: first" "$copy" || fail "the copy is not the post"
 grep -q "postfix/mlistd/smtp\[.*status=sent" "$work/postfix/maillog" || fail "maillog never says postfix/mlistd"
+grep -q "postfix/mlistd-reinject/smtpd\[" "$work/postfix/maillog" \
+	|| fail "the copies did not come back through the reinjection smtpd"
 echo "copy delivered: $copy"
 
 step "6. the clean-up query, on what the relay refused"
@@ -275,7 +283,8 @@ step "7. the Quick start demo"
 demo=$work/demo
 dpf=$(free_port)
 dml=$(free_port)
-DEMO=$demo PFPORT=$dpf MLPORT=$dml setsid sh contrib/demo.sh > "$work/demo.out" 2>&1 &
+dri=$(free_port)
+DEMO=$demo PFPORT=$dpf MLPORT=$dml RIPORT=$dri setsid sh contrib/demo.sh > "$work/demo.out" 2>&1 &
 demo_pgid=$!
 wait_for 'grep -q "starting mlistd" "$work/demo.out"' 120 "the demo to start"
 wait_for "ss -Htln 'sport = :$dml' | grep -q ." 10 "the demo's mlistd"
