@@ -35,7 +35,7 @@
 
 #include "probe.h"
 
-#define MAC_BYTES 10
+#define MAC_BYTES PROBE_MAC_BYTES
 
 int
 probe_key_load(const char *path, unsigned char key[PROBE_KEY_LEN], char *err,
@@ -93,33 +93,48 @@ probe_key_load(const char *path, unsigned char key[PROBE_KEY_LEN], char *err,
 	return (0);
 }
 
-/* mac - the tag's MAC of member, group and expires, lower-cased, in hex */
-static void
-mac(const unsigned char key[PROBE_KEY_LEN], const char *member, const char *group,
-    unsigned long expires, char hex[2 * MAC_BYTES + 1])
+/*
+ * probe_mac_hex - HMAC-SHA256 under key of a purpose word and fields,
+ * each lower-cased and ended by a newline, then expires in hex; the first
+ * PROBE_MAC_BYTES bytes in lower-case hex.  The purpose word keeps a MAC
+ * made for one use ("probe", "confirm") from being valid for another.
+ */
+void
+probe_mac_hex(const unsigned char key[PROBE_KEY_LEN], const char *purpose,
+	      const char *const *field, size_t nfield, unsigned long expires,
+	      char hex[2 * PROBE_MAC_BYTES + 1])
 {
 	struct hmac_sha256_ctx ctx;
 	unsigned char sum[SHA256_DIGEST_SIZE];
-	char	buf[16];
+	char	buf[24];
 
 	hmac_sha256_set_key(&ctx, PROBE_KEY_LEN, key);
-	hmac_sha256_update(&ctx, 6, (const uint8_t *) "probe\n");
-	for (const char *p = member; *p; p++) {
-		uint8_t	c = (uint8_t) tolower((unsigned char) *p);
-
-		hmac_sha256_update(&ctx, 1, &c);
-	}
+	hmac_sha256_update(&ctx, strlen(purpose), (const uint8_t *) purpose);
 	hmac_sha256_update(&ctx, 1, (const uint8_t *) "\n");
-	for (const char *p = group; *p; p++) {
-		uint8_t	c = (uint8_t) tolower((unsigned char) *p);
+	for (size_t i = 0; i < nfield; i++) {
+		for (const char *p = field[i]; *p; p++) {
+			uint8_t	c = (uint8_t) tolower((unsigned char) *p);
 
-		hmac_sha256_update(&ctx, 1, &c);
+			hmac_sha256_update(&ctx, 1, &c);
+		}
+		if (i + 1 < nfield)
+			hmac_sha256_update(&ctx, 1, (const uint8_t *) "\n");
 	}
 	snprintf(buf, sizeof(buf), "\n%lx", expires);
 	hmac_sha256_update(&ctx, strlen(buf), (const uint8_t *) buf);
 	hmac_sha256_digest(&ctx, sizeof(sum), sum);
-	for (int i = 0; i < MAC_BYTES; i++)
+	for (int i = 0; i < PROBE_MAC_BYTES; i++)
 		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+}
+
+/* mac - the tag's MAC of member, group and expires */
+static void
+mac(const unsigned char key[PROBE_KEY_LEN], const char *member, const char *group,
+    unsigned long expires, char hex[2 * MAC_BYTES + 1])
+{
+	const char *field[2] = {member, group};
+
+	probe_mac_hex(key, "probe", field, 2, expires, hex);
 }
 
 int

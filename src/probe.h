@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #define PROBE_KEY_LEN	32
+#define PROBE_MAC_BYTES	10	/* 80 bits of MAC in a tag or token */
 #define PROBE_LIFETIME	(7 * 86400)	/* a probe's bounce counts this long */
 
 /*
@@ -13,6 +14,14 @@
  */
 int	probe_key_load(const char *path, unsigned char key[PROBE_KEY_LEN],
 		       char *err, size_t errlen);
+
+/*
+ * probe_mac_hex - HMAC-SHA256 of purpose, the fields (lower-cased) and
+ * expires, its first PROBE_MAC_BYTES bytes in hex (shared with tokens).
+ */
+void	probe_mac_hex(const unsigned char key[PROBE_KEY_LEN], const char *purpose,
+		      const char *const *field, size_t nfield, unsigned long expires,
+		      char hex[2 * PROBE_MAC_BYTES + 1]);
 
 /*
  * probe_local - the local part of a probe's envelope sender for member

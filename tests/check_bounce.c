@@ -17,6 +17,7 @@
 
 #include "bounce.h"
 #include "probe.h"
+#include "token.h"
 
 struct want_rcpt {
 	const char *address, *status, *action, *diag_part;
@@ -294,6 +295,9 @@ START_TEST(test_probe_tags)
 	ck_assert_int_eq(probe_local(key, "bounce", "Alice.B-c@Example.org", "group1", 2000000000UL,
 				     local, sizeof(local)), 0);
 	ck_assert_int_eq(strncmp(local, "bounce+probe-773594", 19), 0);
+	/* The MAC is HMAC-SHA256("probe\n" member "\n" group "\n" expiry):
+	 * tags sent by earlier versions stay valid (computed independently). */
+	ck_assert_ptr_nonnull(strstr(local, "-ca1ec2a7bcc59434ca05-"));
 	ck_assert_int_eq(probe_parse(local, "bounce", member, sizeof(member), &exp), 0);
 	ck_assert_str_eq(member, "Alice.B-c@Example.org");
 	ck_assert_uint_eq(exp, 2000000000UL);
@@ -321,6 +325,85 @@ START_TEST(test_probe_tags)
 	ck_assert_int_eq(probe_parse("bounce+probe-zz-00-a=b", "bounce", member, sizeof(member),
 				     &exp), -1);
 	ck_assert_int_eq(probe_verify(key, "bounce", "bounce", "group1", 0), PROBE_EXPIRED);
+}
+END_TEST
+
+/*
+ * Confirmation tokens: short, bound to action, list, address and expiry;
+ * tampered, expired, another list, another address, another key and
+ * malformed tokens are told apart; a probe tag is no token.
+ */
+START_TEST(test_confirm_tokens)
+{
+	unsigned char key[PROBE_KEY_LEN], other[PROBE_KEY_LEN];
+	char	tok[TOKEN_MAX + 1], bad[64];
+	enum token_action act = 0;
+	unsigned long exp = 0;
+
+	memset(key, 7, sizeof(key));
+	memset(other, 8, sizeof(other));
+	ck_assert_int_eq(token_make(key, TOKEN_SUBSCRIBE, "group1", "ann@example.org",
+				    2000000000UL, tok, sizeof(tok)), 0);
+	/* HMAC-SHA256("confirm\n" "s\n" group "\n" address "\n" expiry). */
+	ck_assert_str_eq(tok, "s77359400-1e720315198a60805d7e");
+	ck_assert_uint_le(strlen(tok), TOKEN_MAX);
+	ck_assert_int_eq(token_check(key, tok, "group1", "ann@example.org", 1999999999UL, &act,
+				     &exp), TOKEN_VALID);
+	ck_assert_int_eq(act, TOKEN_SUBSCRIBE);
+	ck_assert_uint_eq(exp, 2000000000UL);
+	/* Case of address, list and token does not matter. */
+	ck_assert_int_eq(token_check(key, "S77359400-1E720315198A60805D7E", "GROUP1",
+				     "Ann@Example.ORG", 1999999999UL, NULL, NULL), TOKEN_VALID);
+	/* Expired: ours, too old. */
+	ck_assert_int_eq(token_check(key, tok, "group1", "ann@example.org", 2000000001UL, &act,
+				     &exp), TOKEN_EXPIRED);
+	/* Another list, another address, another key. */
+	ck_assert_int_eq(token_check(key, tok, "group2", "ann@example.org", 1999999999UL, NULL,
+				     NULL), TOKEN_FORGED);
+	ck_assert_int_eq(token_check(key, tok, "group1", "mallory@example.org", 1999999999UL,
+				     NULL, NULL), TOKEN_FORGED);
+	ck_assert_int_eq(token_check(other, tok, "group1", "ann@example.org", 1999999999UL,
+				     NULL, NULL), TOKEN_FORGED);
+	/* Tampered: the action, the expiry, a MAC digit. */
+	snprintf(bad, sizeof(bad), "u%s", tok + 1);
+	ck_assert_int_eq(token_check(key, bad, "group1", "ann@example.org", 1999999999UL, NULL,
+				     NULL), TOKEN_FORGED);
+	snprintf(bad, sizeof(bad), "s77359401%s", tok + 9);
+	ck_assert_int_eq(token_check(key, bad, "group1", "ann@example.org", 1999999999UL, NULL,
+				     NULL), TOKEN_FORGED);
+	snprintf(bad, sizeof(bad), "%s", tok);
+	bad[strlen(bad) - 1] = bad[strlen(bad) - 1] == 'e' ? 'f' : 'e';
+	ck_assert_int_eq(token_check(key, bad, "group1", "ann@example.org", 1999999999UL, NULL,
+				     NULL), TOKEN_FORGED);
+	/* An unsubscribe token differs from the subscribe one. */
+	ck_assert_int_eq(token_make(key, TOKEN_UNSUBSCRIBE, "group1", "ann@example.org",
+				    2000000000UL, bad, sizeof(bad)), 0);
+	ck_assert_str_ne(bad + 1, tok + 1);
+	ck_assert_int_eq(token_check(key, bad, "group1", "ann@example.org", 1999999999UL, &act,
+				     NULL), TOKEN_VALID);
+	ck_assert_int_eq(act, TOKEN_UNSUBSCRIBE);
+	/* Malformed: no action, no dash, short or long MAC, junk, a probe tag. */
+	ck_assert_int_eq(token_check(key, "x77359400-1e720315198a60805d7e", "group1",
+				     "ann@example.org", 0, NULL, NULL), TOKEN_MALFORMED);
+	ck_assert_int_eq(token_check(key, "s773594001e720315198a60805d7e", "group1",
+				     "ann@example.org", 0, NULL, NULL), TOKEN_MALFORMED);
+	ck_assert_int_eq(token_check(key, "s77359400-1e720315198a60805d7", "group1",
+				     "ann@example.org", 0, NULL, NULL), TOKEN_MALFORMED);
+	ck_assert_int_eq(token_check(key, "s77359400-1e720315198a60805d7e0", "group1",
+				     "ann@example.org", 0, NULL, NULL), TOKEN_MALFORMED);
+	ck_assert_int_eq(token_check(key, "s77359400-1e720315198a60805dzz", "group1",
+				     "ann@example.org", 0, NULL, NULL), TOKEN_MALFORMED);
+	ck_assert_int_eq(token_check(key, "s11111111111111111111-1e720315198a60805d7e", "group1",
+				     "ann@example.org", 0, NULL, NULL), TOKEN_MALFORMED);
+	ck_assert_int_eq(token_check(key, "", "group1", "ann@example.org", 0, NULL, NULL),
+			 TOKEN_MALFORMED);
+	ck_assert_int_eq(token_check(key, "probe-77359400-ca1ec2a7bcc59434ca05", "group1",
+				     "ann@example.org", 0, NULL, NULL), TOKEN_MALFORMED);
+	/* A buffer too small, an unknown action. */
+	ck_assert_int_eq(token_make(key, TOKEN_SUBSCRIBE, "group1", "ann@example.org",
+				    2000000000UL, bad, 10), -1);
+	ck_assert_int_eq(token_make(key, (enum token_action) 'x', "group1", "ann@example.org",
+				    2000000000UL, bad, sizeof(bad)), -1);
 }
 END_TEST
 
@@ -363,6 +446,7 @@ main(void)
 	tcase_add_test(tc, test_maildir);
 	tcase_add_test(tc, test_probe_tags);
 	tcase_add_test(tc, test_probe_key);
+	tcase_add_test(tc, test_confirm_tokens);
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
 }
