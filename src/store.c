@@ -268,6 +268,18 @@ store_open(const char *path, unsigned busy_timeout_ms, char *err, size_t errlen)
 		store_free(st);
 		return (NULL);
 	}
+	/*
+	 * Keep the -wal and -shm files when the last connection closes, so
+	 * they stay the files mlistd's user made: otherwise a root sqlite3
+	 * session opened while no worker holds the database (at start, say)
+	 * creates them as root, and the workers cannot write until a reload
+	 * hands them over.
+	 */
+	{
+		int	persist = 1;
+
+		(void) sqlite3_file_control(st->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+	}
 	if (schema_apply(st) == STORE_ERROR) {
 		snprintf(err, errlen, "database %s: %s", path, st->err);
 		store_free(st);
