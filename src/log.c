@@ -5,8 +5,8 @@
  * configuration instead, and in the foreground also to stderr as
  * "ident[pid]: text".  Under systemd (stderr is the journal, as
  * JOURNAL_STREAM says) stderr lines carry their priority as "<N>" and
- * syslog is skipped, so the journal gets every line once.  Severity words follow Postfix: warnings
- * start with "warning: ", errors with "error: ", fatal errors with
+ * syslog is skipped, so the journal gets every line once.  Severity
+ * words follow Postfix: warnings start with "warning: ", errors with "error: ", fatal errors with
  * "fatal: " (the process then exits 1), broken invariants with "panic: "
  * (the process aborts).  Callers pass errno text themselves with
  * strerror(), so every message says what failed and why.
@@ -60,11 +60,12 @@ msg_syslog_listening(void)
 	return (stat(_PATH_LOG, &st) == 0 && S_ISSOCK(st.st_mode));
 }
 
-/* msg_to_journal - stderr is the journal (systemd) */
+/* msg_destinations - where a line goes now: MSG_TO_* bits */
 int
-msg_to_journal(void)
+msg_destinations(void)
 {
-	return (msg_journal);
+	return ((msg_fd >= 0 ? MSG_TO_FILE : msg_syslog ? MSG_TO_SYSLOG : 0)
+		| (msg_stderr ? (msg_journal ? MSG_TO_JOURNAL : MSG_TO_STDERR) : 0));
 }
 
 /*
@@ -85,6 +86,11 @@ void
 msg_set_stderr(int to_stderr)
 {
 	msg_stderr = to_stderr;
+	/* Detached from the journal's stream: syslog carries the lines. */
+	if (!to_stderr && msg_journal) {
+		msg_journal = 0;
+		openlog(msg_ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+	}
 }
 
 /* msg_set_syslog - turn syslog output on or off (command-line tools) */
@@ -126,7 +132,7 @@ static void
 msg_file_line(const char *prefix, const char *text)
 {
 	char	line[2400], stamp[64], zone[8];
-	struct timespec ts;
+	struct timespec ts = {0, 0};
 	struct tm tm;
 	int	n;
 

@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf.h"
+#include "log.h"
 
 static char tmpdir[] = "/tmp/check_conf.XXXXXX";
 static char conffile[256];
@@ -313,6 +315,42 @@ START_TEST(test_manpages_match_help)
 }
 END_TEST
 
+/*
+ * Where log lines go: the journal alone while stderr is its stream
+ * (JOURNAL_STREAM), syslog once detached from it, a log-file instead of
+ * syslog; never nowhere.
+ */
+START_TEST(test_log_destinations)
+{
+	char	path[] = "/tmp/check_log.XXXXXX", js[64];
+	struct stat st;
+	int	fd = mkstemp(path);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_ge(dup2(fd, 2), 0);
+	ck_assert_int_eq(fstat(2, &st), 0);
+	snprintf(js, sizeof(js), "%lu:%lu", (unsigned long) st.st_dev, (unsigned long) st.st_ino);
+	ck_assert_int_eq(setenv("JOURNAL_STREAM", js, 1), 0);
+	msg_open("t", 1);
+	msg_syslog_probe();
+	ck_assert_int_eq(msg_destinations(), MSG_TO_JOURNAL);
+	/* Detached without -f under a unit of Type=forking: syslog. */
+	msg_set_stderr(0);
+	msg_syslog_probe();
+	ck_assert_int_eq(msg_destinations(), MSG_TO_SYSLOG);
+	msg_set_file(fd);
+	msg_syslog_probe();
+	ck_assert_int_eq(msg_destinations(), MSG_TO_FILE);
+	/* Another stream than stderr's is not the journal. */
+	ck_assert_int_eq(setenv("JOURNAL_STREAM", "1:2", 1), 0);
+	msg_set_file(-1);
+	msg_open("t", 1);
+	msg_syslog_probe();
+	ck_assert_int_eq(msg_destinations() & (MSG_TO_STDERR | MSG_TO_JOURNAL), MSG_TO_STDERR);
+	ck_assert_int_eq(unlink(path), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -328,6 +366,7 @@ main(void)
 	tcase_add_test(tc, test_actions);
 	tcase_add_test(tc, test_dump_and_usage);
 	tcase_add_test(tc, test_manpages_match_help);
+	tcase_add_test(tc, test_log_destinations);
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
 }
