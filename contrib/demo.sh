@@ -69,26 +69,9 @@ example.org virtual:
 EOF
 cat > "$PF/conf/master.cf" <<EOF
 127.0.0.1:$PFPORT inet n - n - - smtpd
-pickup unix n - n 60 1 pickup
-cleanup unix n - n - 0 cleanup
-qmgr unix n - n 300 1 qmgr
-rewrite unix - - n - - trivial-rewrite
-bounce unix - - n - 0 bounce
-defer unix - - n - 0 bounce
-trace unix - - n - 0 bounce
-verify unix - - n - 1 verify
-flush unix n - n 1000? 0 flush
-proxymap unix - - n - - proxymap
-smtp unix - - n - - smtp
-relay unix - - n - - smtp
-error unix - - n - - error
-retry unix - - n - - error
-discard unix - - n - - discard
-virtual unix - n n - - virtual
-anvil unix - - n - 1 anvil
-scache unix - - n - 1 scache
-postlog unix-dgram n - n - 1 postlogd
-showq unix n - n - - showq
+EOF
+grep -v '^#' contrib/postfix/private-master.cf >> "$PF/conf/master.cf"
+cat >> "$PF/conf/master.cf" <<EOF
 mlistd unix - - n - 4 smtp -o syslog_name=postfix/mlistd
 outside unix - n n - - virtual -o virtual_mailbox_maps=static:outside/
 EOF

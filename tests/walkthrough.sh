@@ -200,26 +200,8 @@ grep -q "$domain.*mlistd:\[127.0.0.1\]:$mlport" "$pfconf/transport" \
 postmap -c "$pfconf" "$pfconf/transport"
 cat > "$pfconf/master.cf" <<EOF
 127.0.0.1:$pfport inet n - n - - smtpd
-pickup unix n - n 60 1 pickup
-cleanup unix n - n - 0 cleanup
-qmgr unix n - n 300 1 qmgr
-rewrite unix - - n - - trivial-rewrite
-bounce unix - - n - 0 bounce
-defer unix - - n - 0 bounce
-trace unix - - n - 0 bounce
-verify unix - - n - 1 verify
-flush unix n - n 1000? 0 flush
-proxymap unix - - n - - proxymap
-smtp unix - - n - - smtp
-relay unix - - n - - smtp
-error unix - - n - - error
-retry unix - - n - - error
-discard unix - - n - - discard
-virtual unix - n n - - virtual
-anvil unix - - n - 1 anvil
-scache unix - - n - 1 scache
-postlog unix-dgram n - n - 1 postlogd
 EOF
+grep -v '^#' contrib/postfix/private-master.cf >> "$pfconf/master.cf"
 readme_block "Wiring Postfix to mlistd" 3 | sed "s|^127.0.0.1:20382 |127.0.0.1:$riport |" \
 	>> "$pfconf/master.cf"
 grep -q "^mlistd " "$pfconf/master.cf" || fail "README's master.cf block"
