@@ -28,19 +28,28 @@ CREATE TABLE IF NOT EXISTS members (
 
 -- One row per list (is_group = 1) or plain alias such as postmaster
 -- (is_group = 0: no Precedence/X-Auto-Response-Suppress).  The name is
--- the local part: group1 receives mail for group1@<domain>.
+-- the local part: group1 receives mail for group1@<domain>; a name never
+-- contains "+", which separates a list from its commands
+-- (group1+subscribe@<domain>).
 -- posting: 'members' (From: must be in members), 'group' (From: must be
 -- in this group's group_members) or 'anyone'.
+-- subscribe (version 5): who may subscribe by mail.  'closed': nobody;
+-- mail to the list's command addresses goes to the postmaster alias, for
+-- a person to handle.  'confirm': anyone who confirms from the address.
+-- 'members': addresses in members who confirm.  In the last two,
+-- current recipients may unsubscribe themselves, confirmed.
 CREATE TABLE IF NOT EXISTS groups (
     name        TEXT NOT NULL PRIMARY KEY COLLATE NOCASE
                 CHECK (name <> '' AND name <> '*' AND length(name) <= 64
-                       AND name NOT GLOB '*[@<> ' || char(1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                       AND name NOT GLOB '*[+@<> ' || char(1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
                            11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
                            26, 27, 28, 29, 30, 31, 127) || ']*'),
     description TEXT,
     is_group    INTEGER NOT NULL DEFAULT 1 CHECK (is_group IN (0, 1)),
     posting     TEXT NOT NULL DEFAULT 'members'
-                CHECK (posting IN ('members', 'group', 'anyone'))
+                CHECK (posting IN ('members', 'group', 'anyone')),
+    subscribe   TEXT NOT NULL DEFAULT 'closed'
+                CHECK (subscribe IN ('closed', 'confirm', 'members'))
 );
 
 -- Who receives a group's mail.
@@ -58,10 +67,15 @@ CREATE INDEX IF NOT EXISTS group_members_by_address ON group_members (address);
 
 -- Opt-outs: suppress delivery even while the address is still in
 -- group_members.  group_name '*' means every group.
+-- source (version 5): who made the row.  NULL: an administrator (a row
+-- typed with sqlite3 has none); 'request': the member, by a confirmed
+-- unsubscribe; 'bounces': bounce-threshold.  A confirmed re-subscription
+-- removes mlistd's own rows for that list, never an administrator's.
 CREATE TABLE IF NOT EXISTS unsubscribes (
     group_name TEXT NOT NULL COLLATE NOCASE,
     address    TEXT NOT NULL COLLATE NOCASE,
     created    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%S', 'now')),
+    source     TEXT,
     PRIMARY KEY (address, group_name)
 );
 
@@ -137,4 +151,30 @@ CREATE TABLE IF NOT EXISTS relayed_rcpt (
     PRIMARY KEY (copy_id, address)
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 4;
+-- Requests by mail (version 5): one row per message mlistd sent in answer
+-- to a command address (a confirmation request, help, a refusal, "start
+-- again"), kept by mlistd; an administrator reads it (sql/queries.sql)
+-- but never needs to edit it.
+--   action: 'subscribe' or 'unsubscribe' (a confirmation request whose
+--     token expires at `expires`), or 'help', 'refused', 'start-again'
+--     (expires = sent_at).
+--   sent_at: Unix time.  At most one row per address and list in an
+--     hour: further requests get no answer (no mail bombs).
+--   done_at: when the request was confirmed (NULL: pending or never);
+--     a token whose row has done_at is used and never works again.
+--   digest: the SHA-1 of the message that made or completed the row, so
+--     that a retry of that same message is recognised.
+-- Rows are pruned a week after they expire.
+CREATE TABLE IF NOT EXISTS requests (
+    group_name TEXT NOT NULL COLLATE NOCASE,
+    address    TEXT NOT NULL COLLATE NOCASE,
+    action     TEXT NOT NULL,
+    sent_at    INTEGER NOT NULL,
+    expires    INTEGER NOT NULL,
+    done_at    INTEGER,
+    digest     TEXT,
+    PRIMARY KEY (address, group_name, action, expires)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS requests_by_sent ON requests (sent_at);
+
+PRAGMA user_version = 5;

@@ -937,7 +937,7 @@ store_bounce(struct deliver_session *ds, const struct smtp_envelope *env,
 			if (n == STORE_ERROR)
 				ok = 0;
 			else if (n >= (long) cf->bounce_threshold
-				 && (u = store_unsubscribe(d->st, ph.group, ph.member)) == STORE_ERROR)
+				 && (u = store_unsubscribe(d->st, ph.group, ph.member, "bounces")) == STORE_ERROR)
 				ok = 0;
 			else if (u == STORE_YES)
 				msg_info("%s: unsubscribed <%s> from %s after %ld bounced probes in "

@@ -46,6 +46,18 @@ enum {
 	Q_PROBE_BOUNCED,
 	Q_PROBE_PRUNE,
 	Q_UNSUB,
+	Q_IS_RCPT,
+	Q_BLOCKED,
+	Q_SUB_GROUP,
+	Q_SUB_MEMBER,
+	Q_SUB_CLEAR,
+	Q_REQ_RECENT,
+	Q_REQ_ADD,
+	Q_REQ_CANCEL,
+	Q_REQ_STATE,
+	Q_REQ_DONE,
+	Q_REQ_PRUNE,
+	Q_GROUPS,
 	Q_COPY,
 	Q_CLAIM_NEW,
 	Q_CLAIM_TAKE,
@@ -66,7 +78,7 @@ enum {
 };
 
 static const char *const queries[Q_COUNT] = {
-	"SELECT name, description, is_group, posting FROM groups WHERE name = ?1",
+	"SELECT name, description, is_group, posting, subscribe FROM groups WHERE name = ?1",
 	"SELECT 1 FROM members WHERE address = ?1",
 	"SELECT 1 FROM group_members WHERE group_name = ?1 AND address = ?2",
 	"SELECT gm.address FROM group_members gm WHERE gm.group_name = ?1"
@@ -94,7 +106,30 @@ static const char *const queries[Q_COUNT] = {
 	"UPDATE probes SET bounced_at = ?3 WHERE address = ?1 AND expires = ?2"
 	" AND bounced_at IS NULL",
 	"DELETE FROM probes WHERE expires < ?1",
-	"INSERT OR IGNORE INTO unsubscribes (group_name, address) VALUES (?1, ?2)",
+	"INSERT OR IGNORE INTO unsubscribes (group_name, address, source) VALUES (?1, ?2, ?3)",
+	"SELECT 1 FROM group_members gm WHERE gm.group_name = ?1 AND gm.address = ?2"
+	" AND NOT EXISTS (SELECT 1 FROM unsubscribes u WHERE u.address = gm.address"
+	" AND (u.group_name = ?1 OR u.group_name = '*'))",
+	/* An opt-out mlistd did not make itself: an administrator's. */
+	"SELECT 1 FROM unsubscribes WHERE address = ?2 AND (group_name = '*'"
+	" OR (group_name = ?1 AND (source IS NULL OR source NOT IN ('request', 'bounces'))))",
+	"INSERT OR IGNORE INTO group_members (group_name, address) VALUES (?1, ?2)",
+	"INSERT OR IGNORE INTO members (address) VALUES (?1)",
+	"DELETE FROM unsubscribes WHERE group_name = ?1 AND address = ?2"
+	" AND source IN ('request', 'bounces')",
+	"SELECT 1 FROM requests WHERE group_name = ?1 AND address = ?2 AND sent_at >= ?3"
+	" AND (digest IS NULL OR digest <> ?4)",
+	"INSERT OR REPLACE INTO requests (group_name, address, action, sent_at, expires,"
+	" digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	"DELETE FROM requests WHERE group_name = ?1 AND address = ?2 AND action = ?3"
+	" AND expires = ?4 AND done_at IS NULL",
+	"SELECT coalesce(digest, ''), done_at FROM requests WHERE group_name = ?1"
+	" AND address = ?2 AND action = ?3 AND expires = ?4",
+	"INSERT INTO requests (group_name, address, action, sent_at, expires, done_at, digest)"
+	" VALUES (?1, ?2, ?3, ?5, ?4, ?5, ?6) ON CONFLICT DO UPDATE SET done_at = ?5,"
+	" digest = ?6",
+	"DELETE FROM requests WHERE expires < ?1",
+	"SELECT name, is_group, posting, subscribe FROM groups ORDER BY name",
 	"SELECT id, complete, relayed_at, owner, claimed_at FROM relayed"
 	" WHERE digest = ?2 AND group_name = ?1",
 	"INSERT INTO relayed (group_name, digest, message_id, complete, owner, claimed_at)"
@@ -213,7 +248,11 @@ schema_apply(struct store *st)
 	 * Version 3 gets the claim columns of version 4 in place (its rows
 	 * are copies that a retry must still find).  Versions 1 and 2 had
 	 * no or another `relayed` table; it is only a memory of recent
-	 * copies, so it is simply made anew.
+	 * copies, so it is simply made anew.  Version 5 adds who may
+	 * subscribe (groups.subscribe), who made an opt-out
+	 * (unsubscribes.source) and the requests table; a name with the
+	 * command delimiter "+" is refused by a trigger where the table
+	 * predates the CHECK that refuses it in a new database.
 	 */
 	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK
 	    || (version == 3 && sqlite3_exec(st->db,
@@ -228,6 +267,20 @@ schema_apply(struct store *st)
 	    || (version > 0 && version < 3 && sqlite3_exec(st->db,
 			"DROP TABLE IF EXISTS relayed_rcpt; DROP TABLE IF EXISTS relayed",
 			NULL, NULL, &msg) != SQLITE_OK)
+	    || (version > 0 && version < 5 && !has_column(st, "groups", "subscribe")
+		&& sqlite3_exec(st->db,
+			"ALTER TABLE groups ADD COLUMN subscribe TEXT NOT NULL DEFAULT 'closed'"
+			" CHECK (subscribe IN ('closed', 'confirm', 'members'));"
+			" CREATE TRIGGER IF NOT EXISTS groups_name_insert BEFORE INSERT ON groups"
+			" WHEN NEW.name GLOB '*+*' BEGIN SELECT RAISE(ABORT,"
+			" 'a list name may not contain \"+\"'); END;"
+			" CREATE TRIGGER IF NOT EXISTS groups_name_update BEFORE UPDATE OF name"
+			" ON groups WHEN NEW.name GLOB '*+*' BEGIN SELECT RAISE(ABORT,"
+			" 'a list name may not contain \"+\"'); END;",
+			NULL, NULL, &msg) != SQLITE_OK)
+	    || (version > 0 && version < 5 && !has_column(st, "unsubscribes", "source")
+		&& sqlite3_exec(st->db, "ALTER TABLE unsubscribes ADD COLUMN source TEXT",
+				NULL, NULL, &msg) != SQLITE_OK)
 	    || sqlite3_exec(st->db, store_schema_sql, NULL, NULL, &msg) != SQLITE_OK
 	    || sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(st->err, sizeof(st->err), "apply schema: %s",
@@ -359,6 +412,13 @@ store_group(struct store *st, const char *name, struct store_group *g)
 			g->posting = POST_GROUP;
 		else
 			g->posting = POST_MEMBERS;	/* the safe default */
+		s = sqlite3_column_text(q, 4);
+		if (s && strcmp((const char *) s, "confirm") == 0)
+			g->subscribe = SUB_CONFIRM;
+		else if (s && strcmp((const char *) s, "members") == 0)
+			g->subscribe = SUB_MEMBERS;
+		else
+			g->subscribe = SUB_CLOSED;	/* the safe default */
 	}
 	(void) sqlite3_reset(q);
 	(void) sqlite3_clear_bindings(q);
@@ -471,12 +531,14 @@ store_evidence(struct store *st, const char *address, unsigned days)
 }
 
 int
-store_unsubscribe(struct store *st, const char *group, const char *address)
+store_unsubscribe(struct store *st, const char *group, const char *address,
+		  const char *source)
 {
 	sqlite3_stmt *q = st->stmt[Q_UNSUB];
 
 	if (sqlite3_bind_text(q, 1, group, -1, SQLITE_STATIC) != SQLITE_OK
-	    || sqlite3_bind_text(q, 2, address, -1, SQLITE_STATIC) != SQLITE_OK)
+	    || sqlite3_bind_text(q, 2, address, -1, SQLITE_STATIC) != SQLITE_OK
+	    || bind_opt(q, 3, source) != SQLITE_OK)
 		return (fail(st, "unsubscribe"));
 	if (step_once(q) != SQLITE_DONE)
 		return (fail(st, "unsubscribe"));
@@ -815,4 +877,164 @@ store_rollback(struct store *st)
 {
 	if (sqlite3_get_autocommit(st->db) == 0)
 		(void) step_simple(st, Q_ROLLBACK, "rollback");
+}
+
+/* bind_pair - ?1 group, ?2 address */
+static int
+bind_pair(sqlite3_stmt *q, const char *group, const char *address)
+{
+	return (sqlite3_bind_text(q, 1, group, -1, SQLITE_STATIC) == SQLITE_OK
+		&& sqlite3_bind_text(q, 2, address, -1, SQLITE_STATIC) == SQLITE_OK ? 0 : -1);
+}
+
+int
+store_is_recipient(struct store *st, const char *group, const char *address)
+{
+	sqlite3_stmt *q = st->stmt[Q_IS_RCPT];
+
+	if (bind_pair(q, group, address) < 0)
+		return (fail(st, "look up recipient"));
+	return (exists(st, q, "look up recipient"));
+}
+
+int
+store_blocked(struct store *st, const char *group, const char *address)
+{
+	sqlite3_stmt *q = st->stmt[Q_BLOCKED];
+
+	if (bind_pair(q, group, address) < 0)
+		return (fail(st, "look up unsubscribes"));
+	return (exists(st, q, "look up unsubscribes"));
+}
+
+int
+store_subscribe(struct store *st, const char *group, const char *address,
+		int also_member)
+{
+	sqlite3_stmt *q = st->stmt[Q_SUB_GROUP];
+
+	if (bind_pair(q, group, address) < 0 || step_once(q) != SQLITE_DONE)
+		return (fail(st, "subscribe"));
+	q = st->stmt[Q_SUB_MEMBER];
+	if (also_member && (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK
+			    || step_once(q) != SQLITE_DONE))
+		return (fail(st, "subscribe"));
+	q = st->stmt[Q_SUB_CLEAR];
+	if (bind_pair(q, group, address) < 0 || step_once(q) != SQLITE_DONE)
+		return (fail(st, "subscribe"));
+	return (STORE_YES);
+}
+
+int
+store_request_recent(struct store *st, const char *group, const char *address,
+		     long long since, const char *digest)
+{
+	sqlite3_stmt *q = st->stmt[Q_REQ_RECENT];
+
+	if (bind_pair(q, group, address) < 0 || sqlite3_bind_int64(q, 3, since) != SQLITE_OK
+	    || bind_opt(q, 4, digest) != SQLITE_OK)
+		return (fail(st, "look up requests"));
+	return (exists(st, q, "look up requests"));
+}
+
+/* bind_request - ?1 group, ?2 address, ?3 action, ?4 expires */
+static int
+bind_request(sqlite3_stmt *q, const char *group, const char *address,
+	     const char *action, long long expires)
+{
+	return (bind_pair(q, group, address) == 0
+		&& sqlite3_bind_text(q, 3, action, -1, SQLITE_STATIC) == SQLITE_OK
+		&& sqlite3_bind_int64(q, 4, expires) == SQLITE_OK ? 0 : -1);
+}
+
+int
+store_request_add(struct store *st, const char *group, const char *address,
+		  const char *action, long long sent_at, long long expires,
+		  const char *digest)
+{
+	sqlite3_stmt *q = st->stmt[Q_REQ_ADD];
+
+	if (bind_pair(q, group, address) < 0
+	    || sqlite3_bind_text(q, 3, action, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_int64(q, 4, sent_at) != SQLITE_OK
+	    || sqlite3_bind_int64(q, 5, expires) != SQLITE_OK
+	    || bind_opt(q, 6, digest) != SQLITE_OK || step_once(q) != SQLITE_DONE)
+		return (fail(st, "record request"));
+	q = st->stmt[Q_REQ_PRUNE];
+	if (sqlite3_bind_int64(q, 1, sent_at - 7 * 86400LL) != SQLITE_OK
+	    || step_once(q) != SQLITE_DONE)
+		return (fail(st, "prune requests"));
+	return (STORE_YES);
+}
+
+int
+store_request_cancel(struct store *st, const char *group, const char *address,
+		     const char *action, long long expires)
+{
+	sqlite3_stmt *q = st->stmt[Q_REQ_CANCEL];
+
+	if (bind_request(q, group, address, action, expires) < 0
+	    || step_once(q) != SQLITE_DONE)
+		return (fail(st, "cancel request"));
+	return (STORE_YES);
+}
+
+int
+store_request_state(struct store *st, const char *group, const char *address,
+		    const char *action, long long expires, char *digest, size_t len)
+{
+	sqlite3_stmt *q = st->stmt[Q_REQ_STATE];
+	int	done = 0, rc;
+
+	if (bind_request(q, group, address, action, expires) < 0)
+		return (fail(st, "look up request"));
+	rc = text_row(st, q, digest, len, &done, "look up request");
+	if (rc != STORE_YES)
+		return (rc);
+	return (done ? REQUEST_DONE : REQUEST_PENDING);
+}
+
+int
+store_request_done(struct store *st, const char *group, const char *address,
+		   const char *action, long long expires, long long now,
+		   const char *digest)
+{
+	sqlite3_stmt *q = st->stmt[Q_REQ_DONE];
+
+	if (bind_request(q, group, address, action, expires) < 0
+	    || sqlite3_bind_int64(q, 5, now) != SQLITE_OK
+	    || bind_opt(q, 6, digest) != SQLITE_OK || step_once(q) != SQLITE_DONE)
+		return (fail(st, "record confirmation"));
+	return (STORE_YES);
+}
+
+long
+store_groups(struct store *st, int (*fn) (void *, const struct store_group *), void *arg)
+{
+	sqlite3_stmt *q = st->stmt[Q_GROUPS];
+	struct store_group g;
+	long	n = 0;
+	int	rc;
+
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const unsigned char *s;
+
+		memset(&g, 0, sizeof(g));
+		if ((s = sqlite3_column_text(q, 0)) != NULL)
+			snprintf(g.name, sizeof(g.name), "%s", (const char *) s);
+		g.is_group = sqlite3_column_int(q, 1) != 0;
+		s = sqlite3_column_text(q, 2);
+		g.posting = s && strcmp((const char *) s, "anyone") == 0 ? POST_ANYONE
+			: s && strcmp((const char *) s, "group") == 0 ? POST_GROUP : POST_MEMBERS;
+		s = sqlite3_column_text(q, 3);
+		g.subscribe = s && strcmp((const char *) s, "confirm") == 0 ? SUB_CONFIRM
+			: s && strcmp((const char *) s, "members") == 0 ? SUB_MEMBERS : SUB_CLOSED;
+		n++;
+		if (fn(arg, &g) != 0)
+			break;
+	}
+	(void) sqlite3_reset(q);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return (fail(st, "list groups"));
+	return (n);
 }

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /* Results: found/yes, not found/no, or a database problem (-> 451). */
 enum {
@@ -36,6 +36,13 @@ enum store_posting {
 	POST_ANYONE
 };
 
+/* Who may subscribe by mail (groups.subscribe). */
+enum store_subscribe {
+	SUB_CLOSED,		/* nobody: command mail goes to the postmaster */
+	SUB_CONFIRM,		/* anyone who confirms */
+	SUB_MEMBERS		/* addresses in members who confirm */
+};
+
 #define STORE_NAME_MAX 64	/* a list name is a local part (RFC 5321) */
 
 struct store_group {
@@ -43,6 +50,7 @@ struct store_group {
 	char	description[256];	/* "" when NULL */
 	int	is_group;
 	enum store_posting posting;
+	enum store_subscribe subscribe;
 };
 
 struct store_bounce {
@@ -121,8 +129,60 @@ int	store_probe_find(struct store *, const char *address, long long expires,
 int	store_probe_mark(struct store *, const char *address, long long expires,
 			 long long now);
 
-/* store_unsubscribe - INSERT OR IGNORE into unsubscribes; 1 if new, 0, or error */
-int	store_unsubscribe(struct store *, const char *group, const char *address);
+/* store_unsubscribe - INSERT OR IGNORE into unsubscribes, with source
+ * ('request', 'bounces'; NULL: an administrator's); 1 if new, 0, or error */
+int	store_unsubscribe(struct store *, const char *group, const char *address,
+			  const char *source);
+
+/* store_is_recipient - in the group's group_members and not unsubscribed
+ * from it (or from '*') */
+int	store_is_recipient(struct store *, const char *group, const char *address);
+
+/* store_blocked - an opt-out mlistd did not make (an administrator's row
+ * for the group, or any '*' row): a subscription by mail cannot lift it */
+int	store_blocked(struct store *, const char *group, const char *address);
+
+/*
+ * store_subscribe - a confirmed subscription: INSERT OR IGNORE into
+ * group_members (and members when also_member), and remove the opt-outs
+ * mlistd made itself (source 'request' or 'bounces') for this group.
+ */
+int	store_subscribe(struct store *, const char *group, const char *address,
+			int also_member);
+
+/*
+ * Requests by mail (the requests table).  store_request_recent: STORE_YES
+ * when a row for group and address was sent at or after `since` for a
+ * message other than digest (the hourly limit).  store_request_add:
+ * remember one sent (and prune rows expired a week ago).
+ * store_request_cancel: forget a pending one that could not be sent.
+ * store_request_state: REQUEST_PENDING or REQUEST_DONE with the digest of
+ * the message that made or completed it, STORE_NO when there is no such
+ * row.  store_request_done: mark it confirmed by the message digest (the
+ * row is made if the database lost it).
+ */
+enum {
+	REQUEST_PENDING = 20,
+	REQUEST_DONE
+};
+int	store_request_recent(struct store *, const char *group, const char *address,
+			     long long since, const char *digest);
+int	store_request_add(struct store *, const char *group, const char *address,
+			  const char *action, long long sent_at, long long expires,
+			  const char *digest);
+int	store_request_cancel(struct store *, const char *group, const char *address,
+			     const char *action, long long expires);
+int	store_request_state(struct store *, const char *group, const char *address,
+			    const char *action, long long expires, char *digest,
+			    size_t len);
+int	store_request_done(struct store *, const char *group, const char *address,
+			   const char *action, long long expires, long long now,
+			   const char *digest);
+
+/* store_groups - every groups row, by name (description left empty); fn
+ * returns 0 to go on.  The count, or STORE_ERROR. */
+long	store_groups(struct store *, int (*fn) (void *, const struct store_group *),
+		     void *arg);
 
 /*
  * store_claim - in one write transaction: forget a row of this copy older

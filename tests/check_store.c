@@ -325,6 +325,22 @@ static const struct {
 	 " INSERT INTO relayed (group_name, digest, complete) VALUES ('group1', 'half', 0);"
 	 " INSERT INTO relayed_rcpt VALUES (2, 'alice@example.org');"
 	 " PRAGMA user_version = 3;"},
+	/* Version 4: no groups.subscribe (nor the CHECK against "+"), no
+	 * unsubscribes.source, no requests. */
+	{"v4", "DROP TABLE requests; DROP TABLE group_members; DROP TABLE groups;"
+	 " CREATE TABLE groups (name TEXT NOT NULL PRIMARY KEY COLLATE NOCASE,"
+	 " description TEXT, is_group INTEGER NOT NULL DEFAULT 1, posting TEXT NOT NULL"
+	 " DEFAULT 'members');"
+	 " INSERT INTO groups (name, posting) VALUES ('Group1', 'members');"
+	 " CREATE TABLE group_members (group_name TEXT NOT NULL COLLATE NOCASE REFERENCES"
+	 " groups (name) ON UPDATE CASCADE ON DELETE CASCADE, address TEXT NOT NULL"
+	 " COLLATE NOCASE, PRIMARY KEY (group_name, address));"
+	 " INSERT INTO group_members VALUES ('group1', 'alice@example.org'),"
+	 " ('group1', 'bob@example.org'), ('group1', 'carol@example.org'),"
+	 " ('group1', 'dave@example.org');"
+	 " ALTER TABLE unsubscribes DROP COLUMN source;"
+	 " INSERT INTO unsubscribes (group_name, address) VALUES ('group1', 'dave@example.org');"
+	 " PRAGMA user_version = 4;"},
 };
 
 START_TEST(test_migrate)
@@ -345,6 +361,29 @@ START_TEST(test_migrate)
 	ck_assert_int_eq(store_claim(st, "GROUP1", "abc", NULL, 60, 2, 1000, 60, &c), CLAIM_DONE);
 	ck_assert_int_eq(store_claim(st, "group1", "abd", NULL, 60, 2, 1000, 60, &c), CLAIM_NEW);
 	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 60, 2, 1000, 60, &c), CLAIM_NEW);
+	if (strcmp(old_versions[_i].label, "v4") == 0) {
+		struct store_group g;
+
+		/* Every list is closed, the old opt-out is an administrator's,
+		 * and "+" can no longer enter a list name. */
+		ck_assert_int_eq(store_group(st, "group1", &g), STORE_YES);
+		ck_assert_int_eq(g.subscribe, SUB_CLOSED);
+		ck_assert_int_eq(store_blocked(st, "group1", "dave@example.org"), STORE_YES);
+		ck_assert_int_eq(store_request_add(st, "group1", "x@example.org", "help", 5, 5,
+						   "d"), STORE_YES);
+		{
+			sqlite3 *db;
+
+			ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+			ck_assert_int_ne(sqlite3_exec(db, "INSERT INTO groups (name) VALUES ('a+b')",
+						      NULL, NULL, NULL), SQLITE_OK);
+			ck_assert_int_ne(sqlite3_exec(db, "UPDATE groups SET name = 'g+1'",
+						      NULL, NULL, NULL), SQLITE_OK);
+			ck_assert_int_eq(sqlite3_exec(db, "UPDATE groups SET subscribe = 'confirm'",
+						      NULL, NULL, NULL), SQLITE_OK);
+			sqlite3_close(db);
+		}
+	}
 	if (strcmp(old_versions[_i].label, "v3") == 0) {
 		/* Version 3's memory is kept: a duplicate stays a duplicate,
 		 * a partial copy resumes without its served member. */
@@ -488,6 +527,8 @@ static const char *const hostile_rows[] = {
 	"INSERT INTO groups (name) VALUES ('bad' || char(10) || 'name')",
 	"INSERT INTO groups (name) VALUES ('a@b')",
 	"INSERT INTO groups (name) VALUES ('<x>')",
+	"INSERT INTO groups (name) VALUES ('club+subscribe')",
+	"INSERT INTO groups (name, subscribe) VALUES ('g', 'open')",
 };
 
 START_TEST(test_schema_refuses_hostile_rows)
@@ -503,6 +544,90 @@ START_TEST(test_schema_refuses_hostile_rows)
 				      " INSERT INTO members (address) VALUES"
 				      " ('j\xc3\xb6rg+tag@example.org')", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
+}
+END_TEST
+
+/*
+ * Self-service: who is a recipient, which opt-outs a subscription may lift
+ * (only mlistd's own), the hourly limit and used tokens.
+ */
+static int
+group_names(void *arg, const struct store_group *g)
+{
+	char   *buf = arg;
+
+	snprintf(buf + strlen(buf), 256 - strlen(buf), "%s:%d ", g->name, g->subscribe);
+	return (0);
+}
+
+START_TEST(test_self_service)
+{
+	char	digest[64], names[256] = "";
+
+	exec_sql("UPDATE groups SET subscribe = 'confirm' WHERE name = 'group1';"
+		 "UPDATE groups SET subscribe = 'members' WHERE name = 'board';"
+		 "INSERT INTO unsubscribes (group_name, address) VALUES ('group1', 'carol@example.org');"
+		 "INSERT INTO unsubscribes (group_name, address) VALUES ('*', 'erin@example.org');");
+	ck_assert_int_eq(store_groups(st, group_names, names), 4);
+	ck_assert_str_eq(names, "board:2 Group1:1 open:0 postmaster:0 ");
+	ck_assert_int_eq(store_is_recipient(st, "group1", "ALICE@example.org"), STORE_YES);
+	ck_assert_int_eq(store_is_recipient(st, "group1", "carol@example.org"), STORE_NO);
+	ck_assert_int_eq(store_is_recipient(st, "board", "alice@example.org"), STORE_NO);
+	/* A confirmed unsubscribe is mlistd's: a re-subscription lifts it. */
+	ck_assert_int_eq(store_unsubscribe(st, "group1", "bob@example.org", "request"), STORE_YES);
+	ck_assert_int_eq(store_is_recipient(st, "group1", "bob@example.org"), STORE_NO);
+	ck_assert_int_eq(store_blocked(st, "group1", "bob@example.org"), STORE_NO);
+	ck_assert_int_eq(store_subscribe(st, "Group1", "bob@example.org", 0), STORE_YES);
+	ck_assert_int_eq(store_is_recipient(st, "group1", "bob@example.org"), STORE_YES);
+	/* The administrator's opt-outs stay, for the group or for all. */
+	ck_assert_int_eq(store_blocked(st, "group1", "carol@example.org"), STORE_YES);
+	ck_assert_int_eq(store_subscribe(st, "Group1", "carol@example.org", 0), STORE_YES);
+	ck_assert_int_eq(store_is_recipient(st, "group1", "carol@example.org"), STORE_NO);
+	ck_assert_int_eq(store_blocked(st, "group1", "erin@example.org"), STORE_YES);
+	/* A new address: group_members, and members when asked. */
+	ck_assert_int_eq(store_subscribe(st, "Group1", "frank@example.org", 1), STORE_YES);
+	ck_assert_int_eq(store_is_recipient(st, "group1", "frank@example.org"), STORE_YES);
+	ck_assert_int_eq(store_is_member(st, "frank@example.org"), STORE_YES);
+	ck_assert_int_eq(store_subscribe(st, "Group1", "gina@example.org", 0), STORE_YES);
+	ck_assert_int_eq(store_is_member(st, "gina@example.org"), STORE_NO);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM unsubscribes"), 2);
+
+	/* The hourly limit: another message's row counts, the same one's not. */
+	ck_assert_int_eq(store_request_recent(st, "group1", "x@example.org", 1000, "m1"), STORE_NO);
+	ck_assert_int_eq(store_request_add(st, "group1", "x@example.org", "subscribe", 1000,
+					   1000 + 259200, "m1"), STORE_YES);
+	ck_assert_int_eq(store_request_recent(st, "GROUP1", "X@example.org", 1000, "m1"), STORE_NO);
+	ck_assert_int_eq(store_request_recent(st, "group1", "x@example.org", 1000, "m2"), STORE_YES);
+	ck_assert_int_eq(store_request_recent(st, "group1", "x@example.org", 1001, "m2"), STORE_NO);
+	ck_assert_int_eq(store_request_recent(st, "board", "x@example.org", 1000, "m2"), STORE_NO);
+	/* Pending, then used by the confirming message, then a replay. */
+	ck_assert_int_eq(store_request_state(st, "group1", "x@example.org", "subscribe",
+					     1000 + 259200, digest, sizeof(digest)), REQUEST_PENDING);
+	ck_assert_str_eq(digest, "m1");
+	ck_assert_int_eq(store_request_state(st, "group1", "x@example.org", "unsubscribe",
+					     1000 + 259200, digest, sizeof(digest)), STORE_NO);
+	ck_assert_int_eq(store_request_done(st, "group1", "x@example.org", "subscribe",
+					    1000 + 259200, 2000, "c1"), STORE_YES);
+	ck_assert_int_eq(store_request_state(st, "group1", "x@example.org", "subscribe",
+					     1000 + 259200, digest, sizeof(digest)), REQUEST_DONE);
+	ck_assert_str_eq(digest, "c1");
+	/* A token the database forgot: confirmed, and remembered from now on. */
+	ck_assert_int_eq(store_request_done(st, "group1", "y@example.org", "unsubscribe",
+					    5000, 2000, "c2"), STORE_YES);
+	ck_assert_int_eq(store_request_state(st, "group1", "y@example.org", "unsubscribe",
+					     5000, digest, sizeof(digest)), REQUEST_DONE);
+	/* Cancel forgets a pending row only. */
+	ck_assert_int_eq(store_request_add(st, "board", "z@example.org", "subscribe", 1000,
+					   7000, "m3"), STORE_YES);
+	ck_assert_int_eq(store_request_cancel(st, "board", "z@example.org", "subscribe", 7000),
+			 STORE_YES);
+	ck_assert_int_eq(store_request_cancel(st, "group1", "y@example.org", "unsubscribe", 5000),
+			 STORE_YES);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM requests"), 2);
+	/* Rows expired over a week ago are pruned. */
+	ck_assert_int_eq(store_request_add(st, "open", "w@example.org", "help", 5000 + 8 * 86400,
+					   5000 + 8 * 86400, NULL), STORE_YES);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM requests"), 2);
 }
 END_TEST
 
@@ -534,6 +659,7 @@ main(void)
 	tcase_add_test(tc, test_claims);
 	tcase_add_test(tc, test_relayed_window);
 	tcase_add_test(tc, test_synchronous_full);
+	tcase_add_test(tc, test_self_service);
 	tcase_add_loop_test(tc, test_schema_refuses_hostile_rows, 0,
 			    sizeof(hostile_rows) / sizeof(hostile_rows[0]));
 	suite_add_tcase(s, tc);
