@@ -9,9 +9,16 @@ INSERT OR IGNORE INTO members (address, name) VALUES
     ('carol@example.org', 'Carol Example');
 
 -- group1: a list; its two members receive every post; any of the three
--- members may post.
+-- members may post.  Nobody subscribes by mail (subscribe = 'closed', the
+-- default): group1+subscribe@ and the others go to the postmaster.
 INSERT OR IGNORE INTO groups (name, description, is_group, posting) VALUES
     ('group1', 'Club members', 1, 'members');
+
+-- news: anyone may subscribe by mail, after confirming
+-- (news+subscribe@DOMAIN), and leave (news+unsubscribe@DOMAIN); only
+-- its recipients may post.
+INSERT OR IGNORE INTO groups (name, description, is_group, posting, subscribe) VALUES
+    ('news', 'Club news', 1, 'group', 'confirm');
 INSERT OR IGNORE INTO group_members (group_name, address) VALUES
     ('group1', 'alice@example.org'),
     ('group1', 'bob@example.org');

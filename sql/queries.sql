@@ -63,8 +63,35 @@ SELECT received, envelope_to, maildir_file
 --        AND received >= datetime('now', '-30 days')
 --      GROUP BY address HAVING count(*) >= 3);
 
--- Who is unsubscribed, and since when.
-SELECT group_name, address, created FROM unsubscribes ORDER BY created DESC;
+-- Who is unsubscribed, since when, and by whom (source NULL: an
+-- administrator; 'request': the member, confirmed by mail; 'bounces':
+-- bounce-threshold).
+SELECT group_name, address, created, coalesce(source, 'administrator') AS source
+  FROM unsubscribes ORDER BY created DESC;
+
+-- Who may subscribe by mail to which list ('closed': nobody, requests go
+-- to the postmaster alias; 'confirm': anyone who confirms; 'members':
+-- addresses in members who confirm).
+SELECT name, posting, subscribe FROM groups WHERE is_group = 1 ORDER BY name;
+
+-- Subscription requests waiting for their confirmation (until expires).
+SELECT group_name, address, action, datetime(sent_at, 'unixepoch') AS asked,
+       datetime(expires, 'unixepoch') AS expires
+  FROM requests
+ WHERE done_at IS NULL AND action IN ('subscribe', 'unsubscribe')
+   AND expires > CAST(strftime('%s', 'now') AS INTEGER)
+ ORDER BY sent_at DESC;
+
+-- Subscriptions and unsubscriptions confirmed by mail in the last 30 days.
+SELECT datetime(done_at, 'unixepoch') AS confirmed, group_name, address, action
+  FROM requests
+ WHERE done_at IS NOT NULL
+   AND done_at >= CAST(strftime('%s', 'now', '-30 days') AS INTEGER)
+ ORDER BY done_at DESC;
+
+-- Open a list to subscriptions by mail, or close it again:
+-- UPDATE groups SET subscribe = 'confirm' WHERE name = 'group1';
+-- UPDATE groups SET subscribe = 'closed' WHERE name = 'group1';
 
 -- Forget bounces older than a year.
 -- DELETE FROM bounces WHERE received < datetime('now', '-365 days');

@@ -38,6 +38,9 @@
 #ifndef MLISTD_CONF
 #define MLISTD_CONF "/etc/mlistd.conf"
 #endif
+#ifndef MLISTD_TEMPLATES
+#define MLISTD_TEMPLATES "/etc/mlistd/templates"
+#endif
 #ifndef MLISTD_STATEDIR
 #define MLISTD_STATEDIR "/var/lib/mlistd"
 #endif
@@ -83,7 +86,7 @@ static const struct conf_param params[] = {
 	{"bounce-local", 0, T_LOCAL, "bounce", OFF(bounce_local), 0, 0,
 	"NAME", "local part of the bounce address"},
 	{"postmaster-local", 0, T_LOCAL, "postmaster", OFF(postmaster_local),
-	0, 0, "NAME", "local part used in List-Help/-Subscribe/-Unsubscribe"},
+	0, 0, "NAME", "the postmaster alias: List-Help/-Subscribe/-Unsubscribe of closed lists"},
 	{"workers", 0, T_UINT, "4", OFF(workers), 1, 256, "N",
 	"pre-forked worker processes"},
 	{"max-message-size", 0, T_SIZE, "10240000", OFF(max_message_size),
@@ -138,6 +141,10 @@ static const struct conf_param params[] = {
 	1024UL * 1024 * 1024, "BYTES", "largest message accepted for the bounce address (then 552)"},
 	{"data-done-timeout", 0, T_TIME, "300", OFF(data_done_timeout), 1, 3600,
 	"SECONDS", "time to answer the end of data; what is not relayed by then gets 451 and resumes"},
+	{"command-delimiter", 0, T_STR, "+", OFF(command_delimiter), 0, 0, "CHAR",
+	"between a list's name and its commands: LIST+subscribe@DOMAIN (+ or -)"},
+	{"template-dir", 0, T_STR, MLISTD_TEMPLATES, OFF(template_dir), 0, 0, "DIR",
+	"texts of the mail answering the command addresses (missing file: built-in text)"},
 	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL}
 };
 
@@ -598,6 +605,12 @@ conf_build(const struct conf_args *args, char *err, size_t errlen)
 		errf(err, errlen, "bounce-local and postmaster-local must differ");
 		goto bad;
 	}
+	if (strcmp(cf->command_delimiter, "+") != 0 && strcmp(cf->command_delimiter, "-") != 0) {
+		errf(err, errlen, "command-delimiter: \"%s\" is neither \"+\" nor \"-\"",
+		     cf->command_delimiter);
+		goto bad;
+	}
+	cf->delim = cf->command_delimiter[0];
 	if (conf_derive(cf, err, errlen) < 0)
 		goto bad;
 	return (cf);

@@ -45,6 +45,9 @@ struct conf {
 	unsigned long max_header_size;	/* bytes of a post's header */
 	unsigned long bounce_max_size;	/* largest bounce kept */
 	unsigned probe_interval;	/* seconds between probes of a member */
+	char	*command_delimiter;	/* "+" or "-": LIST+subscribe */
+	char	delim;			/* derived: its character */
+	char	*template_dir;		/* the notices' texts */
 };
 
 /* What the command line asks for. */

@@ -36,13 +36,16 @@
 #include <unistd.h>
 
 #include "bounce.h"
+#include "command.h"
 #include "deliver.h"
 #include "log.h"
+#include "notice.h"
 #include "probe.h"
 #include "relay.h"
 #include "rewrite.h"
 #include "sockstream.h"
 #include "store.h"
+#include "token.h"
 
 
 struct deliver {
@@ -117,8 +120,39 @@ deliver_free(struct deliver *d)
 	free(d);
 }
 
+/* A line of `mlistd -t` per list: who may post, who may subscribe. */
+struct report {
+	FILE   *fp;
+	const struct conf *cf;
+};
+
+static int
+report_group(void *arg, const struct store_group *g)
+{
+	struct report *rp = arg;
+	const struct conf *cf = rp->cf;
+	static const char *const posting[] = {"members", "group", "anyone"};
+	static const char *const subscribe[] = {"closed", "confirm", "members"};
+
+	if (!g->is_group) {
+		fprintf(rp->fp, "mlistd: alias %s@%s\n", g->name, cf->domain);
+		return (0);
+	}
+	fprintf(rp->fp, "mlistd: list %s@%s: posting=%s, subscribe=%s: ", g->name, cf->domain,
+		posting[g->posting], subscribe[g->subscribe]);
+	if (g->subscribe == SUB_CLOSED)
+		fprintf(rp->fp, "requests by mail go to %s@%s\n", cf->postmaster_local,
+			cf->domain);
+	else
+		fprintf(rp->fp, "%s (after confirming) subscribe at %s%csubscribe@%s; "
+			"recipients unsubscribe at %s%cunsubscribe@%s\n",
+			g->subscribe == SUB_CONFIRM ? "anyone may" : "addresses in members may",
+			g->name, cf->delim, cf->domain, g->name, cf->delim, cf->domain);
+	return (0);
+}
+
 int
-deliver_check(const struct conf *cf, char *err, size_t errlen)
+deliver_check(const struct conf *cf, FILE *report, char *err, size_t errlen)
 {
 	struct store *st;
 	struct relay *r;
@@ -138,6 +172,24 @@ deliver_check(const struct conf *cf, char *err, size_t errlen)
 		return (-1);
 	if ((st = store_open(cf->database, cf->database_timeout * 1000, err, errlen)) == NULL)
 		return (-1);
+	if (report) {
+		struct report rp = {report, cf};
+		struct store_group pm;
+		long	n = store_groups(st, report_group, &rp);
+
+		if (n == STORE_ERROR) {
+			snprintf(err, errlen, "database %s: %s", cf->database, store_errmsg(st));
+			store_free(st);
+			return (-1);
+		}
+		if (n == 0)
+			fprintf(report, "mlistd: warning: the database has no lists yet (see "
+				"sql/example.sql)\n");
+		else if (store_group(st, cf->postmaster_local, &pm) == STORE_NO)
+			fprintf(report, "mlistd: warning: no %s alias in groups: closed lists "
+				"refuse requests by mail\n", cf->postmaster_local);
+		(void) fflush(report);
+	}
 	store_free(st);
 	{
 		unsigned char key[PROBE_KEY_LEN];
@@ -209,6 +261,49 @@ is_bounce(const struct conf *cf, const char *local)
 		&& (local[n] == 0 || local[n] == '+'));
 }
 
+/*
+ * command_rcpt - a list's command address (LIST+subscribe, ...): 250 for
+ * a list that has them, a 550 5.7.1 for a closed list when there is no
+ * postmaster alias to take its requests, 451 for a database problem.
+ * -1: not a command address of any list (the caller answers 550 5.1.1).
+ */
+static int
+command_rcpt(struct deliver_session *ds, const struct smtp_envelope *env,
+	     const char *rcpt, const char *local, struct smtp_reply *r)
+{
+	const struct conf *cf = ds->d->cf;
+	struct command c;
+	struct store_group g, pm;
+	int	rc;
+
+	if (command_parse(local, cf->delim, &c) < 0)
+		return (-1);
+	rc = store_group(ds->d->st, c.group, &g);
+	if (rc == STORE_YES && g.is_group && g.subscribe == SUB_CLOSED) {
+		int	p = store_group(ds->d->st, cf->postmaster_local, &pm);
+
+		if (p == STORE_ERROR)
+			rc = STORE_ERROR;
+		else if (p == STORE_NO) {
+			msg_info("%s: reject: RCPT from %s: 550 5.7.1 <%s>: list %s is closed and "
+				 "there is no %s alias to take its requests; from=<%s>", env->id,
+				 ds->client, rcpt, g.name, cf->postmaster_local, env->sender);
+			smtp_reply_set(r, 550, "5.7.1 <%s>: this list takes no requests by mail",
+				       rcpt);
+			return (0);
+		}
+	}
+	if (rc == STORE_ERROR) {
+		msg_warn("%s: database: %s", env->id, store_errmsg(ds->d->st));
+		smtp_reply_set(r, 451, "4.3.0 <%s>: Temporary lookup failure", rcpt);
+		return (0);
+	}
+	if (rc != STORE_YES || !g.is_group)
+		return (-1);
+	smtp_reply_set(r, 250, "2.1.5 Ok");
+	return (0);
+}
+
 /* d_rcpt - the recipient check */
 static void
 d_rcpt(void *vctx, const struct smtp_envelope *env, const char *rcpt,
@@ -254,6 +349,8 @@ d_rcpt(void *vctx, const struct smtp_envelope *env, const char *rcpt,
 		smtp_reply_set(r, 250, "2.1.5 Ok");
 		return;
 	case STORE_NO:
+		if (command_rcpt(ds, env, rcpt, local, r) == 0)
+			return;
 		msg_info("%s: reject: RCPT from %s: 550 5.1.1 <%s>: no such list; from=<%s>",
 			 env->id, ds->client, rcpt, env->sender);
 		smtp_reply_set(r, 550, "5.1.1 <%s>: Recipient address rejected: "
@@ -373,19 +470,27 @@ struct copy_ctx {
 	double	deadline;		/* data-done-timeout */
 };
 
+/* enhanced_status - "5.1.1" from "550 5.1.1 text", or "" */
+static void
+enhanced_status(const char *reply, char *status, size_t len)
+{
+	const char *p = reply + strspn(reply, "0123456789");
+
+	p += strspn(p, " ");
+	status[0] = 0;
+	if (isdigit((unsigned char) p[0]) && p[1] == '.')
+		snprintf(status, len, "%.*s", (int) strcspn(p, " "), p);
+}
+
 /* refusal_row - a member refused by the relay at RCPT: a bounces row */
 static int
 refusal_row(struct copy_ctx *cx, const char *rcpt, const char *reply)
 {
 	struct deliver *d = cx->ds->d;
 	struct store_bounce b;
-	char	status[16] = "", diag[512];
-	const char *p = reply + strspn(reply, "0123456789");
+	char	status[16], diag[512];
 
-	/* Enhanced status code from "550 5.1.1 text", if any. */
-	p += strspn(p, " ");
-	if (isdigit((unsigned char) p[0]) && p[1] == '.')
-		snprintf(status, sizeof(status), "%.*s", (int) strcspn(p, " "), p);
+	enhanced_status(reply, status, sizeof(status));
 	snprintf(diag, sizeof(diag), "smtp; %s", reply);
 	memset(&b, 0, sizeof(b));
 	b.envelope_to = d->bounce_addr;
@@ -674,6 +779,7 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 	l.bounce_local = cf->bounce_local;
 	l.postmaster_local = cf->postmaster_local;
 	l.is_group = g->is_group;
+	l.delim = g->is_group && g->subscribe != SUB_CLOSED ? cf->delim : 0;
 	if ((copy = rewrite_copy(m, &l, &clen)) == NULL) {
 		rcpt_list_free(&rl);
 		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
@@ -1024,6 +1130,411 @@ db_failed:
 	return (-1);
 }
 
+/*
+ * Self-service by mail.  A request arrives at a command address of a
+ * list whose subscribe policy is 'confirm' or 'members'; its envelope
+ * sender X is who asks.  mlistd answers X with one notice (a confirmation
+ * request with a signed token, help, or why not) at most once an hour per
+ * list, remembered in `requests` before it is sent; X's reply to the
+ * confirmation address completes the change, which is recorded with the
+ * token, so a token works once.  Machines never trigger anything
+ * (command_automatic), and neither does a sender the relay refused before.
+ * Each request message is claimed like a list copy (its command address
+ * standing for the list), so a retry of one already answered sends
+ * nothing again.  Closed lists hand their command mail to the postmaster
+ * alias, as the original design did.
+ */
+
+/* A command address named in the transaction. */
+struct cmd_rcpt {
+	struct command c;
+	const char *rcpt;
+};
+
+#define HOUR	3600
+
+/* expiry_text - "2026-12-04 15:00 UTC" */
+static void
+expiry_text(unsigned long t, char *buf, size_t len)
+{
+	time_t	tt = (time_t) t;
+	struct tm tm;
+
+	(void) gmtime_r(&tt, &tm);
+	(void) strftime(buf, len, "%Y-%m-%d %H:%M UTC", &tm);
+}
+
+/*
+ * send_notice - template `name` to address about list g, through the
+ * relay, from the bounce address (its bounces are recorded as any other).
+ * token: the confirmation token, or NULL.  0 when the relay took it or
+ * refused the address for good (then a refusal row, evidence, keeps
+ * further answers from going there); -1 when it must be retried.
+ */
+static int
+send_notice(struct deliver_session *ds, const struct smtp_envelope *env,
+	    const struct rewrite_msg *m, const struct store_group *g,
+	    const char *address, const char *name, const char *token,
+	    unsigned long expires)
+{
+	struct deliver *d = ds->d;
+	const struct conf *cf = d->cf;
+	char	post[STORE_NAME_MAX + 300], sub[sizeof(post)], unsub[sizeof(post)];
+	char	help[sizeof(post)], confirm[sizeof(post) + TOKEN_MAX + 16], owner[300];
+	char	what[TOKEN_MAX + 16], when[64], why[600], msgid[256], *text, *msg, *rcpt[1];
+	char	list[STORE_NAME_MAX + 1];
+	struct notice_vars v;
+	struct relay_result res;
+	enum relay_status st;
+	size_t	len;
+	int	eightbit = 0, rc = -1;
+
+	for (size_t i = 0; i < sizeof(list); i++)
+		if ((list[i] = (char) tolower((unsigned char) g->name[i])) == 0)
+			break;
+	snprintf(post, sizeof(post), "%s@%s", list, cf->domain);
+	snprintf(owner, sizeof(owner), "%s@%s", cf->postmaster_local, cf->domain);
+	snprintf(what, sizeof(what), "confirm%c%s", cf->delim, token ? token : "");
+	if (command_address(sub, sizeof(sub), list, cf->delim, "subscribe", cf->domain) < 0
+	    || command_address(unsub, sizeof(unsub), list, cf->delim, "unsubscribe",
+			       cf->domain) < 0
+	    || command_address(help, sizeof(help), list, cf->delim, "help", cf->domain) < 0
+	    || command_address(confirm, sizeof(confirm), list, cf->delim, what, cf->domain) < 0)
+		return (0);			/* cannot happen: bounded names */
+	expiry_text(expires, when, sizeof(when));
+	memset(&v, 0, sizeof(v));
+	v.list = list;
+	v.description = g->description;
+	v.domain = cf->domain;
+	v.address = address;
+	v.post = post;
+	v.subscribe = sub;
+	v.unsubscribe = unsub;
+	v.help = help;
+	v.confirm = token ? confirm : "";
+	v.owner = owner;
+	v.expires = when;
+	if ((text = notice_load(cf->template_dir, name, why, sizeof(why))) == NULL && why[0])
+		msg_warn("template %s: %s; the built-in text is used", name, why);
+	rewrite_message_id(m, msgid, sizeof(msgid));
+	msg = notice_build(text ? text : notice_builtin(name), &v, token ? confirm : owner,
+			   NULL, msgid, &len, &eightbit);
+	free(text);
+	if (msg == NULL) {
+		msg_warn("%s: group=%s: no %s notice for <%s>: out of memory", env->id, g->name,
+			 name, address);
+		return (-1);
+	}
+	rcpt[0] = (char *) address;
+	st = relay_send(d->relay, d->bounce_addr, (eightbit ? RELAY_8BITMIME : 0)
+			| (needs_utf8(address) ? RELAY_SMTPUTF8 : 0), rcpt, 1, 1, msg, len,
+			NULL, &res);
+	free(msg);
+	if (st == RELAY_OK && res.accepted == 1) {
+		msg_info("%s: group=%s, notice=%s, to=<%s>, relay=%s, status=sent (%s)", env->id,
+			 g->name, name, address, cf->relay, res.queued);
+		rc = 0;
+	} else if (st == RELAY_OK && res.refused == 1) {
+		struct store_bounce b;
+		char	diag[512], status[16];
+
+		enhanced_status(res.reply, status, sizeof(status));
+		msg_info("%s: group=%s, notice=%s, to=<%s>, status=bounced (the relay refused "
+			 "the address: %s)", env->id, g->name, name, address, res.reply);
+		snprintf(diag, sizeof(diag), "smtp; %s", res.reply);
+		memset(&b, 0, sizeof(b));
+		b.envelope_to = d->bounce_addr;
+		b.address = address;
+		b.status = status[0] ? status : "5.0.0";
+		b.action = "failed";
+		b.diagnostic = diag;
+		b.group_name = g->name;
+		b.evidence = 1;
+		if (store_add_bounce(d->st, &b) == STORE_ERROR)
+			msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
+		rc = 0;
+	} else
+		msg_warn("%s: group=%s, notice=%s, to=<%s>, relay=%s, status=deferred (%s)",
+			 env->id, g->name, name, address, cf->relay, res.reply);
+	return (rc);
+}
+
+/* answer_later - 451: the answer could not go out now */
+static void
+answer_later(struct smtp_reply *r)
+{
+	smtp_reply_set(r, 451, "4.4.0 Error: cannot answer the request now, try again later");
+}
+
+/*
+ * answer - a notice that anybody can make mlistd send by writing to a
+ * command address: at most one per address and list an hour, none to an
+ * address the relay refused before.  The row in `requests` is committed
+ * before the notice goes out (so two workers cannot both answer), and
+ * taken back if it could not be sent.  action: the row's action
+ * ('subscribe' or 'unsubscribe' with a token, else the notice's kind).
+ * 0, or -1 with a 451 set.
+ */
+static int
+answer(struct deliver_session *ds, const struct smtp_envelope *env,
+       const struct rewrite_msg *m, const struct store_group *g, const char *address,
+       const char *name, const char *action, int tok, const char *digest,
+       struct smtp_reply *r)
+{
+	struct deliver *d = ds->d;
+	const struct conf *cf = d->cf;
+	unsigned long now = (unsigned long) time(NULL);
+	unsigned long expires = tok ? now + TOKEN_LIFETIME : now;
+	char	token[TOKEN_MAX + 1];
+	long	ev;
+	int	recent;
+
+	if (tok && token_make(d->key, (enum token_action) tok, g->name, address, expires, token,
+			      sizeof(token)) < 0)
+		return (0);			/* cannot happen: bounded */
+	if ((ev = store_evidence(d->st, address, cf->bounce_window)) == STORE_ERROR)
+		goto db_failed;
+	if (ev > 0) {
+		msg_info("%s: group=%s: no %s notice for <%s>: the relay refused that address "
+			 "within bounce-window", env->id, g->name, name, address);
+		return (0);
+	}
+	if (store_begin(d->st) == STORE_ERROR)
+		goto db_failed;
+	recent = store_request_recent(d->st, g->name, address, (long long) now - HOUR, digest);
+	if (recent == STORE_YES) {
+		store_rollback(d->st);
+		msg_info("%s: group=%s: no %s notice for <%s>: it was answered within the hour",
+			 env->id, g->name, name, address);
+		return (0);
+	}
+	if (recent == STORE_ERROR
+	    || store_request_add(d->st, g->name, address, action, (long long) now,
+				 (long long) expires, digest) == STORE_ERROR
+	    || store_commit(d->st) == STORE_ERROR)
+		goto db_failed;
+	if (send_notice(ds, env, m, g, address, name, tok ? token : NULL, expires) == 0)
+		return (0);
+	if (store_request_cancel(d->st, g->name, address, action, (long long) expires)
+	    == STORE_ERROR)
+		msg_warn("%s: database: %s (the retry may find its own request and stay "
+			 "silent for an hour)", env->id, store_errmsg(d->st));
+	answer_later(r);
+	return (-1);
+db_failed:
+	store_rollback(d->st);
+	lookup_failed(d, env, r);
+	return (-1);
+}
+
+/*
+ * confirm - a reply to a confirmation request.  The token must be one
+ * mlistd made for this list and the envelope sender (or, for senders
+ * rewritten on the way such as SRS, a From: address: the token itself
+ * went only to the subscriber), alive and not used.  The change and the
+ * used token are one commit; the welcome or goodbye follows, and a retry
+ * of this same message sends only that again.
+ */
+static int
+confirm(struct deliver_session *ds, const struct smtp_envelope *env,
+	const struct rewrite_msg *m, const struct command *c, const struct store_group *g,
+	const char *digest, struct smtp_reply *r)
+{
+	struct deliver *d = ds->d;
+	struct rewrite_from from;
+	enum token_action act = TOKEN_SUBSCRIBE;
+	enum token_verdict v;
+	unsigned long now = (unsigned long) time(NULL), expires = 0;
+	const char *who = env->sender, *action;
+	char	seen[64];
+	int	state, ok;
+
+	v = token_check(d->key, c->token, g->name, who, now, &act, &expires);
+	if (v == TOKEN_FORGED && rewrite_from(m, &from) == 0)
+		for (size_t i = 0; i < from.n && v == TOKEN_FORGED; i++)
+			if ((v = token_check(d->key, c->token, g->name, from.addr[i], now, &act,
+					     &expires)) != TOKEN_FORGED)
+				who = from.addr[i];
+	if (v != TOKEN_VALID || !command_address_ok(who)) {
+		msg_info("%s: group=%s: confirmation from=<%s> with a%s token: nothing changes",
+			 env->id, g->name, env->sender, v == TOKEN_EXPIRED ? "n expired"
+			 : v == TOKEN_FORGED ? " forged or misdirected" : " malformed");
+		return (answer(ds, env, m, g, env->sender, "start-again", "start-again", 0,
+			       digest, r));
+	}
+	action = act == TOKEN_SUBSCRIBE ? "subscribe" : "unsubscribe";
+	if (store_begin(d->st) == STORE_ERROR)
+		goto db_failed;
+	state = store_request_state(d->st, g->name, who, action, (long long) expires, seen,
+				    sizeof(seen));
+	if (state == STORE_ERROR)
+		goto db_failed;
+	if (state == REQUEST_DONE && strcmp(seen, digest) != 0) {
+		store_rollback(d->st);
+		msg_info("%s: group=%s: confirmation from=<%s>: the token to %s <%s> was used "
+			 "already; nothing changes", env->id, g->name, env->sender, action, who);
+		return (answer(ds, env, m, g, who, "start-again", "start-again", 0, digest, r));
+	}
+	if (state == REQUEST_DONE) {
+		/* This very message made the change: only its notice is owed. */
+		store_rollback(d->st);
+		goto notice;
+	}
+	if (act == TOKEN_SUBSCRIBE) {
+		ok = g->subscribe != SUB_MEMBERS ? STORE_YES : store_is_member(d->st, who);
+		if (ok == STORE_YES && store_subscribe(d->st, g->name, who,
+						       g->posting == POST_MEMBERS) == STORE_ERROR)
+			goto db_failed;
+		if (ok == STORE_YES)
+			ok = store_is_recipient(d->st, g->name, who);
+		if (ok == STORE_ERROR)
+			goto db_failed;
+		if (ok == STORE_NO) {
+			store_rollback(d->st);
+			msg_info("%s: group=%s: <%s> confirmed, but may not subscribe (not in "
+				 "members, or unsubscribed by the administrator)", env->id,
+				 g->name, who);
+			return (answer(ds, env, m, g, who, "not-allowed", "refused", 0, digest, r));
+		}
+	} else if (store_unsubscribe(d->st, g->name, who, "request") == STORE_ERROR)
+		goto db_failed;
+	if (store_request_done(d->st, g->name, who, action, (long long) expires,
+			       (long long) now, digest) == STORE_ERROR
+	    || store_commit(d->st) == STORE_ERROR)
+		goto db_failed;
+	msg_info("%s: group=%s: %s <%s> (confirmed by mail from=<%s>)", env->id, g->name,
+		 act == TOKEN_SUBSCRIBE ? "subscribed" : "unsubscribed", who, env->sender);
+notice:
+	if (send_notice(ds, env, m, g, who, act == TOKEN_SUBSCRIBE ? "welcome" : "goodbye",
+			NULL, 0) == 0)
+		return (0);
+	answer_later(r);
+	return (-1);
+db_failed:
+	store_rollback(d->st);
+	lookup_failed(d, env, r);
+	return (-1);
+}
+
+/* request - subscribe, unsubscribe or help from the envelope sender */
+static int
+request(struct deliver_session *ds, const struct smtp_envelope *env,
+	const struct rewrite_msg *m, const struct command *c, const struct store_group *g,
+	const char *digest, struct smtp_reply *r)
+{
+	struct deliver *d = ds->d;
+	const char *x = env->sender;
+	int	rcpt, allowed = STORE_YES, blocked = STORE_NO;
+
+	if (c->kind == CMD_HELP)
+		return (answer(ds, env, m, g, x, "help", "help", 0, digest, r));
+	if (store_read_begin(d->st) == STORE_ERROR)
+		rcpt = STORE_ERROR;
+	else if ((rcpt = store_is_recipient(d->st, g->name, x)) != STORE_ERROR
+		 && c->kind == CMD_SUBSCRIBE) {
+		if (g->subscribe == SUB_MEMBERS)
+			allowed = store_is_member(d->st, x);
+		blocked = store_blocked(d->st, g->name, x);
+	}
+	store_read_end(d->st);
+	if (rcpt == STORE_ERROR || allowed == STORE_ERROR || blocked == STORE_ERROR) {
+		lookup_failed(d, env, r);
+		return (-1);
+	}
+	msg_info("%s: group=%s: %s request from=<%s>", env->id, g->name, command_name(c->kind), x);
+	if (c->kind == CMD_UNSUBSCRIBE)
+		return (rcpt == STORE_YES
+			? answer(ds, env, m, g, x, "confirm-unsubscribe", "unsubscribe",
+				 TOKEN_UNSUBSCRIBE, digest, r)
+			: answer(ds, env, m, g, x, "not-subscribed", "refused", 0, digest, r));
+	if (rcpt == STORE_YES)
+		return (answer(ds, env, m, g, x, "already-subscribed", "refused", 0, digest, r));
+	if (allowed == STORE_NO || blocked == STORE_YES)
+		return (answer(ds, env, m, g, x, "not-allowed", "refused", 0, digest, r));
+	return (answer(ds, env, m, g, x, "confirm-subscribe", "subscribe", TOKEN_SUBSCRIBE,
+		       digest, r));
+}
+
+/*
+ * command_mail - the end of data for one command address.  0 when done
+ * with (answered, forwarded, or ignored on purpose), -1 with the reply set.
+ */
+static int
+command_mail(struct deliver_session *ds, const struct smtp_envelope *env,
+	     const struct rewrite_msg *m, const struct cmd_rcpt *cr, const char *digest,
+	     double eod_start, struct smtp_reply *r, unsigned *copies)
+{
+	struct deliver *d = ds->d;
+	const struct conf *cf = d->cf;
+	struct store_group g, pm;
+	struct store_copy c;
+	const char *why;
+	char	name[SMTP_ADDR_MAX + 1], *at;
+	int	rc;
+
+	if ((rc = store_group(d->st, cr->c.group, &g)) == STORE_ERROR) {
+		lookup_failed(d, env, r);
+		return (-1);
+	}
+	if (rc == STORE_NO || !g.is_group) {
+		msg_info("%s: <%s>: the list is gone since RCPT; request ignored", env->id,
+			 cr->rcpt);
+		return (0);
+	}
+	if (g.subscribe == SUB_CLOSED) {
+		/* As in the original design: a person handles it. */
+		if ((rc = store_group(d->st, cf->postmaster_local, &pm)) == STORE_YES)
+			return (send_copy(ds, env, m, &pm, digest, eod_start, r, copies));
+		if (rc == STORE_ERROR) {
+			lookup_failed(d, env, r);
+			return (-1);
+		}
+		msg_warn("%s: <%s>: list %s is closed and the %s alias is gone; request "
+			 "ignored", env->id, cr->rcpt, g.name, cf->postmaster_local);
+		return (0);
+	}
+	why = command_automatic(m, env->sender, cf->domain);
+	if (why == NULL && !command_address_ok(env->sender))
+		why = "an address mlistd cannot store";
+	if (why) {
+		msg_info("%s: group=%s: %s from=<%s> ignored: %s", env->id, g.name,
+			 command_name(cr->c.kind), env->sender, why);
+		return (0);
+	}
+	memset(&c, 0, sizeof(c));
+	if (cf->dedup_window > 0) {
+		/* The command address stands for the list in `relayed`. */
+		snprintf(name, sizeof(name), "%s", cr->rcpt);
+		if ((at = strrchr(name, '@')) != NULL)
+			*at = 0;
+		for (at = name; *at; at++)
+			*at = (char) tolower((unsigned char) *at);
+		switch (store_claim(d->st, name, digest, NULL, cf->dedup_window, (long) getpid(),
+				    (long long) time(NULL), cf->data_done_timeout
+				    + 2 * cf->database_timeout + 30, &c)) {
+		case STORE_ERROR:
+			lookup_failed(d, env, r);
+			return (-1);
+		case CLAIM_DONE:
+			msg_info("%s: group=%s: %s from=<%s>: status=duplicate (answered at %s UTC)",
+				 env->id, g.name, command_name(cr->c.kind), env->sender, c.when);
+			return (0);
+		case CLAIM_BUSY:
+			smtp_reply_set(r, 451, "4.3.0 Error: this request is being answered right "
+				       "now, try again later");
+			return (-1);
+		}
+	}
+	rc = cr->c.kind == CMD_CONFIRM ? confirm(ds, env, m, &cr->c, &g, digest, r)
+		: request(ds, env, m, &cr->c, &g, digest, r);
+	/* Should this fail after the answer went out, a retry would answer
+	 * again: the answer is the work, so it still counts as done. */
+	if (c.id && store_release(d->st, c.id, rc == 0, cf->dedup_window) == STORE_ERROR)
+		msg_warn("%s: database: %s (a retry of this request may be answered twice)",
+			 env->id, store_errmsg(d->st));
+	return (rc);
+}
+
 /* d_data - the end of data */
 static void
 d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
@@ -1032,14 +1543,17 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 	struct deliver_session *ds = vctx;
 	const struct conf *cf = ds->d->cf;
 	struct store_group *groups = NULL;
+	struct cmd_rcpt *cmds = NULL;
 	struct rewrite_msg *m = NULL;
-	size_t	ngroups = 0, nbounce = 0;
+	size_t	ngroups = 0, nbounce = 0, ncmds = 0;
 	unsigned copies = 0;
 	int	refused = 0;		/* r holds a refusal or a 4xx */
 	char	digest[41];
 	double	eod_start = sockstream_now();
 
-	if ((groups = calloc(env->nrcpt, sizeof(*groups))) == NULL) {
+	if ((groups = calloc(env->nrcpt, sizeof(*groups))) == NULL
+	    || (cmds = calloc(env->nrcpt, sizeof(*cmds))) == NULL) {
+		free(groups);
 		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
 		return;
 	}
@@ -1073,6 +1587,9 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 		if (rc == STORE_ERROR) {
 			lookup_failed(ds->d, env, r);
 			refused = 1;
+		} else if (rc == STORE_NO && command_parse(local, cf->delim, &cmds[ncmds].c) == 0) {
+			/* A command address: answered after the lists. */
+			cmds[ncmds++].rcpt = env->rcpt[i];
 		} else if (rc == STORE_NO) {
 			/* Deleted between RCPT and DATA. */
 			smtp_reply_set(r, 550, "5.1.1 <%s>: Recipient address rejected: "
@@ -1081,7 +1598,7 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 		} else
 			ngroups++;
 	}
-	if (!refused && ngroups > 0) {
+	if (!refused && (ngroups > 0 || ncmds > 0)) {
 		struct rewrite_limits lim = {cf->max_header_fields, cf->max_header_size};
 
 		switch (rewrite_parse(msg, len, &lim, &m)) {
@@ -1162,13 +1679,17 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 	}
 	if (refused)
 		goto done;
-	if (ngroups > 0)
+	if (ngroups > 0 || ncmds > 0)
 		rewrite_digest(m, digest);
 	for (size_t k = 0; k < ngroups; k++)
 		if (send_copy(ds, env, m, &groups[k], digest, eod_start, r, &copies) < 0)
+			goto done;
+	for (size_t k = 0; k < ncmds; k++)
+		if (command_mail(ds, env, m, &cmds[k], digest, eod_start, r, &copies) < 0)
 			goto done;
 	smtp_reply_set(r, 250, "2.0.0 Ok: queued as %s", env->id);
 done:
 	rewrite_msg_free(m);
 	free(groups);
+	free(cmds);
 }

@@ -4,6 +4,7 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "conf.h"
 #include "smtp_session.h"
@@ -19,8 +20,9 @@ struct deliver *deliver_create(const struct conf *, const char *helo,
 void	deliver_free(struct deliver *);
 
 /* deliver_check - open the database once (schema applied), then close:
- * the master's start-up and --check-config test. */
-int	deliver_check(const struct conf *, char *err, size_t errlen);
+ * the master's start-up and --check-config test; with report not NULL,
+ * one line per list there: who may post, who may subscribe by mail. */
+int	deliver_check(const struct conf *, FILE *report, char *err, size_t errlen);
 
 /* The handlers; their ctx is a struct deliver_session. */
 extern const struct smtp_handlers deliver_handlers;

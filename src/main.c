@@ -47,7 +47,7 @@ main(int argc, char **argv)
 		return (1);
 	}
 	if (action == CONF_CHECK) {
-		if (privs_check(cf, err, sizeof(err)) < 0) {
+		if (privs_check(cf, stderr, err, sizeof(err)) < 0) {
 			fprintf(stderr, "mlistd: %s\n", err);
 			conf_free(cf);
 			conf_args_free(args);

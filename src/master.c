@@ -403,7 +403,7 @@ reload(struct master *m)
 	msg_syslog_probe();
 	msg_info("reload: reading configuration %s", m->cf->config_file);
 	if ((cf = conf_build(m->args, err, sizeof(err))) == NULL
-	    || privs_check(cf, err, sizeof(err)) < 0
+	    || privs_check(cf, NULL, err, sizeof(err)) < 0
 	    || (lfd = log_open(cf, err, sizeof(err))) == -2) {
 		msg_error("reload failed: %s; keeping the running configuration", err);
 		conf_free(cf);
@@ -515,7 +515,7 @@ master_run(struct conf_args *args, struct conf *cf)
 			 "mlistd is in the background its messages reach nobody; set "
 			 "log-file, start a syslog daemon, or run mlistd with -f", _PATH_LOG);
 	/* The database opens (and gets its schema) once, before any fork. */
-	if (privs_check(cf, err, sizeof(err)) < 0) {
+	if (privs_check(cf, NULL, err, sizeof(err)) < 0) {
 		msg_error("%s", err);
 		conf_free(cf);
 		return (1);

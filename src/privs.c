@@ -340,7 +340,7 @@ own(const char *path, int make_dir, int strict, int (*mine) (const char *, const
 }
 
 int
-privs_check(const struct conf *cf, char *err, size_t errlen)
+privs_check(const struct conf *cf, FILE *report, char *err, size_t errlen)
 {
 	static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
 	char	path[4096], *slash;
@@ -351,7 +351,7 @@ privs_check(const struct conf *cf, char *err, size_t errlen)
 	ssize_t	n;
 
 	if (geteuid() != 0)
-		return (deliver_check(cf, err, errlen));
+		return (deliver_check(cf, report, err, errlen));
 	if (lookup(cf->user, &uid, &gid, err, errlen) < 0)
 		return (-1);
 	/* The database's directory and files, the key, and the Maildir. */
@@ -394,7 +394,7 @@ privs_check(const struct conf *cf, char *err, size_t errlen)
 
 		(void) close(pfd[0]);
 		rc = privs_drop(cf->user, cerr, sizeof(cerr)) < 0
-			|| deliver_check(cf, cerr, sizeof(cerr)) < 0;
+			|| deliver_check(cf, report, cerr, sizeof(cerr)) < 0;
 		if (rc && write(pfd[1], cerr, strlen(cerr)) < 0)
 			_exit(2);
 		_exit(rc ? 1 : 0);

@@ -3,6 +3,7 @@
 #define MLISTD_PRIVS_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "conf.h"
 
@@ -20,7 +21,7 @@ int	privs_drop(const char *user, char *err, size_t errlen);
  * privileges), so every file is created with the right owner.  Without
  * root this is deliver_check().  0, or -1 with a message.
  */
-int	privs_check(const struct conf *, char *err, size_t errlen);
+int	privs_check(const struct conf *, FILE *report, char *err, size_t errlen);
 
 /*
  * privs_log_open - open the log-file for appending without following

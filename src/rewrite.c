@@ -289,6 +289,23 @@ rewrite_digest(const struct rewrite_msg *m, char hex[41])
 		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
 }
 
+long
+rewrite_field(const struct rewrite_msg *m, const char *name, char *buf, size_t size)
+{
+	long	n;
+
+	for (size_t k = 0; k < m->nf; k++)
+		if (is_field(m, k, name)) {
+			if ((n = unfold(m, k, buf, size)) < 0) {
+				buf[0] = 0;
+				return (-2);
+			}
+			return (n);
+		}
+	buf[0] = 0;
+	return (-1);
+}
+
 void
 rewrite_message_id(const struct rewrite_msg *m, char *buf, size_t len)
 {
@@ -413,7 +430,7 @@ rewrite_copy(const struct rewrite_msg *m, const struct rewrite_list *l,
 	     size_t *outlen)
 {
 	const char *s = m->msg;
-	char   *out, *ph = NULL, *group;
+	char   *out, *ph = NULL, *group, cmds[1400];
 	size_t	n = 0, cap, glen = strlen(l->group);
 	int	w;
 
@@ -443,21 +460,32 @@ rewrite_copy(const struct rewrite_msg *m, const struct rewrite_list *l,
 	if (n > 0 && out[n - 1] != '\n')
 		out[n++] = '\n';
 	/* The list headers. */
+	if (l->delim)
+		snprintf(cmds, sizeof(cmds),
+			 "List-Unsubscribe: <mailto:%s%cunsubscribe@%s>\n"
+			 "List-Help: <mailto:%s%chelp@%s>\n"
+			 "List-Subscribe: <mailto:%s%csubscribe@%s>\n",
+			 group, l->delim, l->domain, group, l->delim, l->domain,
+			 group, l->delim, l->domain);
+	else
+		snprintf(cmds, sizeof(cmds),
+			 "List-Unsubscribe: <mailto:%s@%s?subject=unsubscribe%%20%s>\n"
+			 "List-Help: <mailto:%s@%s?subject=help>\n"
+			 "List-Subscribe: <mailto:%s@%s?subject=subscribe%%20%s>\n",
+			 l->postmaster_local, l->domain, group,
+			 l->postmaster_local, l->domain,
+			 l->postmaster_local, l->domain, group);
 	w = snprintf(out + n, cap - n,
 		     "X-BeenThere: %s@%s\n"
 		     "Sender: %s@%s\n"
 		     "List-Id: %s%s<%s.%s>\n"
-		     "List-Unsubscribe: <mailto:%s@%s?subject=unsubscribe%%20%s>\n"
-		     "List-Help: <mailto:%s@%s?subject=help>\n"
-		     "List-Subscribe: <mailto:%s@%s?subject=subscribe%%20%s>\n"
+		     "%s"
 		     "List-Post: <mailto:%s@%s>\n"
 		     "%s",
 		     group, l->domain,
 		     l->bounce_local, l->domain,
 		     ph ? ph : "", ph ? " " : "", group, l->domain,
-		     l->postmaster_local, l->domain, group,
-		     l->postmaster_local, l->domain,
-		     l->postmaster_local, l->domain, group,
+		     cmds,
 		     group, l->domain,
 		     l->is_group ? "Precedence: bulk\nX-Auto-Response-Suppress: OOF\n" : "");
 	free(ph);

@@ -12,6 +12,8 @@ struct rewrite_list {
 	const char *bounce_local;
 	const char *postmaster_local;
 	int	is_group;		/* add Precedence, X-Auto-Response-Suppress */
+	char	delim;			/* not 0: the list has command addresses
+					 * (LIST+subscribe, ...) for List-* */
 };
 
 struct rewrite_msg;
@@ -64,6 +66,12 @@ int	rewrite_from(const struct rewrite_msg *, struct rewrite_from *out);
 /* rewrite_digest - SHA-1 of the message as received, 40 hex digits */
 void	rewrite_digest(const struct rewrite_msg *, char hex[41]);
 
+/* rewrite_field - the first field called name, unfolded (controls as
+ * spaces, trimmed) into buf: its length, -1 when there is none, -2 when
+ * its value does not fit */
+long	rewrite_field(const struct rewrite_msg *, const char *name, char *buf,
+		      size_t size);
+
 /* rewrite_message_id - the Message-ID field, or "" (bounded copy) */
 void	rewrite_message_id(const struct rewrite_msg *, char *buf, size_t len);
 
@@ -81,7 +89,9 @@ int	rewrite_has_list_id(const struct rewrite_msg *, const char *group,
  * List-Subscribe, List-Post (and Precedence: bulk,
  * X-Auto-Response-Suppress: OOF when is_group) are added at the end of
  * the header, after an X-BeenThere: group@domain that is never removed
- * (loop detection across lists).  Returns a malloc'd buffer the caller frees, or NULL when
+ * (loop detection across lists).  List-Unsubscribe, List-Help and
+ * List-Subscribe name the list's command addresses when delim is set,
+ * else the postmaster with a subject.  Returns a malloc'd buffer the caller frees, or NULL when
  * memory is short.
  */
 char   *rewrite_copy(const struct rewrite_msg *, const struct rewrite_list *,

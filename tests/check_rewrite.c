@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "command.h"
+#include "notice.h"
 #include "rewrite.h"
 
 #define LIST_HDRS(desc) \
@@ -85,7 +87,7 @@ static const struct {
 START_TEST(test_copy)
 {
 	struct rewrite_list l = {"Group1", copies[_i].desc, "lists.test", "bounce",
-	"postmaster", copies[_i].is_group};
+	"postmaster", copies[_i].is_group, 0};
 	struct rewrite_msg *m;
 	size_t	len;
 	char   *out;
@@ -259,6 +261,201 @@ START_TEST(test_list_id_loop)
 }
 END_TEST
 
+/* A list with command addresses names them in List-*. */
+START_TEST(test_copy_commands)
+{
+	struct rewrite_list l = {"Club", "", "lists.test", "bounce", "postmaster", 1, '-'};
+	const char *in = "From: a@x.test\r\nList-Unsubscribe: <mailto:x@y>\r\n\r\nb\r\n";
+	struct rewrite_msg *m;
+	size_t	len;
+	char   *out;
+
+	ck_assert_int_eq(rewrite_parse(in, strlen(in), NULL, &m), REWRITE_OK);
+	ck_assert_ptr_nonnull(out = rewrite_copy(m, &l, &len));
+	ck_assert_str_eq(out, "From: a@x.test\nX-BeenThere: club@lists.test\n"
+			 "Sender: bounce@lists.test\nList-Id: <club.lists.test>\n"
+			 "List-Unsubscribe: <mailto:club-unsubscribe@lists.test>\n"
+			 "List-Help: <mailto:club-help@lists.test>\n"
+			 "List-Subscribe: <mailto:club-subscribe@lists.test>\n"
+			 "List-Post: <mailto:club@lists.test>\n" BULK "\nb\n");
+	free(out);
+	rewrite_msg_free(m);
+}
+END_TEST
+
+/* Command addresses, read from their end. */
+static const struct {
+	const char *local;
+	char	delim;
+	enum command_kind kind;
+	const char *group, *token;
+} cmds[] = {
+	{"club+subscribe", '+', CMD_SUBSCRIBE, "club", ""},
+	{"Club+UNSUBSCRIBE", '+', CMD_UNSUBSCRIBE, "Club", ""},
+	{"club+help", '+', CMD_HELP, "club", ""},
+	{"club+confirm+s77359400-1e720315198a60805d7e", '+', CMD_CONFIRM, "club",
+	 "s77359400-1e720315198a60805d7e"},
+	{"club+confirm+U1-1E720315198A60805D7E", '+', CMD_CONFIRM, "club",
+	 "U1-1E720315198A60805D7E"},
+	{"chess-club-unsubscribe", '-', CMD_UNSUBSCRIBE, "chess-club", ""},
+	{"a-confirm-b-confirm-s5-00000000000000000000", '-', CMD_CONFIRM, "a-confirm-b", ""},
+	{"club-subscribe", '+', CMD_NONE, NULL, NULL},
+	{"+subscribe", '+', CMD_NONE, NULL, NULL},
+	{"subscribe", '+', CMD_NONE, NULL, NULL},
+	{"club+confirm", '+', CMD_NONE, NULL, NULL},
+	{"club+confirm+", '+', CMD_NONE, NULL, NULL},
+	{"club+confirm+x5-1e720315198a60805d7e", '+', CMD_NONE, NULL, NULL},
+	{"club+confirm+s-1e720315198a60805d7e", '+', CMD_NONE, NULL, NULL},
+	{"club+confirm+s5-1e720315198a60805d7", '+', CMD_NONE, NULL, NULL},
+	{"club+confirm+s12345678901234567-1e720315198a60805d7e", '+', CMD_NONE, NULL, NULL},
+	{"club+confirms5-1e720315198a60805d7e", '+', CMD_NONE, NULL, NULL},
+	{"club+other", '+', CMD_NONE, NULL, NULL},
+	{"club", '+', CMD_NONE, NULL, NULL},
+	{"x123456789x123456789x123456789x123456789x123456789x123456789x12345+help", '+',
+	 CMD_NONE, NULL, NULL},
+};
+
+START_TEST(test_command_parse)
+{
+	struct command c;
+	int	rc = command_parse(cmds[_i].local, cmds[_i].delim, &c);
+
+	if (cmds[_i].kind == CMD_NONE) {
+		ck_assert_msg(rc == -1, "%s: parsed as %s", cmds[_i].local, command_name(c.kind));
+		return;
+	}
+	ck_assert_msg(rc == 0, "%s: not parsed", cmds[_i].local);
+	ck_assert_int_eq(c.kind, cmds[_i].kind);
+	ck_assert_str_eq(c.group, cmds[_i].group);
+	if (cmds[_i].token[0])
+		ck_assert_str_eq(c.token, cmds[_i].token);
+}
+END_TEST
+
+/* What must never trigger a command (RFC 3834), and what may. */
+static const struct {
+	const char *sender, *hdr;
+	int	automatic;
+} autos[] = {
+	{"a@x.test", "From: a@x.test\r\n", 0},
+	{"a@x.test", "Auto-Submitted: no\r\n", 0},
+	{"a@x.test", "Auto-Submitted: No (a person)\r\n", 0},
+	{"a@x.test", "Precedence: first-class\r\n", 0},
+	{"a@x.test", "Precedence: bulky\r\n", 0},
+	{"", "From: a@x.test\r\n", 1},
+	{"x@lists.test", "From: a@x.test\r\n", 1},
+	{"X@LISTS.TEST", "From: a@x.test\r\n", 1},
+	{"a@x.test", "Auto-Submitted: auto-replied\r\n", 1},
+	{"a@x.test", "auto-submitted:\r\n auto-generated\r\n", 1},
+	{"a@x.test", "Auto-Submitted: nothing\r\n", 1},
+	{"a@x.test", "Auto-Submitted:\r\n", 1},
+	{"a@x.test", "Precedence: BULK\r\n", 1},
+	{"a@x.test", "Precedence: junk\r\n", 1},
+	{"a@x.test", "Precedence: list (a list)\r\n", 1},
+	{"a@x.test", "List-Id: <a.b>\r\n", 1},
+	{"a@x.test", "X-Autoreply: yes\r\n", 1},
+	{"a@x.test", "X-Autorespond: 1\r\n", 1},
+};
+
+START_TEST(test_command_automatic)
+{
+	struct rewrite_msg *m;
+	char	msg[512];
+
+	snprintf(msg, sizeof(msg), "%sSubject: s\r\n\r\nbody\r\n", autos[_i].hdr);
+	ck_assert_int_eq(rewrite_parse(msg, strlen(msg), NULL, &m), REWRITE_OK);
+	ck_assert_msg((command_automatic(m, autos[_i].sender, "lists.test") != NULL)
+		      == autos[_i].automatic, "%s / %s", autos[_i].sender, autos[_i].hdr);
+	rewrite_msg_free(m);
+}
+END_TEST
+
+START_TEST(test_command_address)
+{
+	char	buf[64];
+
+	ck_assert_int_eq(command_address(buf, sizeof(buf), "Club", '+', "help", "l.test"), 0);
+	ck_assert_str_eq(buf, "club+help@l.test");
+	ck_assert_int_eq(command_address(buf, 12, "Club", '+', "help", "l.test"), -1);
+	ck_assert_int_eq(command_address_ok("a@b"), 1);
+	ck_assert_int_eq(command_address_ok("a b@c"), 0);
+	ck_assert_int_eq(command_address_ok("a@"), 0);
+	ck_assert_int_eq(command_address_ok("@b"), 0);
+	ck_assert_int_eq(command_address_ok("a<b@c"), 0);
+	ck_assert_int_eq(command_address_ok("ab"), 0);
+}
+END_TEST
+
+/* A notice: the template's Subject and body with the variables, safe
+ * headers, RFC 3834 marks; hostile values stay out of the header. */
+START_TEST(test_notice_build)
+{
+	struct notice_vars v = {"club", "Chess\r\nBcc: x@evil.test", "lists.test",
+		"new@x.test", "club@lists.test", "club+subscribe@lists.test",
+		"club+unsubscribe@lists.test", "club+help@lists.test", "", "postmaster@lists.test",
+		"2026-12-04 15:00 UTC"};
+	char   *msg;
+	size_t	len;
+	int	eight = -1;
+
+	msg = notice_build("Subject: Hi ${list}: ${description}\n\n$$ ${post} ${nope}\r\n"
+			   "${unsubscribe} ${expires}", &v, "postmaster@lists.test", NULL,
+			   "<req@x.test>", &len, &eight);
+	ck_assert_ptr_nonnull(msg);
+	ck_assert_int_eq(len, strlen(msg));
+	ck_assert_int_eq(eight, 0);
+	ck_assert_ptr_nonnull(strstr(msg, "From: \"club\" <postmaster@lists.test>\nTo: "
+				     "<new@x.test>\nSubject: Hi club: Chess  Bcc: x@evil.test\n"));
+	ck_assert_ptr_null(strstr(msg, "\nBcc:"));
+	ck_assert_ptr_nonnull(strstr(msg, "\nIn-Reply-To: <req@x.test>\nReferences: <req@x.test>\n"));
+	ck_assert_ptr_nonnull(strstr(msg, "\nAuto-Submitted: auto-replied\n"));
+	ck_assert_ptr_nonnull(strstr(msg, "\nContent-Transfer-Encoding: 7bit\n\n$ club@lists.test "
+				     "${nope}\nclub+unsubscribe@lists.test 2026-12-04 15:00 UTC\n"));
+	ck_assert_ptr_nonnull(strstr(msg, "\nMessage-ID: <notice."));
+	free(msg);
+	/* Non-ASCII: an encoded Subject, an 8-bit body; a hostile
+	 * Message-ID is not quoted. */
+	msg = notice_build("Subject: \xc3\xa0 ${list}\n\n\xc3\xa9t\xc3\xa9\n", &v, "a@lists.test",
+			   "b@lists.test", "<a b@x>\r\nBcc: y@evil.test", &len, &eight);
+	ck_assert_ptr_nonnull(msg);
+	ck_assert_int_eq(eight, 1);
+	ck_assert_ptr_nonnull(strstr(msg, "\nSubject: =?UTF-8?B?"));
+	ck_assert_ptr_nonnull(strstr(msg, "\nReply-To: <b@lists.test>\n"));
+	ck_assert_ptr_null(strstr(msg, "In-Reply-To"));
+	ck_assert_ptr_null(strstr(msg, "evil"));
+	ck_assert_ptr_nonnull(strstr(msg, "Content-Transfer-Encoding: 8bit\n\n\xc3\xa9t\xc3\xa9\n"));
+	free(msg);
+	/* Bounded: a template that expands past NOTICE_MAX is refused. */
+	{
+		size_t	n = NOTICE_TEMPLATE_MAX;
+		char   *t = malloc(n + 1), big[300];
+
+		ck_assert_ptr_nonnull(t);
+		memset(big, 'a', sizeof(big) - 1);
+		big[sizeof(big) - 1] = 0;
+		v.description = big;
+		memcpy(t, "Subject: x\n\n", 12);
+		for (size_t i = 12; i + 14 <= n; i += 14)
+			memcpy(t + i, "${description}", 14);
+		t[n - (n - 12) % 14] = 0;
+		ck_assert_ptr_null(notice_build(t, &v, "a@b", NULL, NULL, &len, &eight));
+		free(t);
+	}
+	/* Every built-in template exists and begins with its Subject. */
+	{
+		static const char *const names[] = {"confirm-subscribe", "confirm-unsubscribe",
+			"welcome", "goodbye", "help", "start-again", "not-allowed",
+			"already-subscribed", "not-subscribed"};
+
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			ck_assert_ptr_nonnull(notice_builtin(names[i]));
+			ck_assert_int_eq(strncmp(notice_builtin(names[i]), "Subject: ", 9), 0);
+		}
+		ck_assert_ptr_null(notice_builtin("nosuch"));
+	}
+}
+END_TEST
+
 int
 main(void)
 {
@@ -270,6 +467,11 @@ main(void)
 	tcase_add_test(tc, test_list_id_loop);
 	tcase_add_test(tc, test_caps);
 	tcase_add_test(tc, test_many_fields);
+	tcase_add_loop_test(tc, test_command_parse, 0, sizeof(cmds) / sizeof(cmds[0]));
+	tcase_add_loop_test(tc, test_command_automatic, 0, sizeof(autos) / sizeof(autos[0]));
+	tcase_add_test(tc, test_command_address);
+	tcase_add_test(tc, test_copy_commands);
+	tcase_add_test(tc, test_notice_build);
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
 }

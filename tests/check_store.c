@@ -246,6 +246,10 @@ START_TEST(test_example_sql)
 	ck_assert_int_eq(g.posting, POST_ANYONE);
 	ck_assert_int_eq(g.is_group, 0);
 	ck_assert_int_eq(store_is_member(st, "carol@example.org"), STORE_YES);
+	ck_assert_int_eq(store_group(st, "news", &g), STORE_YES);
+	ck_assert_int_eq(g.subscribe, SUB_CONFIRM);
+	ck_assert_int_eq(store_group(st, "group1", &g), STORE_YES);
+	ck_assert_int_eq(g.subscribe, SUB_CLOSED);
 }
 END_TEST
 

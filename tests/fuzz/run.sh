@@ -43,6 +43,7 @@ run() {
 # The header tokenizer gets inputs up to 1 MB, so that a super-linear
 # case (many fields, long folded ones) shows as a -timeout.
 run smtp "tests/fuzz/smtp" 65536 "$src/src/smtp_session.c"
-run rewrite "tests/fuzz/rewrite" 1048576 "$src/src/rewrite.c"
+run rewrite "tests/fuzz/rewrite" 1048576 "$src/src/rewrite.c" "$src/src/command.c" \
+	"$src/src/notice.c" "$build/src/templates.c"
 run bounce "tests/bounces tests/fuzz/bounce" 65536 "$src/src/bounce.c"
 echo "fuzzing: no crash"

@@ -1,0 +1,57 @@
+/* command.h - a list's command addresses, and mail that must not trigger them */
+#ifndef MLISTD_COMMAND_H
+#define MLISTD_COMMAND_H
+
+#include <stddef.h>
+
+#include "rewrite.h"
+#include "store.h"
+#include "token.h"
+
+enum command_kind {
+	CMD_NONE = 0,
+	CMD_SUBSCRIBE,		/* LIST+subscribe */
+	CMD_UNSUBSCRIBE,	/* LIST+unsubscribe */
+	CMD_HELP,		/* LIST+help */
+	CMD_CONFIRM		/* LIST+confirm+TOKEN */
+};
+
+struct command {
+	enum command_kind kind;
+	char	group[STORE_NAME_MAX + 1];	/* as written: look it up */
+	char	token[TOKEN_MAX + 1];		/* CMD_CONFIRM only */
+};
+
+/*
+ * command_parse - is local a command address with delimiter delim
+ * (LIST+subscribe, LIST+unsubscribe, LIST+help, LIST+confirm+TOKEN,
+ * case-insensitive)?  It is read from its end, so a list name may
+ * contain the delimiter when it is not "+" (board-members-subscribe).
+ * 0 with c filled in, or -1.  Whether LIST exists is the caller's to ask.
+ */
+int	command_parse(const char *local, char delim, struct command *c);
+
+/* command_name - "subscribe", "unsubscribe", "help", "confirm" */
+const char *command_name(enum command_kind);
+
+/* command_address - LIST DELIM WHAT @ DOMAIN, the list name lower-cased
+ * (what may be "confirm+TOKEN" with the delimiter); 0 or -1: too long */
+int	command_address(char *out, size_t len, const char *group, char delim,
+			const char *what, const char *domain);
+
+/*
+ * command_automatic - why this message must not trigger a command, or
+ * NULL: the null sender (bounces), a sender in our own domain (our own
+ * notices, loops), RFC 3834 Auto-Submitted other than "no", Precedence
+ * bulk, junk or list, a List-Id (list traffic), X-Autoreply or
+ * X-Autorespond.  RFC 3834 asks auto-responders never to answer those.
+ */
+const char *command_automatic(const struct rewrite_msg *, const char *sender,
+			      const char *domain);
+
+/* command_address_ok - an address mlistd may store and write to: no
+ * controls, spaces or angle brackets, an @ with text on both sides, at
+ * most 254 bytes (the schema's CHECK) */
+int	command_address_ok(const char *address);
+
+#endif

@@ -1,0 +1,591 @@
+/*
+ * check_selfserve.c - subscribe and unsubscribe by mail, through the real
+ * daemon: command addresses at RCPT, the confirmation request caught at
+ * the relay (tests/mlsink), the reply to its address, and what the
+ * database and the next post then show.  Forged requests, replays,
+ * auto-replies, mail bombs and relay failures change nothing they must
+ * not.
+ */
+#include "config.h"
+
+#include <check.h>
+
+#include "cklib.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+static struct tl_daemon d;
+static struct tl_sink k;
+static char reply[4096];
+
+static const char *seed =
+"INSERT INTO members (address) VALUES ('alice@example.org'), ('carol@example.org');"
+"INSERT INTO groups (name, description, is_group, posting, subscribe) VALUES"
+" ('club', 'Chess club', 1, 'members', 'confirm'),"
+" ('board', NULL, 1, 'group', 'members'),"
+" ('quiet', NULL, 1, 'anyone', 'closed'),"
+" ('postmaster', NULL, 0, 'anyone', 'closed');"
+"INSERT INTO group_members (group_name, address) VALUES"
+" ('club', 'alice@example.org'), ('quiet', 'alice@example.org'),"
+" ('postmaster', 'carol@example.org');";
+
+static void
+start(const char *extra, ...)
+{
+	char	conf[1024];
+	va_list	ap;
+	char   *opt[4];
+	int	n = 0;
+
+	va_start(ap, extra);
+	while (n < 3 && (opt[n] = va_arg(ap, char *)) != NULL)
+		n++;
+	va_end(ap);
+	opt[n] = NULL;
+	ck_assert_int_eq(tl_sink_start(&k, opt[0], opt[1], opt[2], (char *) NULL), 0);
+	snprintf(conf, sizeof(conf), "relay = smtp://127.0.0.1:%d\n"
+		 "template-dir = /nonexistent/mlistd-templates\n%s", k.port, extra ? extra : "");
+	ck_assert_int_eq(tl_daemon_start(&d, conf, 0), 0);
+	ck_assert_int_eq(tl_sql(&d, seed), 0);
+}
+
+static void
+stop(void)
+{
+	ck_assert_int_eq(tl_daemon_stop(&d, 10), 0);
+	tl_sink_stop(&k);
+}
+
+/* send - one message from envelope sender `from` to rcpt; extra header
+ * lines (CR LF each) may be NULL; every call makes a distinct message */
+static int
+send(const char *from, const char *rcpt, const char *extra)
+{
+	const char *to[] = {rcpt, NULL};
+	static unsigned seq;
+	char	msg[2048];
+
+	snprintf(msg, sizeof(msg), "From: <%s>\r\nTo: <%s>\r\nSubject: request\r\n"
+		 "Message-ID: <req.%u.%ld@example.org>\r\n%s\r\nplease\r\n",
+		 from[0] ? from : "mailer-daemon@example.org", rcpt, ++seq, (long) getpid(),
+		 extra ? extra : "");
+	return (tl_post(&d, from, to, msg, reply, sizeof(reply)));
+}
+
+/* rcpt_code - the reply to RCPT TO:<rcpt> in a fresh transaction */
+static int
+rcpt_code(const char *rcpt)
+{
+	char	cmd[512], buf[512];
+	int	fd = tl_connect(&d), code;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(tl_reply(fd, buf, sizeof(buf)), 220);
+	ck_assert_int_eq(tl_cmd(fd, "EHLO test\r\n", buf, sizeof(buf)), 250);
+	ck_assert_int_eq(tl_cmd(fd, "MAIL FROM:<x@example.org>\r\n", buf, sizeof(buf)), 250);
+	snprintf(cmd, sizeof(cmd), "RCPT TO:<%s>\r\n", rcpt);
+	code = tl_cmd(fd, cmd, reply, sizeof(reply));
+	(void) tl_cmd(fd, "QUIT\r\n", buf, sizeof(buf));
+	(void) close(fd);
+	return (code);
+}
+
+/* notices - the relayed messages to rcpt that contain needle */
+static int
+notices(const char *rcpt, const char *needle)
+{
+	char   *m[64], want[300];
+	int	n = tl_sink_messages(&k, m, 64), hits = 0;
+
+	snprintf(want, sizeof(want), "RCPT TO:<%s>", rcpt);
+	for (int i = 0; i < n; i++)
+		if (strstr(m[i], want) && (needle == NULL || strstr(m[i], needle)))
+			hits++;
+	tl_free_messages(m, n);
+	return (hits);
+}
+
+/* confirm_address - out of the one confirmation request to rcpt */
+static void
+confirm_address(const char *rcpt, const char *list, char *out, size_t len)
+{
+	char   *m[64], want[300], pat[100];
+	int	n = tl_sink_messages(&k, m, 64), found = 0;
+
+	snprintf(want, sizeof(want), "RCPT TO:<%s>", rcpt);
+	snprintf(pat, sizeof(pat), "\nFrom: \"%s\" <%s+confirm+", list, list);
+	for (int i = 0; i < n; i++) {
+		const char *p = strstr(m[i], pat), *e;
+
+		if (!strstr(m[i], want) || p == NULL)
+			continue;
+		p = strchr(p, '<') + 1;
+		e = strchr(p, '>');
+		ck_assert_ptr_nonnull(e);
+		snprintf(out, len, "%.*s", (int) (e - p), p);
+		found++;
+	}
+	tl_free_messages(m, n);
+	ck_assert_msg(found == 1, "%d confirmation requests to %s", found, rcpt);
+}
+
+/* logged - the daemon's log has needle */
+static int
+logged(const char *needle)
+{
+	FILE   *fp = fopen(d.log, "r");
+	char	line[4096];
+	int	hits = 0;
+
+	ck_assert_ptr_nonnull(fp);
+	while (fgets(line, sizeof(line), fp))
+		if (strstr(line, needle))
+			hits++;
+	fclose(fp);
+	return (hits);
+}
+
+/* post_reaches - a post to club from alice; is rcpt among its recipients? */
+static int
+post_reaches(const char *rcpt)
+{
+	int	before = notices(rcpt, "Subject: request");
+
+	ck_assert_int_eq(send("alice@example.org", "club@example.com", "X-Post: yes\r\n"), 250);
+	return (notices(rcpt, "Subject: request") - before);
+}
+
+/* Command addresses at RCPT: only for lists, 550 for anything else. */
+START_TEST(test_rcpt)
+{
+	start(NULL, NULL);
+	ck_assert_int_eq(rcpt_code("club+subscribe@example.com"), 250);
+	ck_assert_int_eq(rcpt_code("Club+Unsubscribe@example.com"), 250);
+	ck_assert_int_eq(rcpt_code("club+help@example.com"), 250);
+	ck_assert_int_eq(rcpt_code("club+confirm+s5f000000-0123456789abcdef0123@example.com"), 250);
+	ck_assert_int_eq(rcpt_code("quiet+subscribe@example.com"), 250);
+	ck_assert_int_eq(rcpt_code("nosuch+subscribe@example.com"), 550);
+	ck_assert_ptr_nonnull(strstr(reply, "5.1.1"));
+	ck_assert_int_eq(rcpt_code("postmaster+subscribe@example.com"), 550);
+	ck_assert_int_eq(rcpt_code("club+confirm+junk@example.com"), 550);
+	ck_assert_int_eq(rcpt_code("club+confirm@example.com"), 550);
+	ck_assert_int_eq(rcpt_code("club+other@example.com"), 550);
+	ck_assert_int_eq(rcpt_code("club-subscribe@example.com"), 550);
+	/* A closed list with nobody to take its requests refuses them. */
+	ck_assert_int_eq(tl_sql(&d, "DELETE FROM groups WHERE name = 'postmaster'"), 0);
+	ck_assert_int_eq(rcpt_code("quiet+subscribe@example.com"), 550);
+	ck_assert_ptr_nonnull(strstr(reply, "5.7.1"));
+	ck_assert_int_eq(rcpt_code("club+subscribe@example.com"), 250);
+	/* "+" can never be part of a list name. */
+	ck_assert_int_ne(tl_sql(&d, "INSERT INTO groups (name) VALUES ('club+help')"), 0);
+	stop();
+	/* With "-" as the delimiter, names with "-" still work. */
+	start("command-delimiter = -\n", NULL);
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO groups (name, subscribe) VALUES"
+				" ('chess-club', 'confirm')"), 0);
+	ck_assert_int_eq(rcpt_code("chess-club@example.com"), 250);
+	ck_assert_int_eq(rcpt_code("chess-club-subscribe@example.com"), 250);
+	ck_assert_int_eq(rcpt_code("chess-club-confirm-u5f000000-0123456789abcdef0123@example.com"),
+			 250);
+	ck_assert_int_eq(rcpt_code("club+subscribe@example.com"), 550);
+	ck_assert_int_eq(send("new@example.net", "chess-club-subscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("new@example.net", "\nFrom: \"chess-club\" "
+				 "<chess-club-confirm-s"), 1);
+	stop();
+}
+END_TEST
+
+/* Subscribe, confirm, receive; the token then never works again. */
+START_TEST(test_subscribe)
+{
+	char	addr[256], sql[512];
+
+	start(NULL, NULL);
+	ck_assert_int_eq(send("new@example.net", "club+subscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("new@example.net", NULL), 1);
+	ck_assert_int_eq(notices("new@example.net", "MAIL FROM:<bounce@example.com>"), 1);
+	ck_assert_int_eq(notices("new@example.net", "\r\nAuto-Submitted: auto-replied\r\n"), 1);
+	ck_assert_int_eq(notices("new@example.net", "\r\nSubject: Confirm: subscribe to "
+				 "club@example.com\r\n"), 1);
+	ck_assert_int_eq(notices("new@example.net", "\r\nIn-Reply-To: <req."), 1);
+	confirm_address("new@example.net", "club", addr, sizeof(addr));
+	/* The reply address is in the text too, for clients that hide From. */
+	ck_assert_int_eq(notices("new@example.net", addr), 1);
+	/* Nothing changed yet. */
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
+				    " address = 'new@example.net'"), 0);
+	ck_assert_int_eq(post_reaches("new@example.net"), 0);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM requests WHERE done_at IS NULL"
+				    " AND action = 'subscribe'"), 1);
+	/* The reply: any content. */
+	ck_assert_int_eq(send("new@example.net", addr, "In-Reply-To: <x@example.com>\r\n"), 250);
+	ck_assert_int_eq(notices("new@example.net", "\r\nSubject: Welcome to club@example.com"),
+			 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
+				    " group_name = 'club' AND address = 'new@example.net'"), 1);
+	/* club's posting policy is 'members': the subscriber may post. */
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM members WHERE"
+				    " address = 'new@example.net'"), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM requests WHERE done_at IS NOT NULL"),
+			 1);
+	ck_assert_int_eq(post_reaches("new@example.net"), 1);
+	ck_assert_int_eq(logged("subscribed <new@example.net> (confirmed by mail"), 1);
+	/* Replayed (a second reply, a copy of the first): nothing more. */
+	ck_assert_int_eq(tl_sql(&d, "DELETE FROM group_members WHERE address = 'new@example.net'"),
+			 0);
+	ck_assert_int_eq(send("new@example.net", addr, NULL), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
+				    " address = 'new@example.net'"), 0);
+	ck_assert_int_eq(notices("new@example.net", "Welcome"), 1);
+	ck_assert_int_eq(logged("was used already"), 1);
+	/* Even after the hour, when the answer is "start again". */
+	ck_assert_int_eq(tl_sql(&d, "UPDATE requests SET sent_at = sent_at - 7200"), 0);
+	ck_assert_int_eq(send("new@example.net", addr, NULL), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
+				    " address = 'new@example.net'"), 0);
+	ck_assert_int_eq(notices("new@example.net", "did not work"), 1);
+	/* A token for club does not work for another list. */
+	snprintf(sql, sizeof(sql), "board%s", addr + strlen("club"));
+	ck_assert_int_eq(send("new@example.net", sql, NULL), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
+				    " address = 'new@example.net'"), 0);
+	ck_assert_int_eq(logged("group=board: confirmation from=<new@example.net> with a forged"),
+			 1);
+	stop();
+}
+END_TEST
+
+/* Unsubscribe, confirm, no more posts; a re-subscription lifts only it. */
+START_TEST(test_unsubscribe)
+{
+	char	addr[256];
+
+	start(NULL, NULL);
+	ck_assert_int_eq(post_reaches("alice@example.org"), 1);
+	ck_assert_int_eq(send("alice@example.org", "club+unsubscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("alice@example.org", "\r\nSubject: Confirm: unsubscribe from "
+				 "club@example.com\r\n"), 1);
+	confirm_address("alice@example.org", "club", addr, sizeof(addr));
+	ck_assert_int_eq(post_reaches("alice@example.org"), 1);
+	ck_assert_int_eq(send("alice@example.org", addr, NULL), 250);
+	ck_assert_int_eq(notices("alice@example.org", "\r\nSubject: You have left club@"), 1);
+	ck_assert_int_eq(post_reaches("alice@example.org"), 0);
+	/* In the administrator's tables: an opt-out, the membership kept. */
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM unsubscribes WHERE group_name ="
+				    " 'club' AND address = 'alice@example.org' AND source ="
+				    " 'request'"), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
+				    " address = 'alice@example.org'"), 2);
+	ck_assert_int_eq(logged("unsubscribed <alice@example.org> (confirmed by mail"), 1);
+	/* Not a recipient any more: a second request is answered so. */
+	ck_assert_int_eq(tl_sql(&d, "UPDATE requests SET sent_at = sent_at - 7200"), 0);
+	ck_assert_int_eq(send("alice@example.org", "club+unsubscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("alice@example.org", "You do not receive"), 1);
+	/* Back again: mlistd's own opt-out goes, the administrator's stays. */
+	ck_assert_int_eq(tl_sql(&d, "UPDATE requests SET sent_at = sent_at - 7200;"
+				" INSERT INTO unsubscribes (group_name, address) VALUES"
+				" ('*', 'carol@example.org')"), 0);
+	ck_assert_int_eq(send("alice@example.org", "club+subscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("alice@example.org", "Confirm: subscribe"), 1);
+	{
+		char   *m[64];
+		int	n = tl_sink_messages(&k, m, 64), found = 0;
+
+		for (int i = 0; i < n; i++) {
+			const char *p = strstr(m[i], "Confirm: subscribe");
+			const char *a = p ? strstr(m[i], "<club+confirm+s") : NULL;
+
+			if (a) {
+				snprintf(addr, sizeof(addr), "%.*s", (int) strcspn(a + 1, ">"), a + 1);
+				found++;
+			}
+		}
+		tl_free_messages(m, n);
+		ck_assert_int_eq(found, 1);
+	}
+	ck_assert_int_eq(send("alice@example.org", addr, NULL), 250);
+	ck_assert_int_eq(notices("alice@example.org", "Welcome"), 1);
+	ck_assert_int_eq(post_reaches("alice@example.org"), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM unsubscribes"), 1);
+	/* carol is opted out of everything by the administrator. */
+	ck_assert_int_eq(send("carol@example.org", "club+subscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("carol@example.org", "cannot subscribe"), 1);
+	ck_assert_int_eq(notices("carol@example.org", "Confirm"), 0);
+	stop();
+}
+END_TEST
+
+/*
+ * A forged request (the envelope sender is somebody else) reaches only
+ * that somebody, and without the token nobody can complete it.
+ */
+START_TEST(test_forged)
+{
+	char	addr[256], fake[256];
+
+	start(NULL, NULL);
+	ck_assert_int_eq(send("victim@example.net", "club+subscribe@example.com",
+			      "Reply-To: <attacker@example.net>\r\n"), 250);
+	ck_assert_int_eq(notices("victim@example.net", "Confirm"), 1);
+	ck_assert_int_eq(notices("attacker@example.net", NULL), 0);
+	confirm_address("victim@example.net", "club", addr, sizeof(addr));
+	/* The attacker guesses: same expiry, another MAC. */
+	snprintf(fake, sizeof(fake), "%s", addr);
+	{
+		char   *mac = strrchr(fake, '-') + 1;
+
+		mac[0] = mac[0] == '0' ? '1' : '0';
+	}
+	ck_assert_int_eq(send("victim@example.net", fake, NULL), 250);
+	/* The real token, sent from another address. */
+	ck_assert_int_eq(send("attacker@example.net", addr, NULL), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
+				    " address = 'victim@example.net'"), 0);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM members WHERE"
+				    " address = 'victim@example.net'"), 0);
+	ck_assert_int_eq(logged("forged or misdirected token: nothing changes"), 2);
+	/* The attacker got one "start again", never the victim's token. */
+	ck_assert_int_eq(notices("attacker@example.net", "did not work"), 1);
+	ck_assert_int_eq(notices("attacker@example.net", "+confirm+"), 0);
+	/* The victim's own reply still works (a rewritten envelope sender,
+	 * such as SRS, is matched by From:). */
+	ck_assert_int_eq(send("srs0=ab=cd=example.net=victim@forwarder.example", addr,
+			      NULL), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
+				    " address = 'victim@example.net'"), 0);
+	{
+		const char *to[] = {addr, NULL};
+		char	msg[1024];
+
+		snprintf(msg, sizeof(msg), "From: Victim <victim@example.net>\r\nSubject: Re: x\r\n"
+			 "\r\nyes\r\n");
+		ck_assert_int_eq(tl_post(&d, "srs0=ab=cd=example.net=victim@forwarder.example",
+					 to, msg, reply, sizeof(reply)), 250);
+	}
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
+				    " address = 'victim@example.net'"), 1);
+	stop();
+}
+END_TEST
+
+/* 20 requests in a minute from one address, over two connections at
+ * once: one confirmation request. */
+START_TEST(test_mail_bomb)
+{
+	pid_t	pid;
+	int	status;
+
+	start(NULL, NULL);
+	fflush(NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	for (int i = 0; i < 10; i++)
+		if (send("target@example.net", i % 3 ? "club+subscribe@example.com"
+			 : "club+help@example.com", NULL) != 250)
+			_exit(1);
+	if (pid == 0)
+		_exit(0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	ck_assert_int_eq(notices("target@example.net", NULL), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM requests"), 1);
+	ck_assert_int_eq(logged("it was answered within the hour"), 19);
+	/* Half an hour later: still nothing; past the hour: one more. */
+	ck_assert_int_eq(tl_sql(&d, "UPDATE requests SET sent_at = sent_at - 1800"), 0);
+	ck_assert_int_eq(send("target@example.net", "club+subscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("target@example.net", NULL), 1);
+	ck_assert_int_eq(tl_sql(&d, "UPDATE requests SET sent_at = sent_at - 1900"), 0);
+	ck_assert_int_eq(send("target@example.net", "club+subscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("target@example.net", NULL), 2);
+	/* Another list is another request. */
+	ck_assert_int_eq(send("target@example.net", "board+help@example.com", NULL), 250);
+	ck_assert_int_eq(notices("target@example.net", NULL), 3);
+	stop();
+}
+END_TEST
+
+/* Machines never trigger anything: auto-replies, bounces, lists, us. */
+START_TEST(test_automatic)
+{
+	static const char *const hdr[] = {
+		"Auto-Submitted: auto-replied\r\n",
+		"Auto-Submitted: auto-generated (vacation)\r\n",
+		"Precedence: bulk\r\n",
+		"Precedence: junk\r\n",
+		"Precedence: list\r\n",
+		"List-Id: <other.example.net>\r\n",
+		"X-Autoreply: yes\r\n",
+	};
+	char	addr[256];
+	int	before;
+
+	start(NULL, NULL);
+	ck_assert_int_eq(send("new@example.net", "club+subscribe@example.com", NULL), 250);
+	confirm_address("new@example.net", "club", addr, sizeof(addr));
+	before = notices("new@example.net", NULL);
+	for (size_t i = 0; i < sizeof(hdr) / sizeof(hdr[0]); i++) {
+		ck_assert_int_eq(send("new@example.net", addr, hdr[i]), 250);
+		ck_assert_int_eq(send("other@example.net", "club+subscribe@example.com", hdr[i]),
+				 250);
+	}
+	ck_assert_int_eq(send("", addr, NULL), 250);
+	ck_assert_int_eq(send("", "club+help@example.com", NULL), 250);
+	ck_assert_int_eq(send("club@example.com", "club+subscribe@example.com", NULL), 250);
+	ck_assert_int_eq(send("bounce@example.com", "club+help@example.com", NULL), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
+				    " address = 'new@example.net'"), 0);
+	ck_assert_int_eq(notices("new@example.net", NULL), before);
+	ck_assert_int_eq(notices("other@example.net", NULL), 0);
+	ck_assert_int_eq(logged(" ignored: "), 2 * 7 + 4);
+	/* Auto-Submitted: no is a person. */
+	ck_assert_int_eq(send("new@example.net", addr, "Auto-Submitted: no\r\n"), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
+				    " address = 'new@example.net'"), 1);
+	stop();
+}
+END_TEST
+
+/* A closed list's command mail goes to the postmaster alias, unanswered;
+ * a 'members' list answers non-members with a refusal. */
+START_TEST(test_policies)
+{
+	start(NULL, NULL);
+	ck_assert_int_eq(send("new@example.net", "quiet+subscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("carol@example.org", "\r\nTo: <quiet+subscribe@example.com>"),
+			 1);
+	ck_assert_int_eq(notices("new@example.net", NULL), 0);
+	/* A closed list's copies point at the postmaster, the others at
+	 * their command addresses. */
+	ck_assert_int_eq(send("alice@example.org", "quiet@example.com", NULL), 250);
+	ck_assert_int_eq(notices("alice@example.org", "\r\nList-Unsubscribe: <mailto:postmaster"
+				 "@example.com?subject=unsubscribe%20quiet>\r\n"), 1);
+	ck_assert_int_eq(post_reaches("alice@example.org"), 1);
+	ck_assert_int_eq(notices("alice@example.org", "\r\nList-Unsubscribe: <mailto:club+"
+				 "unsubscribe@example.com>\r\nList-Help: <mailto:club+help@example.com>"
+				 "\r\nList-Subscribe: <mailto:club+subscribe@example.com>\r\n"), 1);
+	/* board: only addresses in members. */
+	ck_assert_int_eq(send("new@example.net", "board+subscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("new@example.net", "cannot subscribe to the list board@"), 1);
+	ck_assert_int_eq(send("carol@example.org", "board+subscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("carol@example.org", "Confirm: subscribe to board@"), 1);
+	/* Help, with the addresses. */
+	ck_assert_int_eq(send("help@example.net", "club+help@example.com", NULL), 250);
+	ck_assert_int_eq(notices("help@example.net", "club+unsubscribe@example.com"), 1);
+	stop();
+}
+END_TEST
+
+/* The notice must reach the relay before 250: a relay failure is 451,
+ * the retry answers once, and a retry of an answered request is silent. */
+START_TEST(test_retry)
+{
+	const char *to[] = {"club+subscribe@example.com", NULL};
+	const char *msg = "From: <late@example.net>\r\nSubject: sub\r\n"
+		"Message-ID: <retry@example.net>\r\n\r\nplease\r\n";
+
+	start(NULL, "-F", "1", NULL);
+	ck_assert_int_eq(tl_post(&d, "late@example.net", to, msg, reply, sizeof(reply)), 451);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM requests"), 0);
+	ck_assert_int_eq(tl_post(&d, "late@example.net", to, msg, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(tl_post(&d, "late@example.net", to, msg, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(notices("late@example.net", "Confirm"), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM requests"), 1);
+	ck_assert_int_eq(logged("status=duplicate (answered at"), 1);
+	/* The relay refuses the address for good: no retry, and no more
+	 * answers to it. */
+	ck_assert_int_eq(send("reject-me@example.net", "club+help@example.com", NULL), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces WHERE"
+				    " address = 'reject-me@example.net' AND evidence = 1"), 1);
+	ck_assert_int_eq(tl_sql(&d, "UPDATE requests SET sent_at = sent_at - 7200"), 0);
+	ck_assert_int_eq(send("reject-me@example.net", "club+subscribe@example.com", NULL), 250);
+	ck_assert_int_eq(logged("the relay refused that address"), 1);
+	stop();
+}
+END_TEST
+
+/* Templates: the administrator's text with its variables; a broken file
+ * gives way to the built-in text, with a warning. */
+START_TEST(test_templates)
+{
+	char	dir[400], path[500], conf[600];
+	FILE   *fp;
+
+	ck_assert_int_eq(tl_sink_start(&k, (char *) NULL), 0);
+	snprintf(dir, sizeof(dir), "/tmp/check_selfserve.%ld", (long) getpid());
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	snprintf(path, sizeof(path), "%s/help", dir);
+	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+	fprintf(fp, "Subject: Aide \xc3\xa0 ${list} (${description})\n\nÉcrivez à ${post}; "
+		"$${post} ${nosuch} ${owner}\n");
+	ck_assert_int_eq(fclose(fp), 0);
+	snprintf(path, sizeof(path), "%s/confirm-subscribe", dir);
+	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+	fprintf(fp, "no subject line\n");
+	ck_assert_int_eq(fclose(fp), 0);
+	snprintf(conf, sizeof(conf), "relay = smtp://127.0.0.1:%d\ntemplate-dir = %s\n", k.port,
+		 dir);
+	ck_assert_int_eq(tl_daemon_start(&d, conf, 0), 0);
+	ck_assert_int_eq(tl_sql(&d, seed), 0);
+	ck_assert_int_eq(send("new@example.net", "club+help@example.com", NULL), 250);
+	ck_assert_int_eq(notices("new@example.net", "\r\nSubject: =?UTF-8?B?"), 1);
+	ck_assert_int_eq(notices("new@example.net", "\r\n\xc3\x89" "crivez \xc3\xa0 "
+				 "club@example.com; ${post} ${nosuch} postmaster@example.com\r\n"),
+			 1);
+	ck_assert_int_eq(notices("new@example.net", "Content-Transfer-Encoding: 8bit"), 1);
+	ck_assert_int_eq(notices("new@example.net", "BODY=8BITMIME"), 1);
+	ck_assert_int_eq(send("other@example.net", "club+subscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("other@example.net", "Subject: Confirm: subscribe"), 1);
+	ck_assert_int_eq(logged("template confirm-subscribe: "), 1);
+	stop();
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(path), 0);
+}
+END_TEST
+
+/* mlistd -t says who may do what. */
+START_TEST(test_check_report)
+{
+	char	out[8192];
+	char   *argv[] = {(char *) tl_mlistd(), "-t", "-c", NULL, NULL};
+
+	start(NULL, NULL);
+	argv[3] = d.conf;
+	ck_assert_int_eq(tl_run(argv, out, sizeof(out)), 0);
+	ck_assert_ptr_nonnull(strstr(out, "list club@example.com: posting=members, "
+				     "subscribe=confirm: anyone may (after confirming) subscribe at "
+				     "club+subscribe@example.com"));
+	ck_assert_ptr_nonnull(strstr(out, "list board@example.com: posting=group, "
+				     "subscribe=members: addresses in members may"));
+	ck_assert_ptr_nonnull(strstr(out, "list quiet@example.com: posting=anyone, "
+				     "subscribe=closed: requests by mail go to postmaster@"));
+	stop();
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite  *s = suite_create("selfserve");
+	TCase  *tc = tcase_create("selfserve");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_rcpt);
+	tcase_add_test(tc, test_subscribe);
+	tcase_add_test(tc, test_unsubscribe);
+	tcase_add_test(tc, test_forged);
+	tcase_add_test(tc, test_mail_bomb);
+	tcase_add_test(tc, test_automatic);
+	tcase_add_test(tc, test_policies);
+	tcase_add_test(tc, test_retry);
+	tcase_add_test(tc, test_templates);
+	tcase_add_test(tc, test_check_report);
+	suite_add_tcase(s, tc);
+	return (ck_run(s));
+}
