@@ -51,7 +51,9 @@ static const char *seed =
 "INSERT INTO group_members VALUES ('group1', 'alice@example.org'),"
 " ('group1', 'bob@example.org'), ('group1', 'rejectme@example.net'),"
 " ('lista', 'listb@example.com'), ('lista', 'dora@example.net'),"
-" ('listb', 'lista@example.com'), ('listb', 'carl@example.net');";
+" ('listb', 'lista@example.com'), ('listb', 'carl@example.net');"
+"INSERT INTO groups (name, posting, subscribe) VALUES ('club', 'members', 'confirm');"
+"INSERT INTO group_members VALUES ('club', 'alice@example.org');";
 
 /* pf - run the postfix command on our instance; exit status */
 static int
@@ -422,6 +424,85 @@ START_TEST(test_post_and_bounce)
 }
 END_TEST
 
+/* confirm_from - the reply address of the confirmation request with
+ * subject `subject` that reached rcpt through Postfix */
+static void
+confirm_from(const char *rcpt, const char *subject, char *out, size_t len)
+{
+	char   *got[2], want[300];
+	const char *p;
+	int	n;
+
+	snprintf(want, sizeof(want), "RCPT TO:<%s>", rcpt);
+	n = wait_sink(subject, 1, 30, got, 2);
+	if (n != 1)
+		show_maillog();
+	ck_assert_int_eq(n, 1);
+	ck_assert_ptr_nonnull(strstr(got[0], want));
+	ck_assert_ptr_nonnull(strstr(got[0], "\r\nAuto-Submitted: auto-replied\r\n"));
+	p = strstr(got[0], "\r\nFrom: \"club\" <club+confirm+");
+	ck_assert_ptr_nonnull(p);
+	p = strchr(p, '<') + 1;
+	snprintf(out, len, "%.*s", (int) strcspn(p, ">"), p);
+	free(got[0]);
+}
+
+/*
+ * Self-service through Postfix: subscribe, confirm, receive a post,
+ * unsubscribe, confirm, receive no more; every answer travels the same
+ * way as a list copy.
+ */
+START_TEST(test_subscribe_round_trip)
+{
+	char	addr[256];
+	int	n;
+
+	ck_assert_int_eq(inject("newbie@example.net", "club+subscribe@example.com", "join",
+				"Newbie <newbie@example.net>"), 250);
+	confirm_from("newbie@example.net", "Subject: Confirm: subscribe to club@example.com",
+		     addr, sizeof(addr));
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
+				    " address = 'newbie@example.net'"), 0);
+	ck_assert_int_eq(inject("newbie@example.net", addr, "Re: Confirm",
+				"Newbie <newbie@example.net>"), 250);
+	n = wait_sink("Subject: Welcome to club@example.com", 1, 30, NULL, 0);
+	if (n != 1)
+		show_maillog();
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
+				    " group_name = 'club' AND address = 'newbie@example.net'"), 1);
+	/* A post now reaches the new member, with the command addresses. */
+	ck_assert_int_eq(inject("alice@example.org", "club@example.com", "first-post",
+				"Alice <alice@example.org>"), 250);
+	ck_assert_int_eq(wait_sink("Subject: first-post", 2, 30, NULL, 0), 2);
+	ck_assert_int_eq(wait_sink("RCPT TO:<newbie@example.net>", 3, 30, NULL, 0), 3);
+	ck_assert_int_eq(wait_sink("List-Unsubscribe: <mailto:club+unsubscribe@example.com>",
+				   2, 5, NULL, 0), 2);
+	/* The new member leaves again. */
+	ck_assert_int_eq(tl_sql(&d, "UPDATE requests SET sent_at = sent_at - 7200"), 0);
+	ck_assert_int_eq(inject("newbie@example.net", "club+unsubscribe@example.com", "leave",
+				"Newbie <newbie@example.net>"), 250);
+	confirm_from("newbie@example.net", "Subject: Confirm: unsubscribe from club@example.com",
+		     addr, sizeof(addr));
+	ck_assert_int_eq(inject("newbie@example.net", addr, "Re: Confirm unsubscribe",
+				"Newbie <newbie@example.net>"), 250);
+	n = wait_sink("Subject: You have left club@example.com", 1, 30, NULL, 0);
+	if (n != 1)
+		show_maillog();
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM unsubscribes WHERE"
+				    " group_name = 'club' AND address = 'newbie@example.net'"
+				    " AND source = 'request'"), 1);
+	ck_assert_int_eq(inject("alice@example.org", "club@example.com", "second-post",
+				"Alice <alice@example.org>"), 250);
+	ck_assert_int_eq(wait_sink("Subject: second-post", 1, 30, NULL, 0), 1);
+	/* Give a wrong copy time to arrive: none does. */
+	tl_sleep_ms(2000);
+	ck_assert_int_eq(wait_sink("Subject: second-post", 2, 1, NULL, 0), 1);
+	ck_assert_int_eq(wait_sink("RCPT TO:<newbie@example.net>", 6, 1, NULL, 0), 5);
+}
+END_TEST
+
 /* A non-member's post is refused; Postfix returns a DSN to the sender. */
 START_TEST(test_non_member_bounced_to_sender)
 {
@@ -658,6 +739,7 @@ main(void)
 	tcase_add_test(tc, test_mlistd_down_then_back);
 	tcase_add_test(tc, test_loop_between_lists);
 	tcase_add_test(tc, test_no_smuggling_through_postfix);
+	tcase_add_test(tc, test_subscribe_round_trip);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("postfix-slow");
 	tcase_add_checked_fixture(tc, setup_slow, teardown_slow);
