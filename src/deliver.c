@@ -420,7 +420,9 @@ rcpt_list_free(struct rcpt_list *l)
  * nothing sent), batch-K (the relay accepted transaction K and its
  * checkpoint is committed), before-mark (a copy sent in several
  * transactions: all committed, the copy not yet marked complete),
- * before-reply (all done, the 250 not yet written).  NAME:FILE ends the
+ * before-reply (all done, the 250 not yet written); for requests by mail,
+ * answer-reserved (the answer is remembered, not yet sent) and confirmed
+ * (the change is committed, the welcome or goodbye not yet sent).  NAME:FILE ends the
  * worker only if FILE can be created, i.e. once.  See mlistd(8),
  * ENVIRONMENT.
  */
@@ -1313,6 +1315,7 @@ answer(struct deliver_session *ds, const struct smtp_envelope *env,
 				 (long long) expires, digest) == STORE_ERROR
 	    || store_commit(d->st) == STORE_ERROR)
 		goto db_failed;
+	crash_point("answer-reserved", 0);
 	if (send_notice(ds, env, m, g, address, name, tok ? token : NULL, expires) == 0)
 		return (0);
 	if (store_request_cancel(d->st, g->name, address, action, (long long) expires)
@@ -1404,6 +1407,7 @@ confirm(struct deliver_session *ds, const struct smtp_envelope *env,
 		goto db_failed;
 	msg_info("%s: group=%s: %s <%s> (confirmed by mail from=<%s>)", env->id, g->name,
 		 act == TOKEN_SUBSCRIBE ? "subscribed" : "unsubscribed", who, env->sender);
+	crash_point("confirmed", 0);
 notice:
 	if (send_notice(ds, env, m, g, who, act == TOKEN_SUBSCRIBE ? "welcome" : "goodbye",
 			NULL, 0) == 0)

@@ -510,6 +510,69 @@ START_TEST(test_retry)
 }
 END_TEST
 
+/*
+ * Crash points: a worker killed after the answer is remembered but before
+ * it went out, or after a confirmed change but before its welcome: the
+ * retry sends the one message that is owed, once.
+ */
+START_TEST(test_crash_points)
+{
+	const char *req = "From: <crash@example.net>\r\nSubject: s\r\n"
+		"Message-ID: <crash-req@example.net>\r\n\r\nplease\r\n";
+	const char *to[] = {"club+subscribe@example.com", NULL};
+	char	env[300], once[200], addr[256], reply_msg[600];
+	const char *cto[] = {addr, NULL};
+	int	code = -1;
+
+	snprintf(once, sizeof(once), "/tmp/mlistd-crash-ss-%ld", (long) getpid());
+	(void) unlink(once);
+	snprintf(env, sizeof(env), "answer-reserved:%s", once);
+	ck_assert_int_eq(setenv("MLISTD_CRASH_AT", env, 1), 0);
+	start(NULL, NULL);
+	ck_assert_int_eq(unsetenv("MLISTD_CRASH_AT"), 0);
+	ck_assert_int_eq(tl_post(&d, "crash@example.net", to, req, reply, sizeof(reply)), -1);
+	ck_assert_int_eq(logged("MLISTD_CRASH_AT=answer-reserved: exiting here"), 1);
+	ck_assert_int_eq(notices("crash@example.net", NULL), 0);
+	for (int i = 0; i < 30 && code != 250; i++)
+		if ((code = tl_post(&d, "crash@example.net", to, req, reply, sizeof(reply))) != 250)
+			tl_sleep_ms(300);
+	ck_assert_int_eq(code, 250);
+	ck_assert_int_eq(notices("crash@example.net", "Confirm: subscribe"), 1);
+	ck_assert_int_eq(tl_post(&d, "crash@example.net", to, req, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(notices("crash@example.net", NULL), 1);
+	stop();
+	/* The same for the confirmation. */
+	(void) unlink(once);
+	snprintf(env, sizeof(env), "confirmed:%s", once);
+	ck_assert_int_eq(setenv("MLISTD_CRASH_AT", env, 1), 0);
+	start(NULL, NULL);
+	ck_assert_int_eq(unsetenv("MLISTD_CRASH_AT"), 0);
+	ck_assert_int_eq(tl_post(&d, "crash@example.net", to, req, reply, sizeof(reply)), 250);
+	confirm_address("crash@example.net", "club", addr, sizeof(addr));
+	snprintf(reply_msg, sizeof(reply_msg), "From: <crash@example.net>\r\nSubject: Re\r\n"
+		 "Message-ID: <crash-conf@example.net>\r\n\r\nyes\r\n");
+	ck_assert_int_eq(tl_post(&d, "crash@example.net", cto, reply_msg, reply, sizeof(reply)),
+			 -1);
+	ck_assert_int_eq(logged("MLISTD_CRASH_AT=confirmed: exiting here"), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
+				    " address = 'crash@example.net'"), 1);
+	ck_assert_int_eq(notices("crash@example.net", "Welcome"), 0);
+	code = -1;
+	for (int i = 0; i < 30 && code != 250; i++)
+		if ((code = tl_post(&d, "crash@example.net", cto, reply_msg, reply,
+				    sizeof(reply))) != 250)
+			tl_sleep_ms(300);
+	ck_assert_int_eq(code, 250);
+	ck_assert_int_eq(notices("crash@example.net", "Welcome"), 1);
+	ck_assert_int_eq(tl_post(&d, "crash@example.net", cto, reply_msg, reply, sizeof(reply)),
+			 250);
+	ck_assert_int_eq(notices("crash@example.net", "Welcome"), 1);
+	ck_assert_int_eq(notices("crash@example.net", "did not work"), 0);
+	(void) unlink(once);
+	stop();
+}
+END_TEST
+
 /* Templates: the administrator's text with its variables; a broken file
  * gives way to the built-in text, with a warning. */
 START_TEST(test_templates)
@@ -584,6 +647,7 @@ main(void)
 	tcase_add_test(tc, test_automatic);
 	tcase_add_test(tc, test_policies);
 	tcase_add_test(tc, test_retry);
+	tcase_add_test(tc, test_crash_points);
 	tcase_add_test(tc, test_templates);
 	tcase_add_test(tc, test_check_report);
 	suite_add_tcase(s, tc);
