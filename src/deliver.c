@@ -1486,9 +1486,11 @@ command_mail(struct deliver_session *ds, const struct smtp_envelope *env,
 		return (0);
 	}
 	if (g.subscribe == SUB_CLOSED) {
-		/* As in the original design: a person handles it. */
+		/* As in the original design: a person handles it, and the
+		 * mail is checked as mail to the postmaster alias would be. */
 		if ((rc = store_group(d->st, cf->postmaster_local, &pm)) == STORE_YES)
-			return (send_copy(ds, env, m, &pm, digest, eod_start, r, copies));
+			return (check_post(ds, env, m, &pm, r) < 0 ? -1
+				: send_copy(ds, env, m, &pm, digest, eod_start, r, copies));
 		if (rc == STORE_ERROR) {
 			lookup_failed(d, env, r);
 			return (-1);

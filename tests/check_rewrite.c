@@ -266,18 +266,21 @@ START_TEST(test_copy_commands)
 {
 	struct rewrite_list l = {"Club", "", "lists.test", "bounce", "postmaster", 1, '-'};
 	const char *in = "From: a@x.test\r\nList-Unsubscribe: <mailto:x@y>\r\n\r\nb\r\n";
+	const char *want = "From: a@x.test\nX-BeenThere: club@lists.test\n"
+		"Sender: bounce@lists.test\nList-Id: <club.lists.test>\n"
+		"List-Unsubscribe: <mailto:club-unsubscribe@lists.test>\n"
+		"List-Help: <mailto:club-help@lists.test>\n"
+		"List-Subscribe: <mailto:club-subscribe@lists.test>\n"
+		"List-Post: <mailto:club@lists.test>\n" BULK "\nb\n";
 	struct rewrite_msg *m;
 	size_t	len;
 	char   *out;
 
 	ck_assert_int_eq(rewrite_parse(in, strlen(in), NULL, &m), REWRITE_OK);
 	ck_assert_ptr_nonnull(out = rewrite_copy(m, &l, &len));
-	ck_assert_str_eq(out, "From: a@x.test\nX-BeenThere: club@lists.test\n"
-			 "Sender: bounce@lists.test\nList-Id: <club.lists.test>\n"
-			 "List-Unsubscribe: <mailto:club-unsubscribe@lists.test>\n"
-			 "List-Help: <mailto:club-help@lists.test>\n"
-			 "List-Subscribe: <mailto:club-subscribe@lists.test>\n"
-			 "List-Post: <mailto:club@lists.test>\n" BULK "\nb\n");
+	/* The copy is a buffer of len bytes, not a string. */
+	ck_assert_msg(len == strlen(want) && memcmp(out, want, len) == 0, "got:\n%.*s",
+		      (int) len, out);
 	free(out);
 	rewrite_msg_free(m);
 }

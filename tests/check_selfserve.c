@@ -461,6 +461,10 @@ START_TEST(test_policies)
 	ck_assert_int_eq(notices("carol@example.org", "\r\nTo: <quiet+subscribe@example.com>"),
 			 1);
 	ck_assert_int_eq(notices("new@example.net", NULL), 0);
+	/* Checked as mail to the postmaster: a loop through it is refused. */
+	ck_assert_int_eq(send("new@example.net", "quiet+help@example.com",
+			      "X-BeenThere: postmaster@example.com\r\n"), 554);
+	ck_assert_int_eq(notices("carol@example.org", "quiet+help@example.com"), 0);
 	/* A closed list's copies point at the postmaster, the others at
 	 * their command addresses. */
 	ck_assert_int_eq(send("alice@example.org", "quiet@example.com", NULL), 250);
