@@ -484,11 +484,12 @@ enhanced_status(const char *reply, char *status, size_t len)
 		snprintf(status, len, "%.*s", (int) strcspn(p, " "), p);
 }
 
-/* refusal_row - a member refused by the relay at RCPT: a bounces row */
+/* refusal_row - an address of list `group` refused by the relay at RCPT
+ * (a member, or the addressee of a notice): a bounces row, evidence */
 static int
-refusal_row(struct copy_ctx *cx, const char *rcpt, const char *reply)
+refusal_row(struct deliver *d, const char *id, const char *group, const char *rcpt,
+	    const char *reply)
 {
-	struct deliver *d = cx->ds->d;
 	struct store_bounce b;
 	char	status[16], diag[512];
 
@@ -500,10 +501,9 @@ refusal_row(struct copy_ctx *cx, const char *rcpt, const char *reply)
 	b.status = status[0] ? status : NULL;
 	b.action = "failed";
 	b.diagnostic = diag;
-	b.group_name = cx->g->name;
+	b.group_name = group;
 	b.evidence = 1;			/* our own relay said so */
-	msg_info("%s: to=<%s>, group=%s, relay refused: %s", cx->env->id, rcpt,
-		 cx->g->name, reply);
+	msg_info("%s: to=<%s>, group=%s, relay refused: %s", id, rcpt, group, reply);
 	return (store_add_bounce(d->st, &b) == STORE_ERROR ? -1 : 0);
 }
 
@@ -528,7 +528,8 @@ checkpoint(void *arg, const struct relay_outcome *o, size_t n)
 		goto failed;
 	for (size_t i = 0; i < n; i++) {
 		accepted |= o[i].accepted;
-		if (!o[i].accepted && refusal_row(cx, o[i].rcpt, o[i].reply) < 0)
+		if (!o[i].accepted && refusal_row(d, cx->env->id, cx->g->name, o[i].rcpt,
+						      o[i].reply) < 0)
 			goto failed;
 		if (cx->c.id && !final
 		    && store_mark_rcpt(d->st, cx->c.id, o[i].rcpt, !o[i].accepted) == STORE_ERROR)
@@ -1166,6 +1167,18 @@ expiry_text(unsigned long t, char *buf, size_t len)
 	(void) strftime(buf, len, "%Y-%m-%d %H:%M UTC", &tm);
 }
 
+/* notice_refusal - relay hook: keep the reply that refused the addressee */
+static int
+notice_refusal(void *arg, const struct relay_outcome *o, size_t n)
+{
+	char   *reply = arg;
+
+	for (size_t i = 0; i < n; i++)
+		if (!o[i].accepted && o[i].reply)
+			snprintf(reply, RELAY_LINE_MAX, "%s", o[i].reply);
+	return (0);
+}
+
 /*
  * send_notice - template `name` to address about list g, through the
  * relay, from the bounce address (its bounces are recorded as any other).
@@ -1184,7 +1197,8 @@ send_notice(struct deliver_session *ds, const struct smtp_envelope *env,
 	char	post[STORE_NAME_MAX + 300], sub[sizeof(post)], unsub[sizeof(post)];
 	char	help[sizeof(post)], confirm[sizeof(post) + TOKEN_MAX + 16], owner[300];
 	char	what[TOKEN_MAX + 16], when[64], why[600], msgid[256], *text, *msg, *rcpt[1];
-	char	list[STORE_NAME_MAX + 1];
+	char	list[STORE_NAME_MAX + 1], refusal[RELAY_LINE_MAX] = "";
+	struct relay_hooks hooks = {notice_refusal, NULL, refusal, 0};
 	struct notice_vars v;
 	struct relay_result res;
 	enum relay_status st;
@@ -1230,29 +1244,16 @@ send_notice(struct deliver_session *ds, const struct smtp_envelope *env,
 	rcpt[0] = (char *) address;
 	st = relay_send(d->relay, d->bounce_addr, (eightbit ? RELAY_8BITMIME : 0)
 			| (needs_utf8(address) ? RELAY_SMTPUTF8 : 0), rcpt, 1, 1, msg, len,
-			NULL, &res);
+			&hooks, &res);
 	free(msg);
 	if (st == RELAY_OK && res.accepted == 1) {
 		msg_info("%s: group=%s, notice=%s, to=<%s>, relay=%s, status=sent (%s)", env->id,
 			 g->name, name, address, cf->relay, res.queued);
 		rc = 0;
 	} else if (st == RELAY_OK && res.refused == 1) {
-		struct store_bounce b;
-		char	diag[512], status[16];
-
-		enhanced_status(res.reply, status, sizeof(status));
 		msg_info("%s: group=%s, notice=%s, to=<%s>, status=bounced (the relay refused "
-			 "the address: %s)", env->id, g->name, name, address, res.reply);
-		snprintf(diag, sizeof(diag), "smtp; %s", res.reply);
-		memset(&b, 0, sizeof(b));
-		b.envelope_to = d->bounce_addr;
-		b.address = address;
-		b.status = status[0] ? status : "5.0.0";
-		b.action = "failed";
-		b.diagnostic = diag;
-		b.group_name = g->name;
-		b.evidence = 1;
-		if (store_add_bounce(d->st, &b) == STORE_ERROR)
+			 "the address)", env->id, g->name, name, address);
+		if (refusal_row(d, env->id, g->name, address, refusal) < 0)
 			msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
 		rc = 0;
 	} else

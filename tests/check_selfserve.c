@@ -506,7 +506,8 @@ START_TEST(test_retry)
 	 * answers to it. */
 	ck_assert_int_eq(send("reject-me@example.net", "club+help@example.com", NULL), 250);
 	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces WHERE"
-				    " address = 'reject-me@example.net' AND evidence = 1"), 1);
+				    " address = 'reject-me@example.net' AND evidence = 1"
+				    " AND status = '5.1.1' AND diagnostic LIKE 'smtp; 550 5.1.1 %'"), 1);
 	ck_assert_int_eq(tl_sql(&d, "UPDATE requests SET sent_at = sent_at - 7200"), 0);
 	ck_assert_int_eq(send("reject-me@example.net", "club+subscribe@example.com", NULL), 250);
 	ck_assert_int_eq(logged("the relay refused that address"), 1);
