@@ -175,6 +175,6 @@ CREATE TABLE IF NOT EXISTS requests (
     digest     TEXT,
     PRIMARY KEY (address, group_name, action, expires)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS requests_by_sent ON requests (sent_at);
+CREATE INDEX IF NOT EXISTS requests_by_expiry ON requests (expires);
 
 PRAGMA user_version = 5;
