@@ -143,6 +143,8 @@ static const struct conf_param params[] = {
 	"SECONDS", "time to answer the end of data; what is not relayed by then gets 451 and resumes"},
 	{"command-delimiter", 0, T_STR, "+", OFF(command_delimiter), 0, 0, "CHAR",
 	"between a list's name and its commands: LIST+subscribe@DOMAIN (+ or -)"},
+	{"confirm-expiry", 0, T_TIME, "3d", OFF(confirm_expiry), 3600, 30 * 86400, "SECONDS",
+	"how long a subscription request can be confirmed"},
 	{"template-dir", 0, T_STR, MLISTD_TEMPLATES, OFF(template_dir), 0, 0, "DIR",
 	"texts of the mail answering the command addresses (missing file: built-in text)"},
 	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL}

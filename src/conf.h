@@ -48,6 +48,7 @@ struct conf {
 	char	*command_delimiter;	/* "+" or "-": LIST+subscribe */
 	char	delim;			/* derived: its character */
 	char	*template_dir;		/* the notices' texts */
+	unsigned confirm_expiry;	/* seconds a confirmation token lives */
 };
 
 /* What the command line asks for. */

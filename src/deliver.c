@@ -1287,7 +1287,7 @@ answer(struct deliver_session *ds, const struct smtp_envelope *env,
 	struct deliver *d = ds->d;
 	const struct conf *cf = d->cf;
 	unsigned long now = (unsigned long) time(NULL);
-	unsigned long expires = tok ? now + TOKEN_LIFETIME : now;
+	unsigned long expires = tok ? now + cf->confirm_expiry : now;
 	char	token[TOKEN_MAX + 1];
 	long	ev;
 	int	recent;

@@ -6,7 +6,6 @@
 
 #include "probe.h"
 
-#define TOKEN_LIFETIME	(3 * 86400)	/* a request is confirmable this long */
 /* "s" or "u", the expiry in hex, "-", the MAC in hex: at most 30 bytes */
 #define TOKEN_MAX	(1 + 16 + 1 + 2 * PROBE_MAC_BYTES)
 

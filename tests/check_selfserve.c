@@ -187,7 +187,7 @@ START_TEST(test_rcpt)
 	ck_assert_int_ne(tl_sql(&d, "INSERT INTO groups (name) VALUES ('club+help')"), 0);
 	stop();
 	/* With "-" as the delimiter, names with "-" still work. */
-	start("command-delimiter = -\n", NULL);
+	start("command-delimiter = -\nconfirm-expiry = 2h\n", NULL);
 	ck_assert_int_eq(tl_sql(&d, "INSERT INTO groups (name, subscribe) VALUES"
 				" ('chess-club', 'confirm')"), 0);
 	ck_assert_int_eq(rcpt_code("chess-club@example.com"), 250);
@@ -198,6 +198,7 @@ START_TEST(test_rcpt)
 	ck_assert_int_eq(send("new@example.net", "chess-club-subscribe@example.com", NULL), 250);
 	ck_assert_int_eq(notices("new@example.net", "\nFrom: \"chess-club\" "
 				 "<chess-club-confirm-s"), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT expires - sent_at FROM requests"), 7200);
 	stop();
 }
 END_TEST
@@ -223,7 +224,7 @@ START_TEST(test_subscribe)
 				    " address = 'new@example.net'"), 0);
 	ck_assert_int_eq(post_reaches("new@example.net"), 0);
 	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM requests WHERE done_at IS NULL"
-				    " AND action = 'subscribe'"), 1);
+				    " AND action = 'subscribe' AND expires - sent_at = 3 * 86400"), 1);
 	/* The reply: any content. */
 	ck_assert_int_eq(send("new@example.net", addr, "In-Reply-To: <x@example.com>\r\n"), 250);
 	ck_assert_int_eq(notices("new@example.net", "\r\nSubject: Welcome to club@example.com"),
