@@ -24,10 +24,17 @@
  * What the replies mean:
  *   - 250 to the dot: the relay has the copy for every recipient it
  *     accepted; reported to the checkpoint hook before anything else.
- *   - 5xx to one RCPT: that member's bounce.  But if the relay refuses
- *     every recipient alike, or refuses MAIL, it refuses mlistd
+ *   - 5xx to one RCPT: that member's bounce, but only once the
+ *     transaction has ended in order (the reply to the dot, or to RSET
+ *     when nobody was accepted).  A transaction cut short by 421, a
+ *     hang-up or a timeout leaves its refusals in doubt: those members
+ *     are owed, not refused.  If the relay refuses MAIL, or every
+ *     recipient alike before accepting any, it may refuse mlistd
  *     (relay-access rules, a configuration change): a relay problem,
- *     RELAY_TEMP, nobody's bounce.
+ *     RELAY_TEMP, nobody's bounce.  Alike refusals about the mailbox
+ *     (5.1.x, 5.2.x) are the members' unless the next transaction is
+ *     refused alike too, so a list whose first members are dead still
+ *     reaches the others.
  *   - 452 to RCPT: too many recipients, the rest go in the next
  *     transaction; any other 4xx leaves that member for the retry.
  *   - Any doubt after DATA (timeout, connection lost before the reply
@@ -352,32 +359,43 @@ enhanced(const char *text, char *out, size_t len)
 		snprintf(out, len, "%.*s", (int) n, p);
 }
 
-/*
- * refuses_us - the relay refused every recipient of a transaction and
- * nobody else before: is that about mlistd rather than the members?
- * Yes when two or more were refused with the same code and enhanced
- * code (one rule, not one mailbox each), or one was refused for a
- * reason that is not about a mailbox (policy 5.7, system 5.3, protocol
- * 5.5, or no enhanced code: 554 "Relay access denied", 503 ...).
- */
+/* refused_alike2 - two refusals with the same code and enhanced code */
 static int
-refuses_us(char **replies, size_t n)
+refused_alike2(const char *a, const char *b)
 {
-	char	first[16], e[16];
+	char	ea[16], eb[16];
 
+	enhanced(a, ea, sizeof(ea));
+	enhanced(b, eb, sizeof(eb));
+	return (strncmp(a, b, 3) == 0 && strcmp(ea, eb) == 0);
+}
+
+/* refused_alike - n refusals (n > 0), all with one code and enhanced code */
+static int
+refused_alike(char **replies, size_t n)
+{
 	if (n == 0)
 		return (0);
-	enhanced(replies[0], first, sizeof(first));
-	if (n == 1)
-		return (first[0] == 0 || strncmp(first, "5.7.", 4) == 0
-			|| strncmp(first, "5.3.", 4) == 0 || strncmp(first, "5.5.", 4) == 0
-			|| strncmp(replies[0], "503", 3) == 0);
-	for (size_t i = 1; i < n; i++) {
-		enhanced(replies[i], e, sizeof(e));
-		if (strncmp(replies[i], replies[0], 3) != 0 || strcmp(e, first) != 0)
+	for (size_t i = 1; i < n; i++)
+		if (!refused_alike2(replies[0], replies[i]))
 			return (0);
-	}
 	return (1);
+}
+
+/*
+ * mailbox_refusal - is a refusal about the mailbox (enhanced code 5.1.x,
+ * addressing: no such user; 5.2.x, the mailbox: disabled, full), rather
+ * than about who sends (5.7.x policy: "554 5.7.1 Relay access denied"),
+ * the relay itself (5.3.x, 5.4.x), the protocol (5.5.x), or unexplained
+ * (no enhanced code, 503)?
+ */
+static int
+mailbox_refusal(const char *reply)
+{
+	char	e[16];
+
+	enhanced(reply, e, sizeof(e));
+	return (strncmp(e, "5.1.", 4) == 0 || strncmp(e, "5.2.", 4) == 0);
 }
 
 /* Per-recipient state within one transaction. */
@@ -391,6 +409,29 @@ struct txn {
 	char  **reply;			/* refusals, malloc'd */
 	size_t	accepted, refused, next, later;
 };
+
+/* txn_alloc - room for a transaction of up to batch recipients; 0 or -1 */
+static int
+txn_alloc(struct txn *t, size_t batch)
+{
+	if ((t->idx = calloc(batch + 1, sizeof(*t->idx))) == NULL
+	    || (t->state = calloc(batch + 1, 1)) == NULL
+	    || (t->reply = calloc(batch + 1, sizeof(*t->reply))) == NULL)
+		return (-1);
+	return (0);
+}
+
+/* txn_free - its arrays (after txn_clear) */
+static void
+txn_free(struct txn *t)
+{
+	free(t->idx);
+	free(t->state);
+	free(t->reply);
+	t->idx = NULL;
+	t->state = NULL;
+	t->reply = NULL;
+}
 
 static void
 txn_clear(struct txn *t)
@@ -560,7 +601,13 @@ one_txn(struct relay *r, const char *sender, const char *params,
 			disconnect(r, 0);
 			return (T_FAIL);
 		}
-		(void) rset(r);
+		/* The refusals count only if the relay ends the transaction
+		 * in order: a 421 or a hang-up here leaves them in doubt. */
+		if (rset(r) < 0) {
+			snprintf(res->reply, sizeof(res->reply), "relay %s:%u: connection lost "
+				 "after refusing every recipient", r->host, r->port);
+			return (T_FAIL);
+		}
 		return (T_DONE);
 	}
 	if (rp.code != 354) {
@@ -654,11 +701,13 @@ relay_send(struct relay *r, const char *sender, unsigned flags,
 	   struct relay_result *res)
 {
 	struct txn t = {0, NULL, NULL, NULL, 0, 0, 0, 0};
+	struct txn held = {0, NULL, NULL, NULL, 0, 0, 0, 0};	/* see below */
 	struct relay_outcome *out = NULL;
 	size_t *queue = NULL, nqueue = 0, head = 0;
 	char	params[64];
 	double	last = 0;
 	int	retried = 0;
+	unsigned started = 0;		/* transactions that got anywhere */
 
 	memset(res, 0, sizeof(*res));
 	res->status = RELAY_TEMP;
@@ -672,9 +721,7 @@ relay_send(struct relay *r, const char *sender, unsigned flags,
 		goto done;
 	}
 	if ((queue = calloc(nrcpt + 1, sizeof(*queue))) == NULL
-	    || (t.idx = calloc(batch + 1, sizeof(*t.idx))) == NULL
-	    || (t.state = calloc(batch + 1, 1)) == NULL
-	    || (t.reply = calloc(batch + 1, sizeof(*t.reply))) == NULL
+	    || txn_alloc(&t, batch) < 0 || txn_alloc(&held, batch) < 0
 	    || (out = calloc(batch + 1, sizeof(*out))) == NULL) {
 		snprintf(res->reply, sizeof(res->reply), "out of memory");
 		goto done;
@@ -689,8 +736,7 @@ relay_send(struct relay *r, const char *sender, unsigned flags,
 		double	t0;
 		int	st, data_failed;
 
-		if (res->transactions + res->refused > 0 && h && h->proceed
-		    && h->proceed(h->arg, last) != 0) {
+		if (started > 0 && h && h->proceed && h->proceed(h->arg, last) != 0) {
 			res->stopped = 1;
 			snprintf(res->reply, sizeof(res->reply), "stopped before the next "
 				 "transaction (deadline or shutdown)");
@@ -717,19 +763,49 @@ relay_send(struct relay *r, const char *sender, unsigned flags,
 			continue;
 		}
 		retried = 0;
-		/* The relay refusing everyone alike refuses us. */
-		if (st == T_DONE && t.accepted == 0 && t.next == 0 && t.later == 0
-		    && res->accepted == 0 && refuses_us(t.reply, t.n)) {
-			snprintf(res->reply, sizeof(res->reply), "every recipient refused: %s",
-				 t.reply[0]);
-			res->problem = 1;
+		started++;
+		if (st == T_FAIL) {
+			/*
+			 * Cut short (421, a hang-up, a timeout, a refusal of MAIL,
+			 * DATA or the dot): nobody in it is done with, not even a
+			 * member refused at RCPT, whose refusal is in doubt.
+			 */
+			res->deferred += t.n + held.n;
+			if (data_failed == 5 && res->transactions == 0)
+				res->status = RELAY_PERM;
 			goto done;
 		}
-		if (st == T_DONE && t.accepted > 0) {
+		/*
+		 * Every recipient refused alike, nobody accepted so far: the
+		 * relay refusing mlistd (relay access, a configuration change),
+		 * or members that are all dead?  A refusal that is not about a
+		 * mailbox (see mailbox_refusal) means the relay.  One about a
+		 * mailbox means the members, unless the next transaction is
+		 * refused the same way from its first to its last recipient:
+		 * until then this one is held back, neither recorded nor lost.
+		 */
+		if (t.accepted == 0 && t.next == 0 && t.later == 0 && res->accepted == 0
+		    && refused_alike(t.reply, t.n)) {
+			if (!mailbox_refusal(t.reply[0])
+			    || (held.n > 0 && refused_alike2(held.reply[0], t.reply[0]))) {
+				snprintf(res->reply, sizeof(res->reply), "every recipient refused%s: %s",
+					 held.n > 0 ? " in two transactions" : "", t.reply[0]);
+				res->problem = 1;
+				res->deferred += t.n + held.n;
+				goto done;
+			}
+			if (held.n == 0 && head < nqueue) {
+				struct txn swap = held;
+
+				held = t;
+				t = swap;
+				continue;
+			}
+		}
+		if (t.accepted > 0) {
 			res->accepted += t.accepted;
 			res->transactions++;
 		}
-		res->refused += t.refused;
 		/* 452: back to the queue's head, for the next transaction. */
 		{
 			size_t	k = 0;
@@ -741,35 +817,45 @@ relay_send(struct relay *r, const char *sender, unsigned flags,
 			for (size_t j = 0, w = head; j < t.n; j++)
 				if (t.state[j] == R_NEXT)
 					queue[w++] = t.idx[j];
-			if (st == T_DONE && k == t.n) {
+			if (k == t.n) {
 				snprintf(res->reply, sizeof(res->reply), "relay %s:%u took no "
 					 "recipient (452 to the first)", r->host, r->port);
+				res->deferred += held.n;
 				goto done;
 			}
 		}
 		for (size_t j = 0; j < t.n; j++)
 			if (t.state[j] == R_LATER)
 				res->deferred++;
-		if (report(h, &t, rcpt, st == T_DONE, out) != 0) {
-			res->stopped = 1;
-			snprintf(res->reply, sizeof(res->reply), "could not record the "
-				 "recipients served");
-			goto done;
+		/* A held transaction's refusals are the members' after all. */
+		if (held.n > 0) {
+			res->refused += held.refused;
+			if (report(h, &held, rcpt, 0, out) != 0)
+				goto unrecorded;
+			txn_clear(&held);
 		}
-		if (st == T_FAIL) {
-			if (data_failed == 5 && res->transactions == 0)
-				res->status = RELAY_PERM;
-			goto done;
-		}
+		res->refused += t.refused;
+		if (report(h, &t, rcpt, 1, out) != 0)
+			goto unrecorded;
+	}
+	/* The last transaction held back: its refusals are the members'. */
+	if (held.n > 0) {
+		res->refused += held.refused;
+		if (report(h, &held, rcpt, 0, out) != 0)
+			goto unrecorded;
 	}
 	res->status = res->deferred > 0 ? RELAY_TEMP : RELAY_OK;
+	goto done;
+unrecorded:
+	res->stopped = 1;
+	snprintf(res->reply, sizeof(res->reply), "could not record the recipients served");
 done:
 	r->hard_deadline = 0;
 	txn_clear(&t);
+	txn_clear(&held);
 	free(queue);
-	free(t.idx);
-	free(t.state);
-	free(t.reply);
+	txn_free(&t);
+	txn_free(&held);
 	free(out);
 	return (res->status);
 }

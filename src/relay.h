@@ -75,9 +75,12 @@ void	relay_free(struct relay *);
  * moves the rest to the next transaction; any other 4xx at RCPT leaves
  * that recipient for the retry (RELAY_TEMP) and the others are served.
  * Each completed transaction is reported to hooks->checkpoint before the
- * next starts.  A refusal of mlistd itself (5xx at greeting, EHLO or
- * MAIL, every recipient refused alike, a sequence error) is RELAY_TEMP
- * with problem set, and its refusals are not reported as the members'.
+ * next starts; a transaction cut short (421, hang-up, timeout) reports
+ * nobody, not even its refusals.  A refusal of mlistd itself (5xx at
+ * greeting, EHLO or MAIL; every recipient of the first transaction
+ * refused alike for a reason not about the mailbox, or of the first two
+ * for one about it; a sequence error) is RELAY_TEMP with problem set,
+ * and its refusals are not reported as the members'.
  */
 enum relay_status relay_send(struct relay *, const char *sender, unsigned flags,
 			     char *const *rcpt, size_t nrcpt, size_t batch,
