@@ -122,9 +122,18 @@ CREATE TABLE IF NOT EXISTS probes (
 -- edits it.  One row per copy (list, digest: the SHA-1 of the message as
 -- received), written before mlistd contacts the relay:
 --   owner, claimed_at: the worker (pid) sending it now, and when it
---     claimed it (Unix time); a second attempt that finds a live claim
---     answers 451 and sends nothing; a claim whose owner died, or older
---     than data-done-timeout allows, is taken over.  NULL: nobody.
+--     claimed it (Unix time, for people to read); NULL: nobody.
+--   boot, lease (version 6): the claim is a lease on the host's boot
+--     clock (CLOCK_BOOTTIME seconds of the boot whose id is `boot`),
+--     which no wall-clock step moves.  A second attempt that finds a
+--     live claim (owner running, same boot, lease not over) answers 451
+--     and sends nothing; a claim whose owner died, or whose lease is
+--     over, is taken over.
+--   generation (version 6): counts the claims of the copy.  Every write
+--     a claim's owner makes afterwards (renewal, checkpoint, completion,
+--     release) holds only while owner and generation are still its own,
+--     so a worker that stalled past its lease and was taken over writes
+--     nothing and stops sending.
 --   complete = 1: every member was served; a retry is answered 250 and
 --     nothing is sent again.  complete = 0: relayed_rcpt holds the
 --     members already served (refused = 0) or refused for good by the
@@ -140,7 +149,10 @@ CREATE TABLE IF NOT EXISTS relayed (
     relayed_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%S', 'now')),
     complete    INTEGER NOT NULL DEFAULT 1 CHECK (complete IN (0, 1)),
     owner       INTEGER,
-    claimed_at  INTEGER
+    claimed_at  INTEGER,
+    boot        TEXT,
+    lease       INTEGER,
+    generation  INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS relayed_by_copy ON relayed (digest, group_name);
 
@@ -177,4 +189,4 @@ CREATE TABLE IF NOT EXISTS requests (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS requests_by_expiry ON requests (expires);
 
-PRAGMA user_version = 5;
+PRAGMA user_version = 6;

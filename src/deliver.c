@@ -458,6 +458,9 @@ crash_point(const char *name, unsigned k)
 	}
 }
 
+/* Seconds a claim's lease has beyond the work it covers. */
+#define CLAIM_MARGIN	5
+
 /* The copy being relayed, for the relay hooks. */
 struct copy_ctx {
 	struct deliver_session *ds;
@@ -469,8 +472,57 @@ struct copy_ctx {
 	unsigned checkpoints;		/* checkpoints committed */
 	unsigned batches;		/* of them, with members served */
 	int	completed;		/* the last checkpoint marked it complete */
+	int	lost;			/* the claim was taken over: stop, write nothing */
 	double	deadline;		/* data-done-timeout */
+	double	lease_end;		/* our claim's lease, boot clock */
+	struct store_owner o;		/* our claim: pid, generation, lease */
 };
+
+/* boot_now - the boot clock (CLOCK_BOOTTIME), seconds: claims' leases */
+static double
+boot_now(void)
+{
+	struct timespec ts;
+
+#ifdef CLOCK_BOOTTIME
+	if (clock_gettime(CLOCK_BOOTTIME, &ts) == 0)
+		return ((double) ts.tv_sec + ts.tv_nsec / 1e9);
+#endif
+	(void) clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((double) ts.tv_sec + ts.tv_nsec / 1e9);
+}
+
+/*
+ * owner_now - this worker as a claim's owner, now: pid, the host's boot
+ * id (read once), the boot clock and the wall clock.  The lease covers
+ * all a worker may still do after it claims: data-done-timeout of relay
+ * work, two commits that may each wait database-timeout, and a margin.
+ */
+static void
+owner_now(const struct conf *cf, struct store_owner *o)
+{
+	static char boot[40];
+	static int looked;
+
+	if (!looked++) {
+		FILE   *fp = fopen("/proc/sys/kernel/random/boot_id", "r");
+
+		if (fp == NULL || fgets(boot, sizeof(boot), fp) == NULL) {
+			boot[0] = 0;
+			msg_warn("cannot read the boot id (/proc/sys/kernel/random/boot_id): "
+				 "a claim left by a worker before a reboot is taken over only "
+				 "when its lease ends");
+		}
+		boot[strcspn(boot, "\n")] = 0;
+		if (fp)
+			(void) fclose(fp);
+	}
+	o->pid = (long) getpid();
+	snprintf(o->boot, sizeof(o->boot), "%s", boot);
+	o->now = (long long) boot_now();
+	o->wall = (long long) time(NULL);
+	o->lease = cf->data_done_timeout + 2 * cf->database_timeout + CLAIM_MARGIN;
+}
 
 /* enhanced_status - "5.1.1" from "550 5.1.1 text", or "" */
 static void
@@ -508,10 +560,45 @@ refusal_row(struct deliver *d, const char *id, const char *group, const char *rc
 }
 
 /*
- * checkpoint - relay hook after each transaction: who was served or
- * refused, and the refusals' bounces rows, in one commit before the next
- * transaction starts.  The last one marks the copy complete in the same
- * commit.  A crash from here on costs at most the transaction in flight.
+ * member_refused - a member refused for good by the relay (a transaction
+ * that ended cleanly): its evidence row and, with bounce-threshold set
+ * and that much evidence within bounce-window, its opt-out from the
+ * list.  Inside the caller's write transaction.  0 or -1.
+ */
+static int
+member_refused(struct deliver *d, const char *id, const char *group, const char *rcpt,
+	       const char *reply)
+{
+	const struct conf *cf = d->cf;
+	long	n;
+	int	u;
+
+	if (refusal_row(d, id, group, rcpt, reply) < 0)
+		return (-1);
+	if (cf->bounce_threshold == 0)
+		return (0);
+	if ((n = store_evidence(d->st, rcpt, cf->bounce_window)) == STORE_ERROR)
+		return (-1);
+	if (n < (long) cf->bounce_threshold)
+		return (0);
+	if ((u = store_unsubscribe(d->st, group, rcpt, "bounces")) == STORE_ERROR)
+		return (-1);
+	if (u == STORE_YES)
+		msg_info("%s: unsubscribed <%s> from %s after %ld pieces of evidence in %u days "
+			 "(bounce-threshold %u)", id, rcpt, group, n, cf->bounce_window,
+			 cf->bounce_threshold);
+	return (0);
+}
+
+/*
+ * checkpoint - relay hook after each transaction that ended cleanly: who
+ * was served or refused, and the refusals' bounces rows, in one commit
+ * before the next transaction starts.  The last one marks the copy
+ * complete in the same commit.  A crash from here on costs at most the
+ * transaction in flight.  The commit first renews our claim, fenced on
+ * owner and generation: a worker that lost its claim (it stalled past
+ * its lease and another attempt took the copy over) records nothing and
+ * stops at once.
  */
 static int
 checkpoint(void *arg, const struct relay_outcome *o, size_t n)
@@ -519,17 +606,25 @@ checkpoint(void *arg, const struct relay_outcome *o, size_t n)
 	struct copy_ctx *cx = arg;
 	struct deliver *d = cx->ds->d;
 	const struct conf *cf = d->cf;
-	int	accepted = 0;
+	int	accepted = 0, rc;
 	/* A copy sent in one transaction is marked complete in its checkpoint,
 	 * and who it served need not be written down. */
 	int	final = cx->c.id && cx->done + n >= cx->total && cx->checkpoints == 0;
 
 	if (store_begin(d->st) == STORE_ERROR)
 		goto failed;
+	if (cx->c.id) {
+		owner_now(cf, &cx->o);
+		if ((rc = store_touch(d->st, cx->c.id, &cx->o)) == STORE_ERROR)
+			goto failed;
+		if (rc == STORE_NO)
+			goto lost;
+		cx->lease_end = (double) (cx->o.now + cx->o.lease);
+	}
 	for (size_t i = 0; i < n; i++) {
 		accepted |= o[i].accepted;
-		if (!o[i].accepted && refusal_row(d, cx->env->id, cx->g->name, o[i].rcpt,
-						      o[i].reply) < 0)
+		if (!o[i].accepted && member_refused(d, cx->env->id, cx->g->name, o[i].rcpt,
+						     o[i].reply) < 0)
 			goto failed;
 		if (cx->c.id && !final
 		    && store_mark_rcpt(d->st, cx->c.id, o[i].rcpt, !o[i].accepted) == STORE_ERROR)
@@ -537,18 +632,28 @@ checkpoint(void *arg, const struct relay_outcome *o, size_t n)
 	}
 	cx->done += n;
 	if (final) {
-		if (store_release(d->st, cx->c.id, 1, cf->dedup_window) == STORE_ERROR)
+		if ((rc = store_release(d->st, cx->c.id, 1, cf->dedup_window, &cx->o))
+		    == STORE_ERROR)
 			goto failed;
+		if (rc == STORE_NO)
+			goto lost;
 		cx->completed = 1;
-	} else if (cx->c.id && store_touch(d->st, cx->c.id, (long) getpid(),
-					   (long long) time(NULL)) == STORE_ERROR)
-		goto failed;
+	}
 	if (store_commit(d->st) == STORE_ERROR)
 		goto failed;
 	cx->checkpoints++;
 	if (accepted)
 		crash_point("batch", ++cx->batches);
 	return (0);
+lost:
+	store_rollback(d->st);
+	cx->lost = 1;
+	cx->completed = 0;
+	msg_warn("%s: group=%s: this worker lost its claim on the copy: it stalled past "
+		 "its lease and another attempt took the copy over, which may send the %zu "
+		 "members of the transaction that was in flight a second copy; nothing "
+		 "more is sent or recorded here", cx->env->id, cx->g->name, n);
+	return (-1);
 failed:
 	msg_warn("%s: group=%s: cannot record the %zu members just served or refused "
 		 "(the retry sends to them again): %s", cx->env->id, cx->g->name, n,
@@ -590,6 +695,13 @@ proceed(void *arg, double last)
 		msg_info("%s: group=%s: stopping after %zu of %zu members: data-done-timeout "
 			 "(%us) is near; the retry resumes", cx->env->id, cx->g->name,
 			 cx->done, cx->total, cx->ds->d->cf->data_done_timeout);
+		return (-1);
+	}
+	/* The boot clock goes on while the machine sleeps; the other does not. */
+	if (cx->c.id && boot_now() + last >= cx->lease_end) {
+		msg_warn("%s: group=%s: stopping after %zu of %zu members: the claim's lease "
+			 "is over (the worker was stopped or the machine slept); the retry "
+			 "resumes", cx->env->id, cx->g->name, cx->done, cx->total);
 		return (-1);
 	}
 	return (0);
@@ -688,6 +800,17 @@ verp_chosen(const char *digest, unsigned n)
 	return (v % n == 0);
 }
 
+/* claim_lost - 451 for an attempt whose claim another attempt took over */
+static void
+claim_lost(const struct smtp_envelope *env, const struct store_group *g,
+	   struct smtp_reply *r)
+{
+	msg_warn("%s: group=%s, from=<%s>, status=deferred (another attempt took the copy "
+		 "over; it decides what the retry is told)", env->id, g->name, env->sender);
+	smtp_reply_set(r, 451, "4.3.0 Error: this message is being sent to the list by "
+		       "another attempt, try again later");
+}
+
 /*
  * send_copy - one list: claim, recipients, rewrite, relay with a
  * checkpoint after each transaction, release.  0 or -1 (reply set).
@@ -718,7 +841,7 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 	unsigned flags = 0;
 	size_t	clen;
 	long	n;
-	int	claim = CLAIM_NEW;
+	int	claim = CLAIM_NEW, rc;
 
 	memset(&cx, 0, sizeof(cx));
 	cx.ds = ds;
@@ -727,9 +850,10 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 	cx.deadline = eod_start + cf->data_done_timeout;
 	if (cf->dedup_window > 0) {
 		rewrite_message_id(m, msgid, sizeof(msgid));
+		owner_now(cf, &cx.o);
 		claim = store_claim(d->st, g->name, digest, msgid[0] ? msgid : NULL,
-				    cf->dedup_window, (long) getpid(), (long long) time(NULL),
-				    cf->data_done_timeout + 2 * cf->database_timeout + 30, &cx.c);
+				    cf->dedup_window, &cx.o, &cx.c);
+		cx.lease_end = (double) (cx.o.now + cx.o.lease);
 		switch (claim) {
 		case STORE_ERROR:
 			lookup_failed(d, env, r);
@@ -766,13 +890,17 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 		goto release;
 	}
 	if (rl.n == 0) {
-		msg_info("%s: group=%s, from=<%s>, nrcpt=0, status=sent (no %srecipients)",
-			 env->id, g->name, env->sender, claim == CLAIM_RESUME ? "more " : "");
 		rcpt_list_free(&rl);
-		if (cx.c.id && store_release(d->st, cx.c.id, 1, cf->dedup_window) == STORE_ERROR) {
-			lookup_failed(d, env, r);
+		if (cx.c.id && (rc = store_release(d->st, cx.c.id, 1, cf->dedup_window, &cx.o))
+		    != STORE_YES) {
+			if (rc == STORE_ERROR)
+				lookup_failed(d, env, r);
+			else
+				claim_lost(env, g, r);
 			return (-1);
 		}
+		msg_info("%s: group=%s, from=<%s>, nrcpt=0, status=sent (no %srecipients)",
+			 env->id, g->name, env->sender, claim == CLAIM_RESUME ? "more " : "");
 		(*copies)++;
 		return (0);
 	}
@@ -822,8 +950,10 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 		/* Sent in several transactions, each committed: now complete.
 		 * Should this fail, the retry finds nobody left and says 250. */
 		crash_point("before-mark", 0);
-		if (store_release(d->st, cx.c.id, 1, cf->dedup_window) == STORE_YES)
+		if ((rc = store_release(d->st, cx.c.id, 1, cf->dedup_window, &cx.o)) == STORE_YES)
 			cx.completed = 1;
+		else if (rc == STORE_NO)
+			cx.lost = 1;
 		else
 			msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
 	}
@@ -835,6 +965,11 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 		(*copies)++;
 		rcpt_list_free(&rl);
 		return (0);
+	}
+	if (cx.lost) {
+		rcpt_list_free(&rl);
+		claim_lost(env, g, r);
+		return (-1);
 	}
 	if (res.problem)
 		msg_warn("%s: group=%s: the relay refuses mlistd itself: %s; every post gets "
@@ -857,9 +992,9 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 			       "try again later");
 release:
 	/* The retry resumes where this attempt stopped. */
-	if (cx.c.id && store_release(d->st, cx.c.id, 0, cf->dedup_window) == STORE_ERROR)
-		msg_warn("%s: group=%s: cannot release the claim (a retry waits until it "
-			 "expires): %s", env->id, g->name, store_errmsg(d->st));
+	if (cx.c.id && store_release(d->st, cx.c.id, 0, cf->dedup_window, &cx.o) == STORE_ERROR)
+		msg_warn("%s: group=%s: cannot release the claim (a retry waits until its "
+			 "lease ends): %s", env->id, g->name, store_errmsg(d->st));
 	return (-1);
 }
 
@@ -1473,6 +1608,7 @@ command_mail(struct deliver_session *ds, const struct smtp_envelope *env,
 	const struct conf *cf = d->cf;
 	struct store_group g, pm;
 	struct store_copy c;
+	struct store_owner o;
 	const char *why;
 	char	name[SMTP_ADDR_MAX + 1], *at;
 	int	rc;
@@ -1516,9 +1652,8 @@ command_mail(struct deliver_session *ds, const struct smtp_envelope *env,
 			*at = 0;
 		for (at = name; *at; at++)
 			*at = (char) tolower((unsigned char) *at);
-		switch (store_claim(d->st, name, digest, NULL, cf->dedup_window, (long) getpid(),
-				    (long long) time(NULL), cf->data_done_timeout
-				    + 2 * cf->database_timeout + 30, &c)) {
+		owner_now(cf, &o);
+		switch (store_claim(d->st, name, digest, NULL, cf->dedup_window, &o, &c)) {
 		case STORE_ERROR:
 			lookup_failed(d, env, r);
 			return (-1);
@@ -1536,7 +1671,7 @@ command_mail(struct deliver_session *ds, const struct smtp_envelope *env,
 		: request(ds, env, m, &cr->c, &g, digest, r);
 	/* Should this fail after the answer went out, a retry would answer
 	 * again: the answer is the work, so it still counts as done. */
-	if (c.id && store_release(d->st, c.id, rc == 0, cf->dedup_window) == STORE_ERROR)
+	if (c.id && store_release(d->st, c.id, rc == 0, cf->dedup_window, &o) == STORE_ERROR)
 		msg_warn("%s: database: %s (a retry of this request may be answered twice)",
 			 env->id, store_errmsg(d->st));
 	return (rc);

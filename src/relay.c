@@ -29,7 +29,7 @@
  *     when nobody was accepted).  A transaction cut short by 421, a
  *     hang-up or a timeout leaves its refusals in doubt: those members
  *     are owed, not refused.  If the relay refuses MAIL, or every
- *     recipient alike before accepting any, it may refuse mlistd
+ *     recipient of a transaction alike, it may refuse mlistd
  *     (relay-access rules, a configuration change): a relay problem,
  *     RELAY_TEMP, nobody's bounce.  Alike refusals about the mailbox
  *     (5.1.x, 5.2.x) are the members' unless the next transaction is
@@ -776,15 +776,16 @@ relay_send(struct relay *r, const char *sender, unsigned flags,
 			goto done;
 		}
 		/*
-		 * Every recipient refused alike, nobody accepted so far: the
-		 * relay refusing mlistd (relay access, a configuration change),
-		 * or members that are all dead?  A refusal that is not about a
-		 * mailbox (see mailbox_refusal) means the relay.  One about a
-		 * mailbox means the members, unless the next transaction is
-		 * refused the same way from its first to its last recipient:
-		 * until then this one is held back, neither recorded nor lost.
+		 * Every recipient of a transaction refused alike: the relay
+		 * refusing mlistd (relay access, a configuration change, also
+		 * in the middle of a fan-out), or members that are all dead?
+		 * A refusal that is not about a mailbox (see mailbox_refusal)
+		 * means the relay.  One about a mailbox means the members,
+		 * unless the next transaction is refused the same way from its
+		 * first to its last recipient: until then this one is held
+		 * back, neither recorded nor lost.
 		 */
-		if (t.accepted == 0 && t.next == 0 && t.later == 0 && res->accepted == 0
+		if (t.accepted == 0 && t.next == 0 && t.later == 0
 		    && refused_alike(t.reply, t.n)) {
 			if (!mailbox_refusal(t.reply[0])
 			    || (held.n > 0 && refused_alike2(held.reply[0], t.reply[0]))) {

@@ -130,17 +130,21 @@ static const char *const queries[Q_COUNT] = {
 	" digest = ?6",
 	"DELETE FROM requests WHERE expires < ?1",
 	"SELECT name, is_group, posting, subscribe FROM groups ORDER BY name",
-	"SELECT id, complete, relayed_at, owner, claimed_at FROM relayed"
-	" WHERE digest = ?2 AND group_name = ?1",
-	"INSERT INTO relayed (group_name, digest, message_id, complete, owner, claimed_at)"
-	" VALUES (?1, ?2, ?3, 0, ?4, ?5)",
-	"UPDATE relayed SET owner = ?2, claimed_at = ?3 WHERE id = ?1",
+	"SELECT id, complete, relayed_at, owner, claimed_at, boot, lease, generation"
+	" FROM relayed WHERE digest = ?2 AND group_name = ?1",
+	"INSERT INTO relayed (group_name, digest, message_id, complete, owner, claimed_at,"
+	" boot, lease, generation) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, 1)",
+	"UPDATE relayed SET owner = ?2, claimed_at = ?3, boot = ?4, lease = ?5,"
+	" generation = generation + 1 WHERE id = ?1 RETURNING generation",
 	"INSERT OR IGNORE INTO relayed_rcpt (copy_id, address, refused) VALUES (?1, ?2, ?3)",
-	"UPDATE relayed SET claimed_at = ?2 WHERE id = ?1 AND owner = ?3",
-	"UPDATE relayed SET complete = 1, owner = NULL, claimed_at = NULL,"
-	" relayed_at = strftime('%Y-%m-%d %H:%M:%S', 'now') WHERE id = ?1",
+	/* Every write of a claim's owner is fenced on owner and generation. */
+	"UPDATE relayed SET lease = ?4 WHERE id = ?1 AND owner = ?2 AND generation = ?3",
+	"UPDATE relayed SET complete = 1, owner = NULL, claimed_at = NULL, boot = NULL,"
+	" lease = NULL, relayed_at = strftime('%Y-%m-%d %H:%M:%S', 'now')"
+	" WHERE id = ?1 AND owner = ?2 AND generation = ?3",
 	"DELETE FROM relayed_rcpt WHERE copy_id = ?1",
-	"UPDATE relayed SET owner = NULL, claimed_at = NULL WHERE id = ?1",
+	"UPDATE relayed SET owner = NULL, claimed_at = NULL, boot = NULL, lease = NULL"
+	" WHERE id = ?1 AND owner = ?2 AND generation = ?3",
 	"DELETE FROM relayed WHERE digest = ?2 AND group_name = ?1"
 	" AND relayed_at < datetime('now', ?3)",
 	/* id grows with time: delete below the oldest row still wanted. */
@@ -252,7 +256,9 @@ schema_apply(struct store *st)
 	 * subscribe (groups.subscribe), who made an opt-out
 	 * (unsubscribes.source) and the requests table; a name with the
 	 * command delimiter "+" is refused by a trigger where the table
-	 * predates the CHECK that refuses it in a new database.
+	 * predates the CHECK that refuses it in a new database.  Version 6
+	 * fences claims: relayed.boot, lease and generation (a claim left by
+	 * an older mlistd has no boot and is judged by its claimed_at).
 	 */
 	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK
 	    || (version == 3 && sqlite3_exec(st->db,
@@ -281,6 +287,12 @@ schema_apply(struct store *st)
 	    || (version > 0 && version < 5 && !has_column(st, "unsubscribes", "source")
 		&& sqlite3_exec(st->db, "ALTER TABLE unsubscribes ADD COLUMN source TEXT",
 				NULL, NULL, &msg) != SQLITE_OK)
+	    || (version >= 3 && version < 6 && !has_column(st, "relayed", "generation")
+		&& sqlite3_exec(st->db,
+			"ALTER TABLE relayed ADD COLUMN boot TEXT;"
+			" ALTER TABLE relayed ADD COLUMN lease INTEGER;"
+			" ALTER TABLE relayed ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;",
+			NULL, NULL, &msg) != SQLITE_OK)
 	    || sqlite3_exec(st->db, store_schema_sql, NULL, NULL, &msg) != SQLITE_OK
 	    || sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(st->err, sizeof(st->err), "apply schema: %s",
@@ -566,10 +578,18 @@ alive(long pid)
 	return (pid > 0 && (kill((pid_t) pid, 0) == 0 || errno == EPERM));
 }
 
+/* A copy's claim as copy_row reads it. */
+struct claim_row {
+	int	complete;
+	char	boot[40];		/* "" when NULL (a claim made before version 6) */
+	long long lease;		/* boot clock */
+	long long generation;
+};
+
 /* copy_row - Q_COPY for (group, digest): 1 row, 0 none, -1 error */
 static int
 copy_row(struct store *st, const char *group, const char *digest,
-	 struct store_copy *c, int *complete)
+	 struct store_copy *c, struct claim_row *cr)
 {
 	sqlite3_stmt *q = st->stmt[Q_COPY];
 	int	rc;
@@ -579,26 +599,45 @@ copy_row(struct store *st, const char *group, const char *digest,
 	rc = sqlite3_step(q);
 	if (rc == SQLITE_ROW) {
 		const unsigned char *t = sqlite3_column_text(q, 2);
+		const unsigned char *b = sqlite3_column_text(q, 5);
 
 		c->id = sqlite3_column_int64(q, 0);
-		*complete = sqlite3_column_int(q, 1) != 0;
+		cr->complete = sqlite3_column_int(q, 1) != 0;
 		snprintf(c->when, sizeof(c->when), "%s", t ? (const char *) t : "");
 		c->owner = sqlite3_column_type(q, 3) == SQLITE_NULL ? 0
 			: (long) sqlite3_column_int64(q, 3);
 		c->claimed_at = sqlite3_column_int64(q, 4);
+		snprintf(cr->boot, sizeof(cr->boot), "%s", b ? (const char *) b : "");
+		cr->lease = sqlite3_column_int64(q, 6);
+		cr->generation = sqlite3_column_int64(q, 7);
 	}
 	(void) sqlite3_reset(q);
 	(void) sqlite3_clear_bindings(q);
 	return (rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1);
 }
 
+/*
+ * live - is the claim in row c another process's, still running?  Its
+ * owner exists, and its lease is not over on this boot's clock.  A claim
+ * made before version 6 (no boot) falls back to its wall-clock age.
+ */
+static int
+live(const struct store_copy *c, const struct claim_row *cr, const struct store_owner *o)
+{
+	if (c->owner == 0 || c->owner == o->pid || !alive(c->owner))
+		return (0);
+	if (cr->boot[0] == 0)
+		return (o->wall - c->claimed_at < (long long) o->lease);
+	return (strcmp(cr->boot, o->boot) == 0 && o->now < cr->lease);
+}
+
 static int claim(struct store *, const char *, const char *, const char *,
-		 unsigned, long, long long, unsigned, struct store_copy *);
+		 unsigned, struct store_owner *, struct store_copy *);
 
 int
 store_claim(struct store *st, const char *group, const char *digest,
-	    const char *message_id, unsigned window, long pid, long long now,
-	    unsigned stale, struct store_copy *c)
+	    const char *message_id, unsigned window, struct store_owner *o,
+	    struct store_copy *c)
 {
 	int	result;
 
@@ -610,7 +649,7 @@ store_claim(struct store *st, const char *group, const char *digest,
 	 * for nothing sent.  That spares one fsync per post.
 	 */
 	(void) step_once(st->stmt[Q_SYNC_NORMAL]);
-	result = claim(st, group, digest, message_id, window, pid, now, stale, c);
+	result = claim(st, group, digest, message_id, window, o, c);
 	(void) step_once(st->stmt[Q_SYNC_FULL]);
 	return (result);
 }
@@ -618,42 +657,54 @@ store_claim(struct store *st, const char *group, const char *digest,
 /* claim - store_claim's transaction */
 static int
 claim(struct store *st, const char *group, const char *digest,
-      const char *message_id, unsigned window, long pid, long long now,
-      unsigned stale, struct store_copy *c)
+      const char *message_id, unsigned window, struct store_owner *o,
+      struct store_copy *c)
 {
+	struct claim_row cr;
 	sqlite3_stmt *q;
-	int	rc, complete = 0, result;
+	int	rc, result;
 
+	memset(&cr, 0, sizeof(cr));
 	if (store_begin(st) == STORE_ERROR)
 		return (STORE_ERROR);
 	/* A row from an earlier copy outside the window is not this one. */
 	q = st->stmt[Q_FORGET_STALE];
 	if (bind_copy(q, group, digest, window) < 0 || step_once(q) != SQLITE_DONE)
 		goto failed;
-	if ((rc = copy_row(st, group, digest, c, &complete)) < 0)
+	if ((rc = copy_row(st, group, digest, c, &cr)) < 0)
 		goto failed;
-	if (rc == 1 && complete) {
+	if (rc == 1 && cr.complete) {
 		result = CLAIM_DONE;
-	} else if (rc == 1 && c->owner != 0 && c->owner != pid && alive(c->owner)
-		   && now - c->claimed_at < (long long) stale) {
+	} else if (rc == 1 && live(c, &cr, o)) {
 		result = CLAIM_BUSY;
 	} else if (rc == 1) {
-		/* Nobody's, or its owner died or overran: ours now. */
+		/* Nobody's, or its owner died or overran its lease: ours now. */
 		q = st->stmt[Q_CLAIM_TAKE];
 		if (sqlite3_bind_int64(q, 1, c->id) != SQLITE_OK
-		    || sqlite3_bind_int64(q, 2, pid) != SQLITE_OK
-		    || sqlite3_bind_int64(q, 3, now) != SQLITE_OK
-		    || step_once(q) != SQLITE_DONE)
+		    || sqlite3_bind_int64(q, 2, o->pid) != SQLITE_OK
+		    || sqlite3_bind_int64(q, 3, o->wall) != SQLITE_OK
+		    || sqlite3_bind_text(q, 4, o->boot, -1, SQLITE_STATIC) != SQLITE_OK
+		    || sqlite3_bind_int64(q, 5, o->now + o->lease) != SQLITE_OK
+		    || sqlite3_step(q) != SQLITE_ROW) {
+			(void) sqlite3_reset(q);
+			(void) sqlite3_clear_bindings(q);
+			goto failed;
+		}
+		o->generation = sqlite3_column_int64(q, 0);
+		if (step_once(q) != SQLITE_DONE)
 			goto failed;
 		result = CLAIM_RESUME;
 	} else {
 		q = st->stmt[Q_CLAIM_NEW];
 		if (bind_copy(q, group, digest, 0) < 0 || bind_opt(q, 3, message_id) != SQLITE_OK
-		    || sqlite3_bind_int64(q, 4, pid) != SQLITE_OK
-		    || sqlite3_bind_int64(q, 5, now) != SQLITE_OK
+		    || sqlite3_bind_int64(q, 4, o->pid) != SQLITE_OK
+		    || sqlite3_bind_int64(q, 5, o->wall) != SQLITE_OK
+		    || sqlite3_bind_text(q, 6, o->boot, -1, SQLITE_STATIC) != SQLITE_OK
+		    || sqlite3_bind_int64(q, 7, o->now + o->lease) != SQLITE_OK
 		    || step_once(q) != SQLITE_DONE)
 			goto failed;
 		c->id = sqlite3_last_insert_rowid(st->db);
+		o->generation = 1;
 		result = CLAIM_NEW;
 	}
 	if (store_commit(st) == STORE_ERROR)
@@ -678,14 +729,22 @@ store_mark_rcpt(struct store *st, long long copy_id, const char *address, int re
 	return (STORE_YES);
 }
 
+/* bind_owner - ?1 the copy, ?2 pid, ?3 generation: the fence */
+static int
+bind_owner(sqlite3_stmt *q, long long copy_id, const struct store_owner *o)
+{
+	return (sqlite3_bind_int64(q, 1, copy_id) == SQLITE_OK
+		&& sqlite3_bind_int64(q, 2, o->pid) == SQLITE_OK
+		&& sqlite3_bind_int64(q, 3, o->generation) == SQLITE_OK ? 0 : -1);
+}
+
 int
-store_touch(struct store *st, long long copy_id, long pid, long long now)
+store_touch(struct store *st, long long copy_id, const struct store_owner *o)
 {
 	sqlite3_stmt *q = st->stmt[Q_TOUCH];
 
-	if (sqlite3_bind_int64(q, 1, copy_id) != SQLITE_OK
-	    || sqlite3_bind_int64(q, 2, now) != SQLITE_OK
-	    || sqlite3_bind_int64(q, 3, pid) != SQLITE_OK
+	if (bind_owner(q, copy_id, o) < 0
+	    || sqlite3_bind_int64(q, 4, o->now + o->lease) != SQLITE_OK
 	    || step_once(q) != SQLITE_DONE)
 		return (fail(st, "renew claim"));
 	return (sqlite3_changes(st->db) > 0 ? STORE_YES : STORE_NO);
@@ -707,12 +766,15 @@ prune(struct store *st, unsigned window)
 }
 
 int
-store_release(struct store *st, long long copy_id, int complete, unsigned window)
+store_release(struct store *st, long long copy_id, int complete, unsigned window,
+	      const struct store_owner *o)
 {
 	sqlite3_stmt *q = st->stmt[complete ? Q_COMPLETE : Q_RELEASE];
 
-	if (sqlite3_bind_int64(q, 1, copy_id) != SQLITE_OK || step_once(q) != SQLITE_DONE)
+	if (bind_owner(q, copy_id, o) < 0 || step_once(q) != SQLITE_DONE)
 		return (fail(st, complete ? "remember relayed copy" : "release claim"));
+	if (sqlite3_changes(st->db) == 0)
+		return (STORE_NO);		/* taken over: not ours to end */
 	if (complete) {
 		/* Complete: who was served no longer matters. */
 		q = st->stmt[Q_FORGET_RCPT];

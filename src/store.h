@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 /* Results: found/yes, not found/no, or a database problem (-> 451). */
 enum {
@@ -28,6 +28,25 @@ struct store_copy {
 	char	when[64];		/* relayed_at, UTC */
 	long	owner;			/* pid of the claim, 0: none */
 	long long claimed_at;		/* Unix time */
+};
+
+/*
+ * Who claims a copy, and on which clock.  A claim is a lease on the
+ * host's boot clock (CLOCK_BOOTTIME: it never steps, and it goes on
+ * while the machine sleeps), which the wall clock cannot move; boot
+ * names the boot it belongs to, so a claim made before a reboot is dead.
+ * store_claim sets generation; every later write of the claim (renewal,
+ * checkpoint, completion, release) is fenced on pid and generation, so
+ * a worker that lost its claim (stalled past its lease and taken over)
+ * changes nothing.
+ */
+struct store_owner {
+	long	pid;
+	long long generation;	/* set by store_claim */
+	char	boot[40];	/* the host's boot id ("" when unknown) */
+	long long now;		/* boot clock, seconds */
+	long long wall;		/* Unix time: claimed_at, for people to read */
+	unsigned lease;		/* seconds a claim or renewal lasts */
 };
 
 enum store_posting {
@@ -187,30 +206,32 @@ long	store_groups(struct store *, int (*fn) (void *, const struct store_group *)
 /*
  * store_claim - in one write transaction: forget a row of this copy older
  * than `window` seconds, then look the copy up and, unless it is complete
- * or claimed by another live process (pid exists, claimed less than
- * `stale` seconds before `now`), claim it for `pid`.  Returns a CLAIM_
- * value with *c filled in, or STORE_ERROR.
+ * or claimed by another live process (pid exists, same boot, lease not
+ * over on the boot clock), claim it for o->pid until o->now + o->lease
+ * with a new generation (o->generation).  Returns a CLAIM_ value with *c
+ * filled in, or STORE_ERROR.
  */
 int	store_claim(struct store *, const char *group, const char *digest,
-		    const char *message_id, unsigned window, long pid,
-		    long long now, unsigned stale, struct store_copy *c);
+		    const char *message_id, unsigned window, struct store_owner *o,
+		    struct store_copy *c);
 
 /* store_mark_rcpt - a member served (refused = 0) or refused for good
  * (1) by the relay for this copy; store_recipients() then skips it. */
 int	store_mark_rcpt(struct store *, long long copy_id, const char *address,
 			int refused);
 
-/* store_touch - renew pid's claim at `now`: STORE_YES, STORE_NO (the
- * claim is no longer pid's) or STORE_ERROR */
-int	store_touch(struct store *, long long copy_id, long pid, long long now);
+/* store_touch - renew o's claim until o->now + o->lease: STORE_YES,
+ * STORE_NO (the claim is no longer o's: it was taken over) or STORE_ERROR */
+int	store_touch(struct store *, long long copy_id, const struct store_owner *o);
 
 /*
- * store_release - end the claim: complete (every member served: the copy
+ * store_release - end o's claim: complete (every member served: the copy
  * is a duplicate from now on, and old copies are pruned now and then), or
- * not (the retry resumes).  STORE_YES or STORE_ERROR.
+ * not (the retry resumes).  STORE_YES, STORE_NO (not o's claim any more:
+ * nothing changed) or STORE_ERROR.
  */
 int	store_release(struct store *, long long copy_id, int complete,
-		      unsigned window);
+		      unsigned window, const struct store_owner *o);
 
 /* store_pragma_int - PRAGMA name on this connection (diagnostics, tests);
  * its value, or STORE_ERROR */

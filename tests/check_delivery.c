@@ -1347,6 +1347,21 @@ static const struct relay_case {
 	 "a1@example.net,a2@example.net", 451, 1, 2, 0, "timed out waiting for a reply", 6},
 	{"relay hangs after the final dot", "relay-timeout = 2\n", {"-H", NULL},
 	 "a1@example.net,a2@example.net", 451, 0, 0, 0, "timed out waiting for a reply", 6},
+	/* Members all dead, refused alike for their mailboxes: their bounces,
+	 * not a relay problem (issue 18, case 5). */
+	{"every member dead: refused alike for the mailbox", NULL, {NULL},
+	 "reject1@example.net,reject2@example.net", 250, 0, 0, 2,
+	 "status=sent (every member refused)", 10},
+	{"the first batch all dead, the next alive", "relay-recipient-limit = 2\n", {NULL},
+	 "reject1@example.net,reject2@example.net,zz1@example.net", 250, 1, 1, 2,
+	 "to=<reject2@example.net>, group=t, relay refused: 550 5.1.1", 10},
+	{"two whole batches refused alike for the mailbox: the relay", "relay-recipient-limit = 2\n",
+	 {NULL}, "reject1@example.net,reject2@example.net,reject3@example.net,"
+	 "reject4@example.net", 451, 0, 0, 0, "every recipient refused in two transactions", 10},
+	/* Refusals in a transaction cut by 421 are in doubt (case 1). */
+	{"RCPTs refused, then 421: nobody refused for good", NULL, {"-A", "-K", "3"},
+	 "a1@example.net,a2@example.net,a3@example.net,a4@example.net", 451, 0, 0, 0,
+	 "421 4.4.2 mlsink: closing", 10},
 	{"a UTF-8 member address: SMTPUTF8 to the relay", NULL, {NULL},
 	 "a1@example.net,j\xc3\xb6rg@example.net", 250, 1, 2, 0, NULL, 10},
 	{"a UTF-8 member, relay without SMTPUTF8", NULL, {"-U", NULL},
@@ -1470,6 +1485,30 @@ wait_sql(const char *sql, long want)
 	ck_assert_int_eq(tl_sql_int(&d, sql), want);
 }
 
+/* wait_file - poll until the sink's directory has name (at most 20 s) */
+static void
+wait_file(const char *name)
+{
+	char	path[400];
+
+	snprintf(path, sizeof(path), "%s/%s", k.dir, name);
+	for (int i = 0; i < 2000 && access(path, F_OK) != 0; i++)
+		tl_sleep_ms(10);
+	ck_assert_msg(access(path, F_OK) == 0, "the sink never made %s", name);
+}
+
+/* release_held - let the sink answer the transaction it holds (-W) */
+static void
+release_held(void)
+{
+	char	path[400];
+	FILE   *fp;
+
+	snprintf(path, sizeof(path), "%s/.go", k.dir);
+	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+	ck_assert_int_eq(fclose(fp), 0);
+}
+
 /*
  * Two sessions with the same message while the relay is slow at the
  * final dot (Postfix retrying after its end-of-data timeout): the second
@@ -1527,6 +1566,200 @@ exactly_once_at_sink(int n)
 		 k.dir, n, k.dir, n);
 	ck_assert_msg(system(cmd) == 0, "not exactly one copy for each of %d members", n);
 }
+
+/*
+ * Issue 18, case 1: the relay refuses RCPTs (554 5.7.1, Relay access
+ * denied) and then hangs up with 421 while replies are still due, as
+ * Postfix does at smtpd_hard_error_limit.  Nothing of that transaction
+ * is final: no refused member, no evidence row; the retry, once the
+ * relay behaves, reaches every member once.
+ */
+START_TEST(test_refusals_cut_by_421)
+{
+	const char *msg = "From: x@example.net\r\nMessage-ID: <cut@example.net>\r\n"
+	"Subject: cut\r\n\r\nhi\r\n";
+	const char *rcpt[] = {"big@example.com", NULL};
+
+	start(NULL, "-A", "-K", "5", "-O", "1", NULL);
+	big_list(6);
+	ck_assert_int_eq(tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply)), 451);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM relayed_rcpt"), 0);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), 0);
+	ck_assert_int_eq(tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply)), 250);
+	exactly_once_at_sink(6);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces"), 0);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM relayed WHERE complete = 1"
+				    " AND owner IS NULL"), 1);
+	stop();
+}
+END_TEST
+
+/*
+ * Issue 18, case 8: bounce-threshold counts every piece of evidence,
+ * also the relay's refusals at RCPT time: a member refused on every post
+ * is unsubscribed from that list (source 'bounces') at the threshold,
+ * and the next post no longer goes to it.
+ */
+START_TEST(test_threshold_counts_refusals)
+{
+	char   *m[8];
+	int	n;
+
+	start("bounce-threshold = 2\n", NULL);
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO group_members VALUES"
+				" ('group1', 'rejectme@example.net')"), 0);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+				      POST("alice@example.org")), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces WHERE evidence = 1"
+				    " AND address = 'rejectme@example.net'"), 2);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM unsubscribes WHERE group_name ="
+				    " 'group1' AND address = 'rejectme@example.net'"
+				    " AND source = 'bounces'"), 1);
+	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
+			      POST("alice@example.org")), 250);
+	n = tl_sink_messages(&k, m, 8);
+	ck_assert_int_eq(n, 3);
+	ck_assert_int_eq(tl_count(m[2], "RCPT TO:<rejectme@example.net>"), 0);
+	ck_assert_int_eq(tl_count(m[2], "RCPT TO:"), 2);
+	tl_free_messages(m, n);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces WHERE"
+				    " address = 'rejectme@example.net'"), 2);
+	stop();
+}
+END_TEST
+
+/* boot_clock - CLOCK_BOOTTIME, the clock of claims' leases */
+static double
+boot_clock(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (ts.tv_sec + ts.tv_nsec / 1e9);
+}
+
+/* faketime - the daemon started next runs under libfaketime, its wall
+ * clock (only) offset by what `file` says ("+0", "+600") */
+static void
+faketime(const char *file)
+{
+	char	asan[600];
+	const char *old = getenv("ASAN_OPTIONS");
+
+	ck_assert_msg(LIBFAKETIME[0] != 0, "libfaketime not found by configure "
+		      "(Debian package libfaketime)");
+	ck_assert_int_eq(access(LIBFAKETIME, R_OK), 0);
+	ck_assert_int_eq(setenv("LD_PRELOAD", LIBFAKETIME, 1), 0);
+	ck_assert_int_eq(setenv("FAKETIME_TIMESTAMP_FILE", file, 1), 0);
+	ck_assert_int_eq(setenv("FAKETIME_NO_CACHE", "1", 1), 0);
+	ck_assert_int_eq(setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1), 0);
+	/* An AddressSanitizer build must not insist on coming first. */
+	snprintf(asan, sizeof(asan), "%s%sverify_asan_link_order=0", old ? old : "",
+		 old ? ":" : "");
+	ck_assert_int_eq(setenv("ASAN_OPTIONS", asan, 1), 0);
+}
+
+/* write_file - replace file's content with s */
+static void
+write_file(const char *file, const char *s)
+{
+	FILE   *fp = fopen(file, "w");
+
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_ge(fputs(s, fp), 0);
+	ck_assert_int_eq(fclose(fp), 0);
+}
+
+/*
+ * Issue 18, case 2: a wall-clock step of ten minutes (NTP, a VM resumed)
+ * while a worker is sending must not make its claim look stale: the
+ * concurrent retry gets 451 and sends nothing, and every member gets one
+ * copy.  The daemon runs under libfaketime, which moves only its wall
+ * clock.
+ */
+START_TEST(test_clock_step_keeps_claim)
+{
+	const char *msg = "From: alice@example.org\r\nMessage-ID: <step@example.org>\r\n"
+	"Subject: clock step\r\n\r\nx\r\n";
+	char	buf[1024], clock[300], *m[8];
+	int	a, b, n;
+
+	snprintf(clock, sizeof(clock), "/tmp/mlistd-clock.%ld", (long) getpid());
+	write_file(clock, "+0\n");
+	faketime(clock);
+	start(NULL, "-W", "1", NULL);
+	ck_assert_int_eq(unsetenv("LD_PRELOAD"), 0);
+	a = send_dot("alice@example.org", "group1@example.com", msg);
+	wait_file(".held");
+	/* The daemon's wall clock jumps (libfaketime reads the file at
+	 * every clock call); its clock of claims does not. */
+	write_file(clock, "+600\n");
+	b = send_dot("alice@example.org", "group1@example.com", msg);
+	ck_assert_int_eq(tl_reply(b, buf, sizeof(buf)), 451);
+	ck_assert_ptr_nonnull(strstr(buf, "being sent to the list right now"));
+	close(b);
+	release_held();
+	ck_assert_int_eq(tl_reply(a, buf, sizeof(buf)), 250);
+	close(a);
+	n = tl_sink_messages(&k, m, 8);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(tl_count(m[0], "RCPT TO:"), 2);
+	tl_free_messages(m, n);
+	stop();
+	(void) unlink(clock);
+}
+END_TEST
+
+/*
+ * Issue 18, case 2, without the clock: a worker stopped (SIGSTOP) with
+ * the relay's 250 to the dot on its way, past its lease; a retry takes
+ * the copy over and sends it.  When the first worker continues, its
+ * claim is gone: it records nothing, sends nothing more, answers 451.
+ * The members of the transaction that was in flight get a second copy
+ * (nothing can know whether it arrived); nobody else does.
+ */
+START_TEST(test_stalled_worker_fenced)
+{
+	const char *msg = "From: x@example.net\r\nMessage-ID: <stall@example.net>\r\n"
+	"Subject: stall\r\n\r\nhi\r\n";
+	const char *rcpt[] = {"big@example.com", NULL};
+	char	buf[1024], cmd[1200];
+	pid_t	worker;
+	int	a;
+
+	start("relay-recipient-limit = 2\ndata-done-timeout = 3\ndatabase-timeout = 1\n",
+	      "-W", "1", NULL);
+	big_list(4);
+	a = send_dot("x@example.net", "big@example.com", msg);
+	wait_file(".held");
+	worker = (pid_t) tl_sql_int(&d, "SELECT owner FROM relayed");
+	ck_assert_int_gt(worker, 0);
+	ck_assert_int_eq(kill(worker, SIGSTOP), 0);
+	release_held();
+	/* Its lease runs out on the boot clock. */
+	for (int i = 0; i < 300 && boot_clock() <= tl_sql_int(&d, "SELECT lease FROM relayed"); i++)
+		tl_sleep_ms(100);
+	ck_assert_double_gt(boot_clock(), tl_sql_int(&d, "SELECT lease FROM relayed"));
+	ck_assert_int_eq(tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(kill(worker, SIGCONT), 0);
+	ck_assert_int_eq(tl_reply(a, buf, sizeof(buf)), 451);
+	close(a);
+	snprintf(cmd, sizeof(cmd), "grep -q 'this worker lost its claim on the copy' '%s'", d.log);
+	ck_assert_int_eq(system(cmd), 0);
+	/* m1 and m2 were in flight: two copies; m3 and m4: one. */
+	snprintf(cmd, sizeof(cmd), "cat '%s'/msg.* | grep '^RCPT TO:' | tr -d '\\r' | sort"
+		 " | uniq -c | tr -s ' ' | tr '\\n' , | grep -qx ' 2 RCPT TO:<m1@example.net>,"
+		 " 2 RCPT TO:<m2@example.net>, 1 RCPT TO:<m3@example.net>, 1 RCPT"
+		 " TO:<m4@example.net>,'", k.dir);
+	ck_assert_msg(system(cmd) == 0, "copies at the sink are not 2, 2, 1, 1");
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM relayed WHERE complete = 1"
+				    " AND owner IS NULL"), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM relayed_rcpt"), 0);
+	ck_assert_int_eq(tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply)), 250);
+	stop();
+}
+END_TEST
 
 /*
  * Crash points: the worker _exit()s at a named point of a 2500-member
@@ -1798,6 +2031,10 @@ main(void)
 	tcase_add_test(tc, test_data_done_timeout);
 	tcase_add_test(tc, test_sigterm_mid_fanout);
 	tcase_add_test(tc, test_hostile_member_row);
+	tcase_add_test(tc, test_refusals_cut_by_421);
+	tcase_add_test(tc, test_threshold_counts_refusals);
+	tcase_add_test(tc, test_clock_step_keeps_claim);
+	tcase_add_test(tc, test_stalled_worker_fenced);
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
 }

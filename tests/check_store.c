@@ -301,6 +301,26 @@ START_TEST(test_queries_sql)
 END_TEST
 
 /*
+ * who - the claim owner `pid` at `now` (boot clock and wall clock alike,
+ * boot "boot-a", a 60 s lease); each pid keeps the generation of its
+ * last claim, as a worker does.
+ */
+static struct store_owner *
+who(long pid, long long now)
+{
+	static struct store_owner o[16];
+	size_t	i;
+
+	for (i = 0; i < 15 && o[i].pid != 0 && o[i].pid != pid; i++)
+		;
+	o[i].pid = pid;
+	snprintf(o[i].boot, sizeof(o[i].boot), "boot-a");
+	o[i].now = o[i].wall = now;
+	o[i].lease = 60;
+	return (&o[i]);
+}
+
+/*
  * Older databases are migrated in place: version 1 had no `relayed`,
  * version 2 one without `id` and `complete` (and no relayed_rcpt),
  * version 3 no claim columns; its copies must survive the upgrade.
@@ -345,6 +365,20 @@ static const struct {
 	 " ALTER TABLE unsubscribes DROP COLUMN source;"
 	 " INSERT INTO unsubscribes (group_name, address) VALUES ('group1', 'dave@example.org');"
 	 " PRAGMA user_version = 4;"},
+	/* Version 5: claims without boot, lease and generation; one claim
+	 * of a live process (pid 1) made at wall-clock time 1000. */
+	{"v5", "DROP TABLE relayed_rcpt; DROP TABLE relayed;"
+	 " CREATE TABLE relayed (id INTEGER PRIMARY KEY, group_name TEXT NOT NULL COLLATE NOCASE,"
+	 " digest TEXT NOT NULL, message_id TEXT, relayed_at TEXT NOT NULL"
+	 " DEFAULT (strftime('%Y-%m-%d %H:%M:%S', 'now')), complete INTEGER NOT NULL DEFAULT 1"
+	 " CHECK (complete IN (0, 1)), owner INTEGER, claimed_at INTEGER);"
+	 " CREATE UNIQUE INDEX relayed_by_copy ON relayed (digest, group_name);"
+	 " CREATE TABLE relayed_rcpt (copy_id INTEGER NOT NULL REFERENCES relayed (id)"
+	 " ON DELETE CASCADE, address TEXT NOT NULL COLLATE NOCASE, refused INTEGER NOT NULL"
+	 " DEFAULT 0 CHECK (refused IN (0, 1)), PRIMARY KEY (copy_id, address)) WITHOUT ROWID;"
+	 " INSERT INTO relayed (group_name, digest, complete, owner, claimed_at)"
+	 " VALUES ('group1', 'legacy', 0, 1, 1000);"
+	 " PRAGMA user_version = 5;"},
 };
 
 START_TEST(test_migrate)
@@ -359,12 +393,12 @@ START_TEST(test_migrate)
 	s2 = store_open(path, 1000, err, sizeof(err));
 	ck_assert_msg(s2 != NULL, "%s: %s", old_versions[_i].label, err);
 	st = s2;
-	ck_assert_int_eq(store_claim(st, "group1", "abc", "<m@x>", 60, 1, 1000, 60, &c), CLAIM_NEW);
+	ck_assert_int_eq(store_claim(st, "group1", "abc", "<m@x>", 60, who(1, 1000), &c), CLAIM_NEW);
 	ck_assert_int_gt(c.id, 0);
-	ck_assert_int_eq(store_release(st, c.id, 1, 60), STORE_YES);
-	ck_assert_int_eq(store_claim(st, "GROUP1", "abc", NULL, 60, 2, 1000, 60, &c), CLAIM_DONE);
-	ck_assert_int_eq(store_claim(st, "group1", "abd", NULL, 60, 2, 1000, 60, &c), CLAIM_NEW);
-	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 60, 2, 1000, 60, &c), CLAIM_NEW);
+	ck_assert_int_eq(store_release(st, c.id, 1, 60, who(1, 1000)), STORE_YES);
+	ck_assert_int_eq(store_claim(st, "GROUP1", "abc", NULL, 60, who(2, 1000), &c), CLAIM_DONE);
+	ck_assert_int_eq(store_claim(st, "group1", "abd", NULL, 60, who(2, 1000), &c), CLAIM_NEW);
+	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 60, who(2, 1000), &c), CLAIM_NEW);
 	if (strcmp(old_versions[_i].label, "v4") == 0) {
 		struct store_group g;
 
@@ -388,12 +422,20 @@ START_TEST(test_migrate)
 			sqlite3_close(db);
 		}
 	}
+	if (strcmp(old_versions[_i].label, "v5") == 0) {
+		/* A claim left by the older mlistd is judged by its age. */
+		ck_assert_int_eq(store_claim(st, "group1", "legacy", NULL, 60, who(2, 1010), &c),
+				 CLAIM_BUSY);
+		ck_assert_int_eq(store_claim(st, "group1", "legacy", NULL, 60, who(2, 1061), &c),
+				 CLAIM_RESUME);
+		ck_assert_int_eq(store_release(st, c.id, 1, 60, who(2, 1061)), STORE_YES);
+	}
 	if (strcmp(old_versions[_i].label, "v3") == 0) {
 		/* Version 3's memory is kept: a duplicate stays a duplicate,
 		 * a partial copy resumes without its served member. */
-		ck_assert_int_eq(store_claim(st, "group1", "kept", NULL, 60, 2, 1000, 60, &c),
+		ck_assert_int_eq(store_claim(st, "group1", "kept", NULL, 60, who(2, 1000), &c),
 				 CLAIM_DONE);
-		ck_assert_int_eq(store_claim(st, "group1", "half", NULL, 60, 2, 1000, 60, &c),
+		ck_assert_int_eq(store_claim(st, "group1", "half", NULL, 60, who(2, 1000), &c),
 				 CLAIM_RESUME);
 		ck_assert_int_eq(store_recipients(st, "group1", c.id, append, buf), 3);
 		ck_assert_ptr_null(strstr(buf, "alice"));
@@ -426,18 +468,18 @@ START_TEST(test_partial_copy)
 	struct store_copy c, c2;
 	long	me = (long) getpid();
 
-	ck_assert_int_eq(store_claim(st, "group1", "d1", "<p@x>", 60, me, 1000, 60, &c), CLAIM_NEW);
+	ck_assert_int_eq(store_claim(st, "group1", "d1", "<p@x>", 60, who(me, 1000), &c), CLAIM_NEW);
 	ck_assert_int_eq(store_begin(st), STORE_YES);
 	ck_assert_int_eq(store_mark_rcpt(st, c.id, "alice@example.org", 0), STORE_YES);
 	ck_assert_int_eq(store_mark_rcpt(st, c.id, "BOB@example.org", 1), STORE_YES);
 	/* Idempotent: the same member again changes nothing. */
 	ck_assert_int_eq(store_mark_rcpt(st, c.id, "alice@example.org", 0), STORE_YES);
-	ck_assert_int_eq(store_touch(st, c.id, me, 1010), STORE_YES);
+	ck_assert_int_eq(store_touch(st, c.id, who(me, 1010)), STORE_YES);
 	ck_assert_int_eq(store_commit(st), STORE_YES);
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed_rcpt"), 2);
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed_rcpt WHERE refused = 1"), 1);
-	ck_assert_int_eq(store_release(st, c.id, 0, 60), STORE_YES);
-	ck_assert_int_eq(store_claim(st, "group1", "d1", NULL, 60, me, 1020, 60, &c2), CLAIM_RESUME);
+	ck_assert_int_eq(store_release(st, c.id, 0, 60, who(me, 1020)), STORE_YES);
+	ck_assert_int_eq(store_claim(st, "group1", "d1", NULL, 60, who(me, 1020), &c2), CLAIM_RESUME);
 	ck_assert_int_eq(c2.id, c.id);
 	ck_assert_int_eq(store_recipients(st, "group1", c.id, append, buf), 2);
 	ck_assert_str_eq(buf, "carol@example.org dave@example.org ");
@@ -445,8 +487,8 @@ START_TEST(test_partial_copy)
 	buf[0] = 0;
 	ck_assert_int_eq(store_recipients(st, "group1", 0, append, buf), 4);
 	/* Complete: from now on the copy is a duplicate, its members forgotten. */
-	ck_assert_int_eq(store_release(st, c.id, 1, 60), STORE_YES);
-	ck_assert_int_eq(store_claim(st, "group1", "d1", NULL, 60, me, 1030, 60, &c2), CLAIM_DONE);
+	ck_assert_int_eq(store_release(st, c.id, 1, 60, who(me, 1030)), STORE_YES);
+	ck_assert_int_eq(store_claim(st, "group1", "d1", NULL, 60, who(me, 1030), &c2), CLAIM_DONE);
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed"), 1);
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed_rcpt"), 0);
 }
@@ -464,32 +506,87 @@ START_TEST(test_claims)
 	long	me = (long) getpid();
 
 	/* A live process (us) owns it: another pid is kept out. */
-	ck_assert_int_eq(store_claim(st, "group1", "c1", NULL, 600, me, 1000, 60, &c), CLAIM_NEW);
-	ck_assert_int_eq(store_claim(st, "group1", "c1", NULL, 600, me + 1, 1010, 60, &c),
+	ck_assert_int_eq(store_claim(st, "group1", "c1", NULL, 600, who(me, 1000), &c), CLAIM_NEW);
+	ck_assert_int_eq(store_claim(st, "group1", "c1", NULL, 600, who(me + 1, 1010), &c),
 			 CLAIM_BUSY);
 	ck_assert_int_eq(c.owner, me);
 	ck_assert_int_eq(c.claimed_at, 1000);
 	/* ... until the claim is older than stale. */
-	ck_assert_int_eq(store_claim(st, "group1", "c1", NULL, 600, me + 1, 1061, 60, &c),
+	ck_assert_int_eq(store_claim(st, "group1", "c1", NULL, 600, who(me + 1, 1061), &c),
 			 CLAIM_RESUME);
 	/* Renewing is for the owner only: me lost it. */
-	ck_assert_int_eq(store_touch(st, c.id, me, 1062), STORE_NO);
-	ck_assert_int_eq(store_touch(st, c.id, me + 1, 1062), STORE_YES);
+	ck_assert_int_eq(store_touch(st, c.id, who(me, 1062)), STORE_NO);
+	ck_assert_int_eq(store_touch(st, c.id, who(me + 1, 1062)), STORE_YES);
 	/* A dead owner's claim is taken over at once. */
 	child = fork();
 	ck_assert_int_ge(child, 0);
 	if (child == 0)
 		_exit(0);
 	ck_assert_int_eq(waitpid(child, &status, 0), child);
-	ck_assert_int_eq(store_claim(st, "group1", "c2", NULL, 600, (long) child, 1000, 60, &c),
+	ck_assert_int_eq(store_claim(st, "group1", "c2", NULL, 600, who((long) child, 1000), &c),
 			 CLAIM_NEW);
-	ck_assert_int_eq(store_claim(st, "group1", "c2", NULL, 600, me, 1001, 60, &c),
+	ck_assert_int_eq(store_claim(st, "group1", "c2", NULL, 600, who(me, 1001), &c),
 			 CLAIM_RESUME);
 	ck_assert_int_eq(count_sql("SELECT owner FROM relayed WHERE digest = 'c2'"), me);
 	/* Released: anyone may resume it. */
-	ck_assert_int_eq(store_release(st, c.id, 0, 600), STORE_YES);
-	ck_assert_int_eq(store_claim(st, "group1", "c2", NULL, 600, me + 7, 1002, 60, &c),
+	ck_assert_int_eq(store_release(st, c.id, 0, 600, who(me, 1001)), STORE_YES);
+	ck_assert_int_eq(store_claim(st, "group1", "c2", NULL, 600, who(me + 7, 1002), &c),
 			 CLAIM_RESUME);
+}
+END_TEST
+
+/*
+ * Fencing: a claim is a lease on the boot clock, which a wall-clock step
+ * cannot end; an owner that overran its lease and was taken over can
+ * neither renew, record, complete nor release; a claim from an earlier
+ * boot is dead.
+ */
+START_TEST(test_claim_fencing)
+{
+	struct store_copy c;
+	struct store_owner *a, *b;
+	long	me = (long) getpid(), other = (long) getppid();
+
+	a = who(me, 1000);
+	ck_assert_int_eq(store_claim(st, "group1", "f1", NULL, 600, a, &c), CLAIM_NEW);
+	ck_assert_int_eq(a->generation, 1);
+	/* The wall clock steps ten minutes forward: the claim still holds. */
+	b = who(other, 1010);
+	b->wall = 1000 + 600;
+	ck_assert_int_eq(store_claim(st, "group1", "f1", NULL, 600, b, &c), CLAIM_BUSY);
+	/* The owner renews its lease, so it holds past the first one. */
+	a = who(me, 1050);
+	ck_assert_int_eq(store_touch(st, c.id, a), STORE_YES);
+	ck_assert_int_eq(store_claim(st, "group1", "f1", NULL, 600, who(other, 1070), &c),
+			 CLAIM_BUSY);
+	/* The owner stalls past its lease: taken over, a new generation. */
+	b = who(other, 1111);
+	ck_assert_int_eq(store_claim(st, "group1", "f1", NULL, 600, b, &c), CLAIM_RESUME);
+	ck_assert_int_eq(b->generation, 2);
+	/* The stalled owner wakes up: nothing it writes holds. */
+	a = who(me, 1112);
+	ck_assert_int_eq(store_touch(st, c.id, a), STORE_NO);
+	ck_assert_int_eq(store_release(st, c.id, 1, 600, a), STORE_NO);
+	ck_assert_int_eq(store_release(st, c.id, 0, 600, a), STORE_NO);
+	ck_assert_int_eq(count_sql("SELECT owner FROM relayed WHERE digest = 'f1'"), other);
+	ck_assert_int_eq(count_sql("SELECT complete FROM relayed WHERE digest = 'f1'"), 0);
+	/* The same pid with an older generation is fenced out too. */
+	{
+		struct store_owner stale = *b;
+
+		stale.generation = 1;
+		ck_assert_int_eq(store_touch(st, c.id, &stale), STORE_NO);
+	}
+	ck_assert_int_eq(store_release(st, c.id, 1, 600, b), STORE_YES);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed WHERE digest = 'f1'"
+				   " AND complete = 1 AND owner IS NULL AND lease IS NULL"), 1);
+	/* A claim from before a reboot (another boot id) is dead at once,
+	 * whatever the boot clock says. */
+	a = who(me, 5000);
+	ck_assert_int_eq(store_claim(st, "group1", "f2", NULL, 600, a, &c), CLAIM_NEW);
+	b = who(other, 3);
+	snprintf(b->boot, sizeof(b->boot), "boot-b");
+	ck_assert_int_eq(store_claim(st, "group1", "f2", NULL, 600, b, &c), CLAIM_RESUME);
 }
 END_TEST
 
@@ -498,21 +595,21 @@ START_TEST(test_relayed_window)
 {
 	struct store_copy c;
 
-	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 60, 1, 1000, 60, &c), CLAIM_NEW);
+	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 60, who(1, 1000), &c), CLAIM_NEW);
 	ck_assert_int_eq(store_mark_rcpt(st, c.id, "alice@example.org", 0), STORE_YES);
-	ck_assert_int_eq(store_release(st, c.id, 0, 60), STORE_YES);
+	ck_assert_int_eq(store_release(st, c.id, 0, 60, who(1, 1000)), STORE_YES);
 	exec_sql("UPDATE relayed SET relayed_at = datetime('now', '-2 hours')");
 	/* Outside a 3-hour window it is still this copy ... */
-	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 3 * 3600, 1, 1000, 60, &c),
+	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 3 * 3600, who(1, 1000), &c),
 			 CLAIM_RESUME);
-	ck_assert_int_eq(store_release(st, c.id, 0, 60), STORE_YES);
+	ck_assert_int_eq(store_release(st, c.id, 0, 60, who(1, 1000)), STORE_YES);
 	/* ... outside a 1-hour window it is a new one, without the old members. */
-	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 3600, 1, 1000, 60, &c), CLAIM_NEW);
+	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 3600, who(1, 1000), &c), CLAIM_NEW);
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed_rcpt"), 0);
 	/* The first completion of a connection prunes. */
 	exec_sql("UPDATE relayed SET relayed_at = datetime('now', '-2 hours')");
-	ck_assert_int_eq(store_claim(st, "group1", "new", NULL, 3600, 1, 1000, 60, &c), CLAIM_NEW);
-	ck_assert_int_eq(store_release(st, c.id, 1, 3600), STORE_YES);
+	ck_assert_int_eq(store_claim(st, "group1", "new", NULL, 3600, who(1, 1000), &c), CLAIM_NEW);
+	ck_assert_int_eq(store_release(st, c.id, 1, 3600, who(1, 1000)), STORE_YES);
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed"), 1);
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed WHERE digest = 'new'"), 1);
 }
@@ -661,6 +758,7 @@ main(void)
 	tcase_add_loop_test(tc, test_migrate, 0, sizeof(old_versions) / sizeof(old_versions[0]));
 	tcase_add_test(tc, test_partial_copy);
 	tcase_add_test(tc, test_claims);
+	tcase_add_test(tc, test_claim_fencing);
 	tcase_add_test(tc, test_relayed_window);
 	tcase_add_test(tc, test_synchronous_full);
 	tcase_add_test(tc, test_self_service);

@@ -21,7 +21,12 @@
  * reply with N continuation lines), -T MS (the reply to the dot trickled a
  * byte every MS ms), -H (never answer the dot), -S MS (wait MS ms before
  * answering the dot), -B (554 at the greeting, then only QUIT), -U (no SMTPUTF8: an 8-bit RCPT then gets 553 5.6.7,
- * as Postfix answers).  Exits after -t SECONDS (default 300) as a safety
+ * as Postfix answers).  -O N: the options above that break the relay
+ * after its greeting hold for the first N sessions (EHLO) only; later
+ * ones behave.  -W N: the
+ * Nth transaction (over all connections) is held at its final dot: the
+ * sink creates DIR/.held, waits until DIR/.go exists, then answers (so
+ * a test can stop or kill the client with a reply in flight).  Exits after -t SECONDS (default 300) as a safety
  * net; the test stops it with SIGTERM.
  */
 #include "config.h"
@@ -45,7 +50,7 @@ static const char *dir;
 static int max_rcpt, data_code, drop_after_dot, xverp, shut_at_mail, garbage_at_dot;
 static int fail_nth;
 static int refuse_all, refuse_mail, close_at, cont_lines, trickle_ms, hang_at_dot, slow_ms;
-static int no_utf8, refuse_greeting;
+static int no_utf8, refuse_greeting, faulty_conns, hold_nth;
 
 /* eight_bit - any byte above 127 */
 static int
@@ -67,15 +72,41 @@ nap(int ms)
 		;
 }
 
-/* next_transaction - the number of this end of data over all connections */
+/* behave - this connection is past -O N: forget every fault */
+static void
+behave(void)
+{
+	refuse_all = refuse_mail = close_at = cont_lines = trickle_ms = hang_at_dot = 0;
+	slow_ms = refuse_greeting = shut_at_mail = garbage_at_dot = drop_after_dot = 0;
+	data_code = fail_nth = max_rcpt = 0;
+}
+
+/* hold - -W: mark the dot received, wait for the test's go (at most 60 s) */
+static void
+hold(void)
+{
+	char	path[512];
+	int	fd;
+
+	snprintf(path, sizeof(path), "%s/.held", dir);
+	if ((fd = open(path, O_WRONLY | O_CREAT, 0600)) < 0)
+		_exit(1);
+	(void) close(fd);
+	snprintf(path, sizeof(path), "%s/.go", dir);
+	for (int i = 0; i < 6000 && access(path, F_OK) != 0; i++)
+		nap(10);
+}
+
+/* next_count - the next number of a counter kept in DIR/NAME, over all
+ * connections: .count, ends of data; .conns, sessions that said EHLO */
 static int
-next_transaction(void)
+next_count(const char *name)
 {
 	char	path[512], buf[32] = "";
 	int	fd, n;
 	ssize_t	r;
 
-	snprintf(path, sizeof(path), "%s/.count", dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if ((fd = open(path, O_RDWR | O_CREAT, 0600)) < 0 || flock(fd, LOCK_EX) < 0)
 		_exit(1);
 	r = read(fd, buf, sizeof(buf) - 1);
@@ -108,7 +139,7 @@ session(int fd)
 	FILE   *in = fdopen(fd, "r"), *out = fdopen(dup(fd), "w"), *msg = NULL;
 	char	line[8192], path[512], tmp[520];
 	static unsigned seq;
-	int	nrcpt = 0, ncmd = 0, utf8 = 0;
+	int	nrcpt = 0, ncmd = 0, utf8 = 0, nth, ehlo = 0;
 
 	if (in == NULL || out == NULL)
 		_exit(1);
@@ -124,6 +155,9 @@ session(int fd)
 	reply(out, "220 mlsink ESMTP\r\n");
 	while (rd_line(in, line, sizeof(line)) == 0) {
 		if (strncasecmp(line, "EHLO", 4) == 0) {
+			/* -O counts sessions, not the tests' probes of the port. */
+			if (faulty_conns > 0 && ehlo++ == 0 && next_count(".conns") > faulty_conns)
+				behave();
 			reply(out, "250-mlsink\r\n250-PIPELINING\r\n250-8BITMIME\r\n");
 			if (!no_utf8)
 				reply(out, "250-SMTPUTF8\r\n");
@@ -196,6 +230,9 @@ session(int fd)
 				for (;;)
 					pause();
 			}
+			nth = hold_nth || fail_nth ? next_count(".count") : 0;
+			if (hold_nth && nth == hold_nth)
+				hold();
 			if (slow_ms)
 				nap(slow_ms);
 			if (trickle_ms) {
@@ -223,7 +260,7 @@ session(int fd)
 				reply(out, "this is no SMTP reply\r\n");
 				continue;
 			}
-			if (data_code || (fail_nth && next_transaction() == fail_nth)) {
+			if (data_code || (fail_nth && nth == fail_nth)) {
 				fclose(msg);
 				(void) unlink(tmp);
 				msg = NULL;
@@ -262,7 +299,7 @@ main(int argc, char **argv)
 	struct sockaddr_in sin;
 	int	c, port = 0, lfd, on = 1, lifetime = 300;
 
-	while ((c = getopt(argc, argv, "p:d:n:D:xXt:QGF:AMK:C:T:HS:UB")) != -1) {
+	while ((c = getopt(argc, argv, "p:d:n:D:xXt:QGF:AMK:C:T:HS:UBO:W:")) != -1) {
 		switch (c) {
 		case 'p':
 			port = atoi(optarg);
@@ -320,6 +357,12 @@ main(int argc, char **argv)
 			break;
 		case 'B':
 			refuse_greeting = 1;
+			break;
+		case 'O':
+			faulty_conns = atoi(optarg);
+			break;
+		case 'W':
+			hold_nth = atoi(optarg);
 			break;
 		default:
 			fprintf(stderr, "usage: mlsink -p PORT -d DIR [-n N] [-D CODE] [-x] [-X]\n");
