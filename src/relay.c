@@ -29,12 +29,12 @@
  *     when nobody was accepted).  A transaction cut short by 421, a
  *     hang-up or a timeout leaves its refusals in doubt: those members
  *     are owed, not refused.  If the relay refuses MAIL, or every
- *     recipient of a transaction alike, it may refuse mlistd
+ *     recipient of a transaction alike for a reason not about the
+ *     mailbox, it refuses mlistd
  *     (relay-access rules, a configuration change): a relay problem,
- *     RELAY_TEMP, nobody's bounce.  Alike refusals about the mailbox
- *     (5.1.x, 5.2.x) are the members' unless the next transaction is
- *     refused alike too, so a list whose first members are dead still
- *     reaches the others.
+ *     RELAY_TEMP, nobody's bounce.  Refusals about the mailbox (5.1.x,
+ *     5.2.x) are always the members', so a list whose first members
+ *     (or all of them) are dead still reaches the others.
  *   - 452 to RCPT: too many recipients, the rest go in the next
  *     transaction; any other 4xx leaves that member for the retry.
  *   - Any doubt after DATA (timeout, connection lost before the reply
@@ -701,7 +701,6 @@ relay_send(struct relay *r, const char *sender, unsigned flags,
 	   struct relay_result *res)
 {
 	struct txn t = {0, NULL, NULL, NULL, 0, 0, 0, 0};
-	struct txn held = {0, NULL, NULL, NULL, 0, 0, 0, 0};	/* see below */
 	struct relay_outcome *out = NULL;
 	size_t *queue = NULL, nqueue = 0, head = 0;
 	char	params[64];
@@ -721,7 +720,7 @@ relay_send(struct relay *r, const char *sender, unsigned flags,
 		goto done;
 	}
 	if ((queue = calloc(nrcpt + 1, sizeof(*queue))) == NULL
-	    || txn_alloc(&t, batch) < 0 || txn_alloc(&held, batch) < 0
+	    || txn_alloc(&t, batch) < 0
 	    || (out = calloc(batch + 1, sizeof(*out))) == NULL) {
 		snprintf(res->reply, sizeof(res->reply), "out of memory");
 		goto done;
@@ -770,38 +769,27 @@ relay_send(struct relay *r, const char *sender, unsigned flags,
 			 * DATA or the dot): nobody in it is done with, not even a
 			 * member refused at RCPT, whose refusal is in doubt.
 			 */
-			res->deferred += t.n + held.n;
+			res->deferred += t.n;
 			if (data_failed == 5 && res->transactions == 0)
 				res->status = RELAY_PERM;
 			goto done;
 		}
 		/*
-		 * Every recipient of a transaction refused alike: the relay
-		 * refusing mlistd (relay access, a configuration change, also
-		 * in the middle of a fan-out), or members that are all dead?
-		 * A refusal that is not about a mailbox (see mailbox_refusal)
-		 * means the relay.  One about a mailbox means the members,
-		 * unless the next transaction is refused the same way from its
-		 * first to its last recipient: until then this one is held
-		 * back, neither recorded nor lost.
+		 * Every recipient of a transaction refused alike for a reason
+		 * that is not about the mailbox (see mailbox_refusal): that is
+		 * a rule of the relay's, which refuses mlistd (relay access, a
+		 * configuration change, also in the middle of a fan-out), not a
+		 * verdict on these members.  Refusals about the mailbox (550
+		 * 5.1.1 no such user) are always the members', so a list whose
+		 * first batch, or every member, is dead still gets its bounces.
 		 */
 		if (t.accepted == 0 && t.next == 0 && t.later == 0
-		    && refused_alike(t.reply, t.n)) {
-			if (!mailbox_refusal(t.reply[0])
-			    || (held.n > 0 && refused_alike2(held.reply[0], t.reply[0]))) {
-				snprintf(res->reply, sizeof(res->reply), "every recipient refused%s: %s",
-					 held.n > 0 ? " in two transactions" : "", t.reply[0]);
-				res->problem = 1;
-				res->deferred += t.n + held.n;
-				goto done;
-			}
-			if (held.n == 0 && head < nqueue) {
-				struct txn swap = held;
-
-				held = t;
-				t = swap;
-				continue;
-			}
+		    && refused_alike(t.reply, t.n) && !mailbox_refusal(t.reply[0])) {
+			snprintf(res->reply, sizeof(res->reply), "every recipient refused: %s",
+				 t.reply[0]);
+			res->problem = 1;
+			res->deferred += t.n;
+			goto done;
 		}
 		if (t.accepted > 0) {
 			res->accepted += t.accepted;
@@ -821,28 +809,14 @@ relay_send(struct relay *r, const char *sender, unsigned flags,
 			if (k == t.n) {
 				snprintf(res->reply, sizeof(res->reply), "relay %s:%u took no "
 					 "recipient (452 to the first)", r->host, r->port);
-				res->deferred += held.n;
 				goto done;
 			}
 		}
 		for (size_t j = 0; j < t.n; j++)
 			if (t.state[j] == R_LATER)
 				res->deferred++;
-		/* A held transaction's refusals are the members' after all. */
-		if (held.n > 0) {
-			res->refused += held.refused;
-			if (report(h, &held, rcpt, 0, out) != 0)
-				goto unrecorded;
-			txn_clear(&held);
-		}
 		res->refused += t.refused;
 		if (report(h, &t, rcpt, 1, out) != 0)
-			goto unrecorded;
-	}
-	/* The last transaction held back: its refusals are the members'. */
-	if (held.n > 0) {
-		res->refused += held.refused;
-		if (report(h, &held, rcpt, 0, out) != 0)
 			goto unrecorded;
 	}
 	res->status = res->deferred > 0 ? RELAY_TEMP : RELAY_OK;
@@ -853,10 +827,8 @@ unrecorded:
 done:
 	r->hard_deadline = 0;
 	txn_clear(&t);
-	txn_clear(&held);
 	free(queue);
 	txn_free(&t);
-	txn_free(&held);
 	free(out);
 	return (res->status);
 }

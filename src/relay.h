@@ -78,8 +78,8 @@ void	relay_free(struct relay *);
  * next starts; a transaction cut short (421, hang-up, timeout) reports
  * nobody, not even its refusals.  A refusal of mlistd itself (5xx at
  * greeting, EHLO or MAIL; every recipient of a transaction refused
- * alike for a reason not about the mailbox, or of two transactions in a
- * row for one about it; a sequence error) is RELAY_TEMP with problem set,
+ * alike for a reason not about the mailbox; a sequence error) is
+ * RELAY_TEMP with problem set,
  * and its refusals are not reported as the members'.
  */
 enum relay_status relay_send(struct relay *, const char *sender, unsigned flags,

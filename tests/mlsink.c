@@ -9,8 +9,8 @@
  *     <empty line>
  *     message as received, dot-stuffing undone, CR LF kept
  *
- * Recipient rules by local part: reject* -> 550 5.1.1, defer* -> 450
- * 4.2.1.  Options: -p PORT (required), -d DIR (required), -n N (452 4.5.3
+ * Recipient rules by local part: reject* -> 550 5.1.1, deny* -> 554
+ * 5.7.1 (an access rule), defer* -> 450 4.2.1.  Options: -p PORT (required), -d DIR (required), -n N (452 4.5.3
  * after N recipients in a transaction), -D CODE (reply CODE at the end of
  * data), -x (close the connection after the final dot, without a reply),
  * -X (advertise XVERP), -Q (421 and close at MAIL), -G (a malformed reply
@@ -197,6 +197,9 @@ session(int fd)
 				reply(out, "553 5.6.7 <someone>: SMTPUTF8 is required\r\n");
 			} else if (strncasecmp(line + 9, "reject", 6) == 0) {
 				reply(out, "550 5.1.1 <rejected>: Recipient address rejected\r\n");
+			} else if (strncasecmp(line + 9, "deny", 4) == 0) {
+				reply(out, "554 5.7.1 <denied>: Recipient address rejected: "
+				      "Access denied\r\n");
 			} else if (strncasecmp(line + 9, "defer", 5) == 0) {
 				reply(out, "450 4.2.1 <deferred>: try later\r\n");
 			} else if (max_rcpt && nrcpt >= max_rcpt) {
