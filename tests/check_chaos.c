@@ -59,9 +59,16 @@
  * below always run; a seed names a schedule through draw() and the
  * relay's fault semantics, so changing either re-draws every seed (find
  * the regressions again and update the table).
- * Clock faults need libfaketime preloaded into the daemon; where that
- * fails (a sanitizer build without ASAN_OPTIONS=verify_asan_link_order=0)
- * the runs that need it say so and are counted apart, never as passed.
+ * Clock faults need libfaketime preloaded into the daemon (wall clock
+ * only: FAKETIME_DONT_FAKE_MONOTONIC=1 leaves CLOCK_MONOTONIC, _RAW and
+ * CLOCK_BOOTTIME alone, while time(), gettimeofday() and CLOCK_REALTIME
+ * move; without it libfaketime sets all of them, BOOTTIME too, to the
+ * fake wall time).  An ASan build refuses the preload unless
+ * ASAN_OPTIONS has verify_asan_link_order=0, which the suite adds; where
+ * the preload still fails (or MLISTD_CHAOS_FAKETIME names a missing
+ * library) the runs that need it print NOT RUN and are counted apart,
+ * never as passed.  test_checker tampers with the books of a clean run
+ * once per invariant and requires that invariant to catch it.
  */
 #include "config.h"
 
@@ -90,7 +97,9 @@
 #include "cklib.h"
 #include "testlib.h"
 
-#define FAKETIME_LIB "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+/* libfaketime; MLISTD_CHAOS_FAKETIME names another (or none, to see the
+ * clock faults reported as not run) */
+static const char *faketime_lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 /* The daemon's timeouts in chaos runs: small, so that stalls are cheap. */
 #define DDT		3	/* data-done-timeout */
@@ -562,7 +571,7 @@ static void
 faketime_env(const char *tsfile, int on)
 {
 	if (on) {
-		(void) setenv("LD_PRELOAD", FAKETIME_LIB, 1);
+		(void) setenv("LD_PRELOAD", faketime_lib, 1);
 		(void) setenv("FAKETIME_TIMESTAMP_FILE", tsfile, 1);
 		(void) setenv("FAKETIME_NO_CACHE", "1", 1);
 		(void) setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
@@ -607,8 +616,10 @@ probe_clock(void)
 	if (clock_ok >= 0)
 		return;
 	clock_ok = 0;
-	if (access(FAKETIME_LIB, R_OK) != 0) {
-		snprintf(clock_why, sizeof(clock_why), "%s is missing", FAKETIME_LIB);
+	if (getenv("MLISTD_CHAOS_FAKETIME") != NULL)
+		faketime_lib = getenv("MLISTD_CHAOS_FAKETIME");
+	if (access(faketime_lib, R_OK) != 0) {
+		snprintf(clock_why, sizeof(clock_why), "%.200s is missing", faketime_lib);
 		return;
 	}
 	if ((fd = mkstemp(tsfile)) < 0)
@@ -1146,17 +1157,106 @@ print_failure(struct run *r)
 	}
 }
 
+/*
+ * Tampering, for the checker's own test: each kind breaks the books of a
+ * clean run the way a bug would, and the invariant named must catch it.
+ */
+enum tamper {
+	T_NONE, T_DUP, T_MISSING, T_5XX, T_CLAIM, T_REFUSED, T_UNCLEAN, T_NOTREC,
+	T_CONVERGE, T_LATE, T_SANITIZER, T_N
+};
+
+static const char *const tamper_expect[T_N] = {
+	NULL, "DUPLICATE", "MISSING", "5XX", "CLAIM", "REFUSED-ALIVE", "REFUSED-UNCLEAN",
+	"NOT-RECORDED", "CONVERGE", "NO-ANSWER", "SANITIZER",
+};
+
+static void
+tamper(struct run *r, int kind)
+{
+	int	alive = -1, dead = -1;
+	char	sql[512];
+
+	for (int m = 0; m < r->s.nmem; m++)
+		if (r->s.dead[m] && dead < 0)
+			dead = m;
+		else if (!r->s.dead[m] && alive < 0)
+			alive = m;
+	ck_assert(alive >= 0 && dead >= 0 && sh->ntxn < MAXT);
+	snprintf(sql, sizeof(sql), "INSERT INTO bounces (envelope_to, address, status, action, "
+		 "group_name, evidence) VALUES ('bounce@example.com', 'm%d@example.org', '5.1.1', "
+		 "'failed', 'chaos', 1);", kind == T_REFUSED ? alive : dead);
+	switch (kind) {
+	case T_DUP:
+		sh->t[sh->ntxn].used = sh->t[sh->ntxn].committed = sh->t[sh->ntxn].replied = 1;
+		sh->t[sh->ntxn].confirmed = 1;
+		sh->t[sh->ntxn++].delivered = 1u << alive;
+		break;
+	case T_MISSING:
+		for (int i = 0; i < sh->ntxn; i++)
+			sh->t[i].delivered &= ~(1u << alive);
+		break;
+	case T_5XX:
+		r->final = 554;
+		break;
+	case T_CLAIM:
+		r->claims_at_final = 1;
+		break;
+	case T_REFUSED:
+	case T_UNCLEAN:
+		ck_assert_int_eq(tl_sql(&r->d, sql), 0);
+		break;
+	case T_NOTREC:
+		ck_assert_int_eq(tl_sql(&r->d, "DELETE FROM bounces;"), 0);
+		break;
+	case T_CONVERGE:
+		r->final = 451;
+		break;
+	case T_LATE:
+		r->late = 1;
+		break;
+	case T_SANITIZER: {
+		FILE   *fp = fopen(r->d.log, "a");
+
+		ck_assert_ptr_nonnull(fp);
+		fprintf(fp, "src/x.c:1:1: runtime error: injected by the checker's test\n");
+		ck_assert_int_eq(fclose(fp), 0);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
 static const char *const members_sql_head =
 	"INSERT INTO members (address) VALUES ('poster@example.org');"
 	"INSERT INTO groups (name, description, is_group, posting) VALUES"
 	" ('chaos', 'Chaos', 1, 'members');";
 
+/* run_end - stop the daemon and the relay, remove what the run made */
+static void
+run_end(struct run *r)
+{
+	(void) tl_daemon_stop(&r->d, 5);
+	stop_relay(r);
+	if (r->use_clock) {
+		(void) unlink(r->tsfile);
+		(void) rmdir(r->tsdir);
+	}
+	(void) munmap(sh, sizeof(*sh));
+	sh = NULL;
+	free(r->trace);
+	free(r->viol);
+}
+
 /*
  * run_one - one seed.  Returns 0 (held), 1 (broken: printed), 2 (not
- * run: it needs a clock fault this build cannot do; said so).
+ * run: it needs a clock fault this build cannot do; said so).  With a
+ * tamper kind (the checker's test) nothing is printed and the invariants
+ * broken go to viol.
  */
 static int
-run_one(uint64_t seed)
+run_one(uint64_t seed, int tk, char *viol, size_t vlen)
 {
 	struct run r;
 	char	conf[512], sql[2048];
@@ -1201,11 +1301,7 @@ run_one(uint64_t seed)
 			snprintf(clock_why, sizeof(clock_why), "the daemon does not start under "
 				 "libfaketime");
 			printf("chaos: seed=0x%016" PRIx64 " NOT RUN: %s\n", seed, clock_why);
-			(void) tl_daemon_stop(&r.d, 5);
-			stop_relay(&r);
-			(void) unlink(r.tsfile);
-			(void) rmdir(r.tsdir);
-			(void) munmap(sh, sizeof(*sh));
+			run_end(&r);
 			return (2);
 		}
 	}
@@ -1220,20 +1316,15 @@ run_one(uint64_t seed)
 	(void) kill(r.d.pid, SIGTERM);
 	if (tl_daemon_wait(&r.d, DDT + 10) < 0)
 		trace(&r, "daemon did not stop in time");
+	if (tk != T_NONE || viol != NULL)
+		tamper(&r, tk);
 	check(&r);
-	if (r.nviol)
+	if (viol != NULL)
+		snprintf(viol, vlen, "%s", r.viol ? r.viol : "");
+	else if (r.nviol)
 		print_failure(&r);
-	(void) tl_daemon_stop(&r.d, 5);
-	stop_relay(&r);
-	if (r.use_clock) {
-		(void) unlink(r.tsfile);
-		(void) rmdir(r.tsdir);
-	}
-	(void) munmap(sh, sizeof(*sh));
-	sh = NULL;
 	rc = r.nviol ? 1 : 0;
-	free(r.trace);
-	free(r.viol);
+	run_end(&r);
 	return (rc);
 }
 
@@ -1314,7 +1405,7 @@ run_seeds(const char *what, const uint64_t *seeds, size_t n)
 			       "started\n", what, budget, n - i, n);
 			break;
 		}
-		rc = run_one(seeds[i]);
+		rc = run_one(seeds[i], T_NONE, NULL, 0);
 
 		if (rc == 1) {
 			broken++;
@@ -1338,6 +1429,39 @@ START_TEST(test_regressions)
 	for (size_t i = 0; regressions[i].bug != NULL; i++)
 		seeds[n++] = regressions[i].seed;
 	ck_assert_int_eq(run_seeds("regression seeds", seeds, n), 0);
+}
+END_TEST
+
+/*
+ * The checker itself: a clean run (no fault, a dead and an alive member)
+ * has no broken invariant, and each kind of tampering with its books is
+ * caught by the invariant meant for it.
+ */
+START_TEST(test_checker)
+{
+	uint64_t st = 0xc0ffee, seed = 0;
+	struct sched s;
+	char	viol[8192];
+	int	rc;
+
+	for (int i = 0; i < 10000 && seed == 0; i++) {
+		int	dead = 0;
+
+		draw(mix64(&st), &s);
+		for (int m = 0; m < s.nmem; m++)
+			dead += s.dead[m];
+		if (s.nrf == 0 && s.ngf == 0 && s.df == DF_NONE && s.client_ms == 0 && dead > 0
+		    && dead < s.nmem)
+			seed = s.seed;
+	}
+	ck_assert(seed != 0);
+	rc = run_one(seed, _i, viol, sizeof(viol));
+	ck_assert_int_eq(rc, _i == T_NONE ? 0 : 1);
+	if (_i == T_NONE)
+		ck_assert_str_eq(viol, "");
+	else
+		ck_assert_msg(strstr(viol, tamper_expect[_i]) != NULL, "seed 0x%" PRIx64 ", "
+			      "tampering %d: %s not caught: %s", seed, _i, tamper_expect[_i], viol);
 }
 END_TEST
 
@@ -1389,6 +1513,7 @@ main(void)
 	if (getenv("MLISTD_CHAOS_REPLAY") != NULL)
 		tcase_add_test(tc, test_replay);
 	else {
+		tcase_add_loop_test(tc, test_checker, T_NONE, T_N);
 		if (NREG > 0)
 			tcase_add_test(tc, test_regressions);
 		tcase_add_test(tc, test_random);
