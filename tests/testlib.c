@@ -356,6 +356,70 @@ tl_workers(pid_t master, pid_t *out, int max)
 	return (n);
 }
 
+/* socket_inode - the inode of the IPv4 loopback socket local -> remote, or 0 */
+static unsigned long
+socket_inode(int local_port, int remote_port)
+{
+	FILE   *fp = fopen("/proc/net/tcp", "r");
+	char	line[512];
+	unsigned long inode = 0;
+
+	if (fp == NULL)
+		return (0);
+	while (inode == 0 && fgets(line, sizeof(line), fp) != NULL) {
+		unsigned lport, rport, st;
+		unsigned long ino;
+		char	laddr[16], raddr[16];
+
+		if (sscanf(line, " %*u: %8[0-9A-F]:%x %8[0-9A-F]:%x %x %*s %*s %*s %*s %*s %lu",
+			   laddr, &lport, raddr, &rport, &st, &ino) == 6
+		    && lport == (unsigned) local_port && rport == (unsigned) remote_port
+		    && strcmp(laddr, "0100007F") == 0 && ino != 0)
+			inode = ino;
+	}
+	(void) fclose(fp);
+	return (inode);
+}
+
+pid_t
+tl_worker_by_port(pid_t master, int local_port, int remote_port)
+{
+	pid_t	w[64];
+	int	n = tl_workers(master, w, 64);
+	unsigned long inode = socket_inode(local_port, remote_port);
+	char	want[64];
+
+	if (inode == 0 || n <= 0)
+		return (0);
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	for (int i = 0; i < n; i++) {
+		char	path[64], link[64];
+		DIR    *d;
+		struct dirent *e;
+		pid_t	found = 0;
+
+		snprintf(path, sizeof(path), "/proc/%ld/fd", (long) w[i]);
+		if ((d = opendir(path)) == NULL)
+			continue;
+		while (found == 0 && (e = readdir(d)) != NULL) {
+			char	fdpath[340];
+			ssize_t	len;
+
+			snprintf(fdpath, sizeof(fdpath), "%s/%s", path, e->d_name);
+			len = readlink(fdpath, link, sizeof(link) - 1);
+			if (len > 0) {
+				link[len] = 0;
+				if (strcmp(link, want) == 0)
+					found = w[i];
+			}
+		}
+		(void) closedir(d);
+		if (found)
+			return (found);
+	}
+	return (0);
+}
+
 int
 tl_send(int fd, const char *s)
 {

@@ -44,6 +44,13 @@ int	tl_daemon_wait(struct tl_daemon *, int secs);
 /* tl_workers - pids of the master's children; returns how many */
 int	tl_workers(pid_t master, pid_t *out, int max);
 
+/*
+ * tl_worker_by_port - the child of master (a worker) that holds the TCP
+ * socket 127.0.0.1:local_port connected to 127.0.0.1:remote_port (a
+ * relay connection, seen from the relay as its peer); 0 if none.
+ */
+pid_t	tl_worker_by_port(pid_t master, int local_port, int remote_port);
+
 /* tl_connect - TCP to the daemon with 10 s send/receive timeouts */
 int	tl_connect(const struct tl_daemon *);
 

@@ -1,0 +1,1523 @@
+/*
+ * check_chaos.c - randomized fault injection against mlistd's delivery
+ * promise: 250 only when every member's copy was accepted by the relay,
+ * never a second copy on a retry (except a transaction whose outcome
+ * mlistd could not have known), never a member dropped for a fault that
+ * was not theirs, 4xx for every internal problem.
+ *
+ * Each run draws a schedule from its seed (splitmix64, not rand()):
+ * a list of 2-7 members, some dead (refused 550 5.1.1 in every attempt),
+ * relay-recipient-limit 1-4, pipelining or not; faults of the relay for
+ * the first few transactions (4xx or 452 at RCPT, 421 or a dropped
+ * connection at MAIL, at the k-th RCPT or after DATA, a drop or a stall
+ * after the dot with or without having accepted the message, a trickled
+ * reply, garbage, 451 or 554 to the dot, "554 5.7.1 Relay access denied"
+ * to every RCPT, then 421 or a drop), faults at the greeting of the first
+ * connections; and at most one fault of the daemon at a point the relay
+ * reports through a pipe and holds until the harness has acted: SIGKILL
+ * of the worker, SIGSTOP of it with the wall clock stepped past the
+ * claim's stale limit and a retry, SIGCONT after the retry's answer; a
+ * wall-clock step of 10 minutes forward or back (libfaketime, monotonic
+ * clocks untouched, as an NTP step) with a concurrent retry; or the
+ * client ("Postfix") giving up waiting and retrying at once.  The client
+ * retries on 4xx, timeout or a dropped connection, and stops at 250 or
+ * 5xx, within a bounded number of attempts.  A fresh relay (a forked
+ * process here, loopback, a port chosen at run time) and a fresh daemon
+ * serve each run.
+ *
+ * Checked after each run, against the relay's log of transactions
+ * (committed with who got a copy, refused cleanly, or cut) and the
+ * daemon's database:
+ *   MISSING     250 while an alive member never got the post
+ *   DUPLICATE   a member got it more than once, beyond one extra copy
+ *               per "ambiguous" transaction (the relay committed it but
+ *               mlistd could not have seen or recorded its 250: a drop or
+ *               stall after committing, a reply trickled past the
+ *               deadline, the worker killed or stopped between the dot
+ *               and the next command)
+ *   REFUSED-ALIVE an alive member recorded as refused (bounces evidence
+ *               or relayed_rcpt.refused)
+ *   REFUSED-UNCLEAN a dead member with more evidence rows than refusals
+ *               in transactions that ended cleanly (a refusal in a
+ *               transaction cut by 421 or a drop does not count)
+ *   NOT-RECORDED a dead member without an evidence row at the end (250,
+ *               or no final answer)
+ *   5XX         a 5xx answer after some member got a copy
+ *   CLAIM       a claim (relayed.owner) left once the post was answered
+ *   CONVERGE    no 250 or 5xx once the faults are over (attempts used up)
+ *   NO-ANSWER   an attempt not answered within data-done-timeout plus
+ *               the relay's timeout, with no worker stopped
+ *   SANITIZER   an AddressSanitizer or UBSan report in the daemon's log
+ * A failing run prints its seed, its schedule, the invariant, the
+ * harness's trace, the relay's transactions and the daemon's log.
+ *
+ * Replay: MLISTD_CHAOS_REPLAY=0xSEED[,0xSEED...] make check
+ * TESTS=tests/check_chaos (or run tests/check_chaos directly with
+ * MLISTD set); MLISTD_CHAOS_SEED (base seed) and MLISTD_CHAOS_RUNS (runs
+ * from it) for longer searches, MLISTD_CHAOS_SECONDS to start no run
+ * after that many seconds (said in the output).  The regression seeds
+ * below always run; a seed names a schedule through draw() and the
+ * relay's fault semantics, so changing either re-draws every seed (find
+ * the regressions again and update the table).
+ * Clock faults need libfaketime preloaded into the daemon (wall clock
+ * only: FAKETIME_DONT_FAKE_MONOTONIC=1 leaves CLOCK_MONOTONIC, _RAW and
+ * CLOCK_BOOTTIME alone, while time(), gettimeofday() and CLOCK_REALTIME
+ * move; without it libfaketime sets all of them, BOOTTIME too, to the
+ * fake wall time).  An ASan build refuses the preload unless
+ * ASAN_OPTIONS has verify_asan_link_order=0, which the suite adds; where
+ * the preload still fails (or MLISTD_CHAOS_FAKETIME names a missing
+ * library) the runs that need it print NOT RUN and are counted apart,
+ * never as passed.  test_checker tampers with the books of a clean run
+ * once per invariant and requires that invariant to catch it.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cklib.h"
+#include "testlib.h"
+
+/* libfaketime; MLISTD_CHAOS_FAKETIME names another (or none, to see the
+ * clock faults reported as not run) */
+static const char *faketime_lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/* The daemon's timeouts in chaos runs: small, so that stalls are cheap. */
+#define DDT		3	/* data-done-timeout */
+#define RELAY_TO	1	/* relay-timeout */
+#define DB_TO		1	/* database-timeout */
+/* store_claim's stale limit in send_copy: ddt + 2 * database-timeout + 30 */
+#define STALE		(DDT + 2 * DB_TO + 30)
+#define STEP_SECS	600	/* the wall-clock step */
+
+#define MAXM		7	/* members */
+#define MAXT		64	/* relay transactions logged per run */
+#define MAXF		4	/* faulty transactions per run */
+#define MAXA		10	/* attempts of the client per run */
+
+/* ---- the PRNG: splitmix64 ---- */
+
+static uint64_t
+mix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return (z ^ (z >> 31));
+}
+
+/* rnd - uniform in [0, n) */
+static unsigned
+rnd(uint64_t *s, unsigned n)
+{
+	return ((unsigned) (mix64(s) % n));
+}
+
+/* ---- the schedule ---- */
+
+enum rfault {
+	RF_OK, RF_RCPT_TEMP, RF_TOO_MANY, RF_CLOSE_MAIL, RF_CLOSE_RCPT, RF_DROP_RCPT,
+	RF_STALL_RCPT, RF_DROP_DATA, RF_DROP_DOT, RF_COMMIT_DROP, RF_STALL_DOT,
+	RF_COMMIT_STALL, RF_TRICKLE_SLOW, RF_TRICKLE_FAST, RF_GARBAGE, RF_DOT_451,
+	RF_DOT_554, RF_DENIED, RF_DENIED_CLOSE, RF_DENIED_DROP, RF_N
+};
+
+static const struct {
+	const char *name;
+	unsigned weight;
+} rf_info[RF_N] = {
+	{"ok", 6}, {"4xx-at-rcpt#k", 6}, {"452-after-k", 5}, {"421-at-mail", 4},
+	{"421-at-rcpt#k", 5}, {"drop-at-rcpt#k", 4}, {"stall-at-rcpt#k", 1},
+	{"drop-after-data", 3}, {"drop-after-dot", 3}, {"commit-then-drop", 4},
+	{"stall-after-dot", 1}, {"commit-then-stall", 1}, {"commit-trickle-past-deadline", 1},
+	{"commit-trickle-in-time", 2}, {"garbage-to-dot", 3}, {"451-to-dot", 4},
+	{"554-to-dot", 2}, {"relay-access-denied", 4}, {"denied-then-421-after-k", 4},
+	{"denied-then-drop-after-k", 3},
+};
+
+enum dfault { DF_NONE, DF_GIVEUP, DF_KILL, DF_STOP, DF_STEP, DF_STEP_BACK, DF_N };
+
+static const char *const df_name[DF_N] = {
+	"none", "client-gives-up-and-retries", "SIGKILL-worker",
+	"SIGSTOP-worker+clock-past-stale+retry+SIGCONT", "clock-step+600s+retry",
+	"clock-step-600s+retry",
+};
+
+struct sched {
+	uint64_t seed;
+	int	nmem, dead[MAXM];
+	int	limit, pipelining;
+	int	nrf, rf[MAXF], rk[MAXF];	/* faults of transactions 0..nrf-1 */
+	int	ngf, gf_drop[2];		/* greeting faults: 421 or drop */
+	int	df;				/* enum dfault */
+	int	hold_txn, hold_k;		/* where the daemon fault strikes */
+	char	hold_ev;			/* 'R' k-th RCPT, 'D' dot, 'A' 250 sent */
+	int	client_ms;			/* first attempt gives up after this */
+};
+
+static void
+draw(uint64_t seed, struct sched *s)
+{
+	uint64_t st = seed;
+	unsigned total = 0;
+
+	memset(s, 0, sizeof(*s));
+	s->seed = seed;
+	s->nmem = 2 + (int) rnd(&st, MAXM - 1);
+	for (int i = 0; i < s->nmem; i++)
+		s->dead[i] = rnd(&st, 100) < 25;
+	s->limit = 1 + (int) rnd(&st, 4);
+	s->pipelining = (int) rnd(&st, 2);
+	for (int i = 0; i < RF_N; i++)
+		total += rf_info[i].weight;
+	s->nrf = (int) rnd(&st, MAXF + 1);
+	for (int i = 0; i < s->nrf; i++) {
+		unsigned w = rnd(&st, total);
+		int	k = 0;
+
+		while (w >= rf_info[k].weight)
+			w -= rf_info[k++].weight;
+		s->rf[i] = k;
+		s->rk[i] = 1 + (int) rnd(&st, (unsigned) s->limit + 1);
+	}
+	if (rnd(&st, 100) < 12) {
+		s->ngf = 1 + (int) rnd(&st, 2);
+		for (int i = 0; i < s->ngf; i++)
+			s->gf_drop[i] = (int) rnd(&st, 2);
+	}
+	{
+		static const unsigned dw[DF_N] = {40, 10, 25, 10, 10, 5};
+		unsigned w = rnd(&st, 100);
+		int	k = 0;
+
+		while (w >= dw[k])
+			w -= dw[k++];
+		s->df = k;
+	}
+	s->hold_txn = (int) rnd(&st, (unsigned) s->nrf + 3);
+	s->hold_k = 1 + (int) rnd(&st, (unsigned) s->limit);
+	s->hold_ev = "RDA"[rnd(&st, 3)];
+	if (s->df == DF_STOP)
+		s->hold_ev = rnd(&st, 4) ? 'D' : 'A';
+	if (rnd(&st, 100) < 10)
+		s->client_ms = 200 + (int) rnd(&st, 2000);
+}
+
+static int
+needs_clock(const struct sched *s)
+{
+	return (s->df == DF_STOP || s->df == DF_STEP || s->df == DF_STEP_BACK);
+}
+
+static void
+describe(const struct sched *s, FILE *fp)
+{
+	fprintf(fp, "  scenario: members");
+	for (int i = 0; i < s->nmem; i++)
+		fprintf(fp, " m%d%s", i, s->dead[i] ? "(dead)" : "");
+	fprintf(fp, "; relay-recipient-limit=%d pipelining=%s\n", s->limit,
+		s->pipelining ? "yes" : "no");
+	for (int i = 0; i < s->ngf; i++)
+		fprintf(fp, "    connection %d: %s at the greeting\n", i,
+			s->gf_drop[i] ? "drop" : "421");
+	for (int i = 0; i < s->nrf; i++)
+		fprintf(fp, "    relay transaction %d: %s (k=%d)\n", i, rf_info[s->rf[i]].name,
+			s->rk[i]);
+	fprintf(fp, "    then the relay behaves\n");
+	if (s->df != DF_NONE)
+		fprintf(fp, "    daemon fault: %s at transaction %d, %s\n", df_name[s->df],
+			s->hold_txn, s->hold_ev == 'R' ? "RCPT #k" : s->hold_ev == 'D'
+			? "dot received" : "250 to the dot sent");
+	if (s->hold_ev == 'R' && s->df != DF_NONE)
+		fprintf(fp, "      (k=%d)\n", s->hold_k);
+	if (s->client_ms)
+		fprintf(fp, "    client gives up on its first attempt after %d ms\n",
+			s->client_ms);
+}
+
+/* ---- the relay's log, shared with its processes ---- */
+
+struct tlog {
+	int	used, conn, port, kind, k;
+	unsigned rcpt, accepted, refused, delivered;	/* member bit masks */
+	int	committed;	/* the relay took the message (delivered) */
+	int	clean;		/* ended in order: reply to the dot, RSET, QUIT */
+	int	cut;		/* 421, drop, stall, garbage, EOF */
+	int	replied;	/* the whole 250 to the dot was written */
+	int	confirmed;	/* a command came after it: mlistd read it */
+	int	hit;		/* the harness stopped or killed its worker */
+};
+
+struct shm {
+	struct sched s;
+	int	ntxn, nconn;
+	struct tlog t[MAXT];
+};
+
+struct event {
+	char	type;		/* 'R', 'D', 'A' */
+	int	txn, port;	/* the transaction; mlistd's local port */
+};
+
+static struct shm *sh;
+static int ev_w, go_r;		/* in the relay */
+
+static void
+nap_ms(int ms)
+{
+	tl_sleep_ms(ms);
+}
+
+static void
+say(int fd, const char *s)
+{
+	(void) tl_send(fd, s);
+}
+
+/* stall - no reply: read and drop until mlistd gives up and closes */
+static void
+stall(FILE *in)
+{
+	char	line[1024];
+
+	while (fgets(line, sizeof(line), in) != NULL)
+		;
+}
+
+/* hold - report an event to the harness and wait for it to act */
+static void
+hold(struct tlog *t, int idx, char type, int k)
+{
+	struct event e;
+	struct pollfd p;
+	char	c;
+
+	if (sh->s.df == DF_NONE || idx != sh->s.hold_txn || type != sh->s.hold_ev
+	    || (type == 'R' && k != sh->s.hold_k))
+		return;
+	memset(&e, 0, sizeof(e));
+	e.type = type;
+	e.txn = idx;
+	e.port = t->port;
+	if (write(ev_w, &e, sizeof(e)) != (ssize_t) sizeof(e))
+		return;
+	p.fd = go_r;
+	p.events = POLLIN;
+	if (poll(&p, 1, 20000) == 1 && read(go_r, &c, 1) < 0)
+		return;
+}
+
+/* member - index of mN@example.org in "RCPT TO:<...>", or -1 */
+static int
+member(const char *line, char *addr, size_t len)
+{
+	const char *lt = strchr(line, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+	int	m;
+
+	addr[0] = 0;
+	if (lt == NULL || gt == NULL || (size_t) (gt - lt) >= len)
+		return (-1);
+	snprintf(addr, len, "%.*s", (int) (gt - lt - 1), lt + 1);
+	if (sscanf(addr, "m%d@example.org", &m) != 1 || m < 0 || m >= MAXM)
+		return (-1);
+	return (m);
+}
+
+/* relay_session - one connection from mlistd, by the schedule */
+static void
+relay_session(int fd, int conn, int port)
+{
+	FILE   *in = fdopen(fd, "r");
+	struct tlog *t = NULL, *prev = NULL;
+	char	line[4096], addr[300], buf[512];
+	int	idx = -1, nrc = 0, nacc = 0, kind = RF_OK, k = 0;
+
+	if (in == NULL)
+		_exit(1);
+	if (conn < sh->s.ngf) {
+		if (!sh->s.gf_drop[conn])
+			say(fd, "421 4.3.2 chaos: service not available, closing\r\n");
+		_exit(0);
+	}
+	say(fd, "220 chaos ESMTP\r\n");
+	while (fgets(line, sizeof(line), in) != NULL) {
+		if (prev) {
+			prev->confirmed = 1;	/* mlistd read the reply and went on */
+			prev = NULL;
+		}
+		if (strncasecmp(line, "EHLO", 4) == 0 || strncasecmp(line, "HELO", 4) == 0) {
+			say(fd, "250-chaos\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
+			    "250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n");
+		} else if (strncasecmp(line, "MAIL FROM:", 10) == 0) {
+			if (t && !t->committed)
+				t->clean = 1;
+			idx = __atomic_fetch_add(&sh->ntxn, 1, __ATOMIC_SEQ_CST);
+			if (idx >= MAXT) {
+				say(fd, "421 4.3.2 chaos: too many transactions\r\n");
+				_exit(0);
+			}
+			t = &sh->t[idx];
+			t->used = 1;
+			t->conn = conn;
+			t->port = port;
+			kind = t->kind = idx < sh->s.nrf ? sh->s.rf[idx] : RF_OK;
+			k = t->k = idx < sh->s.nrf ? sh->s.rk[idx] : 0;
+			nrc = nacc = 0;
+			if (kind == RF_CLOSE_MAIL) {
+				say(fd, "421 4.3.2 chaos: shutting down\r\n");
+				t->cut = 1;
+				_exit(0);
+			}
+			say(fd, "250 2.1.0 Ok\r\n");
+		} else if (strncasecmp(line, "RCPT TO:", 8) == 0 && t != NULL) {
+			int	m = member(line, addr, sizeof(addr));
+
+			nrc++;
+			if (m >= 0)
+				t->rcpt |= 1u << m;
+			hold(t, idx, 'R', nrc);
+			if ((kind == RF_CLOSE_RCPT && nrc == k)
+			    || (kind == RF_DENIED_CLOSE && nrc > k)) {
+				say(fd, "421 4.7.0 chaos: too many errors\r\n");
+				t->cut = 1;
+				_exit(0);
+			}
+			if ((kind == RF_DROP_RCPT && nrc == k) || (kind == RF_DENIED_DROP && nrc > k)) {
+				t->cut = 1;
+				_exit(0);
+			}
+			if (kind == RF_STALL_RCPT && nrc == k) {
+				t->cut = 1;
+				stall(in);
+				_exit(0);
+			}
+			if (kind == RF_DENIED || kind == RF_DENIED_CLOSE || kind == RF_DENIED_DROP) {
+				snprintf(buf, sizeof(buf), "554 5.7.1 <%s>: Relay access denied\r\n", addr);
+				say(fd, buf);
+				continue;
+			}
+			if (kind == RF_TOO_MANY && nacc >= k) {
+				say(fd, "452 4.5.3 Error: too many recipients\r\n");
+				continue;
+			}
+			if (kind == RF_RCPT_TEMP && nrc == k) {
+				snprintf(buf, sizeof(buf), "%s <%s>: Recipient address rejected: "
+					 "try again later\r\n", k % 2 ? "450 4.2.0" : "451 4.3.0", addr);
+				say(fd, buf);
+				continue;
+			}
+			if (m < 0 || sh->s.dead[m]) {
+				snprintf(buf, sizeof(buf), "550 5.1.1 <%s>: Recipient address "
+					 "rejected: User unknown\r\n", addr);
+				if (m >= 0)
+					t->refused |= 1u << m;
+				say(fd, buf);
+				continue;
+			}
+			t->accepted |= 1u << m;
+			nacc++;
+			say(fd, "250 2.1.5 Ok\r\n");
+		} else if (strncasecmp(line, "DATA", 4) == 0 && t != NULL) {
+			int	dot = 0;
+
+			if (nacc == 0) {
+				say(fd, "554 5.5.1 Error: no valid recipients\r\n");
+				continue;
+			}
+			if (kind == RF_DROP_DATA) {
+				t->cut = 1;
+				_exit(0);
+			}
+			say(fd, "354 End data with <CR><LF>.<CR><LF>\r\n");
+			while (fgets(line, sizeof(line), in) != NULL)
+				if (strcmp(line, ".\r\n") == 0) {
+					dot = 1;
+					break;
+				}
+			if (!dot) {
+				t->cut = 1;
+				_exit(0);
+			}
+			hold(t, idx, 'D', 0);
+			switch (kind) {
+			case RF_DROP_DOT:
+				t->cut = 1;
+				_exit(0);
+			case RF_STALL_DOT:
+				t->cut = 1;
+				stall(in);
+				_exit(0);
+			case RF_GARBAGE:
+				t->cut = 1;
+				say(fd, "this is no SMTP reply\r\n");
+				t = NULL;
+				continue;
+			case RF_DOT_451:
+				t->clean = 1;
+				say(fd, "451 4.3.0 Error: queue file write error\r\n");
+				t = NULL;
+				continue;
+			case RF_DOT_554:
+				t->clean = 1;
+				say(fd, "554 5.3.0 Error: message refused\r\n");
+				t = NULL;
+				continue;
+			default:
+				break;
+			}
+			t->committed = 1;
+			t->delivered = t->accepted;
+			if (kind == RF_COMMIT_DROP)
+				_exit(0);
+			if (kind == RF_COMMIT_STALL) {
+				stall(in);
+				_exit(0);
+			}
+			if (kind == RF_TRICKLE_SLOW || kind == RF_TRICKLE_FAST) {
+				const char *r = "250 2.0.0 Ok: queued as CHAOS\r\n";
+				int	ok = 1;
+
+				for (; *r && ok; r++) {
+					char	c[2] = {*r, 0};
+
+					ok = tl_send(fd, c) == 0;
+					nap_ms(kind == RF_TRICKLE_SLOW ? 80 : 4);
+				}
+				t->replied = ok;
+			} else {
+				say(fd, "250 2.0.0 Ok: queued as CHAOS\r\n");
+				t->replied = 1;
+				hold(t, idx, 'A', 0);
+			}
+			prev = t;
+			t = NULL;
+		} else if (strncasecmp(line, "RSET", 4) == 0) {
+			if (t)
+				t->clean = 1;
+			t = NULL;
+			say(fd, "250 2.0.0 Ok\r\n");
+		} else if (strncasecmp(line, "QUIT", 4) == 0) {
+			if (t)
+				t->clean = 1;
+			say(fd, "221 2.0.0 Bye\r\n");
+			_exit(0);
+		} else if (t == NULL && (strncasecmp(line, "RCPT", 4) == 0
+					 || strncasecmp(line, "DATA", 4) == 0)) {
+			say(fd, "503 5.5.1 Error: need MAIL command\r\n");
+		} else
+			say(fd, "250 2.0.0 Ok\r\n");
+	}
+	if (t && !t->clean)
+		t->cut = 1;
+	_exit(0);
+}
+
+/* relay_main - the relay's accept loop: a process per connection */
+static void
+relay_main(int lfd)
+{
+	signal(SIGCHLD, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	alarm(120);
+	for (;;) {
+		struct sockaddr_in peer;
+		socklen_t plen = sizeof(peer);
+		int	fd = accept(lfd, (struct sockaddr *) &peer, &plen), conn;
+		pid_t	pid;
+
+		if (fd < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		conn = __atomic_fetch_add(&sh->nconn, 1, __ATOMIC_SEQ_CST);
+		if ((pid = fork()) == 0) {
+			(void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+			(void) close(lfd);
+			alarm(60);
+			relay_session(fd, conn, ntohs(peer.sin_port));
+		}
+		(void) close(fd);
+	}
+}
+
+/* ---- libfaketime: can the daemon run under it here? ---- */
+
+static int clock_ok = -1;	/* -1 not probed, 0 no, 1 yes */
+static char clock_why[256];
+static char asan_opts[512];	/* ASAN_OPTIONS for a preloaded daemon */
+
+static void
+faketime_env(const char *tsfile, int on)
+{
+	if (on) {
+		(void) setenv("LD_PRELOAD", faketime_lib, 1);
+		(void) setenv("FAKETIME_TIMESTAMP_FILE", tsfile, 1);
+		(void) setenv("FAKETIME_NO_CACHE", "1", 1);
+		(void) setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
+		if (asan_opts[0])
+			(void) setenv("ASAN_OPTIONS", asan_opts, 1);
+	} else {
+		(void) unsetenv("LD_PRELOAD");
+		(void) unsetenv("FAKETIME_TIMESTAMP_FILE");
+		(void) unsetenv("FAKETIME_NO_CACHE");
+		(void) unsetenv("FAKETIME_DONT_FAKE_MONOTONIC");
+	}
+}
+
+static int
+write_offset(const char *tsfile, long secs)
+{
+	char	tmp[300];
+	FILE   *fp;
+
+	snprintf(tmp, sizeof(tmp), "%s.new", tsfile);
+	if ((fp = fopen(tmp, "w")) == NULL)
+		return (-1);
+	fprintf(fp, "%+ld\n", secs);
+	if (fclose(fp) != 0 || chmod(tmp, 0644) < 0 || rename(tmp, tsfile) < 0)
+		return (-1);
+	return (0);
+}
+
+/*
+ * probe_clock - run `mlistd --version` under libfaketime.  An ASan build
+ * refuses a preloaded library ahead of its runtime unless
+ * verify_asan_link_order=0; try that too.
+ */
+static void
+probe_clock(void)
+{
+	char   *argv[] = {(char *) tl_mlistd(), "--version", NULL}, out[2048];
+	const char *old = getenv("ASAN_OPTIONS");
+	char	tsfile[] = "/tmp/mlistd-chaos-probe.XXXXXX";
+	int	fd, rc;
+
+	if (clock_ok >= 0)
+		return;
+	clock_ok = 0;
+	if (getenv("MLISTD_CHAOS_FAKETIME") != NULL)
+		faketime_lib = getenv("MLISTD_CHAOS_FAKETIME");
+	if (access(faketime_lib, R_OK) != 0) {
+		snprintf(clock_why, sizeof(clock_why), "%.200s is missing", faketime_lib);
+		return;
+	}
+	if ((fd = mkstemp(tsfile)) < 0)
+		return;
+	(void) close(fd);
+	(void) write_offset(tsfile, 0);
+	faketime_env(tsfile, 1);
+	rc = tl_run(argv, out, sizeof(out));
+	if (rc != 0) {
+		snprintf(asan_opts, sizeof(asan_opts), "%s%sverify_asan_link_order=0",
+			 old ? old : "", old && *old ? ":" : "");
+		faketime_env(tsfile, 1);
+		if ((rc = tl_run(argv, out, sizeof(out))) != 0) {
+			asan_opts[0] = 0;
+			snprintf(clock_why, sizeof(clock_why), "mlistd under libfaketime exits "
+				 "%d: %.150s", rc, out);
+		}
+	}
+	faketime_env(tsfile, 0);
+	if (old)
+		(void) setenv("ASAN_OPTIONS", old, 1);
+	(void) unlink(tsfile);
+	clock_ok = rc == 0;
+}
+
+/* ---- one run ---- */
+
+struct attempt {
+	int	fd, n, abandoned, stopped_before;
+	double	t0, giveup;
+};
+
+struct run {
+	struct sched s;
+	struct tl_daemon d;
+	pid_t	relay;
+	int	relay_port, ev_r, go_w;
+	char	tsdir[64], tsfile[128];
+	int	use_clock;
+	pid_t	stopped;		/* a worker we SIGSTOPped, not yet continued */
+	int	final;			/* the final answer's code, -1 none */
+	char	final_text[1024];
+	int	claims_at_final;
+	int	late;			/* attempts that overran, no worker stopped */
+	char   *trace;			/* what the harness saw and did */
+	size_t	tlen, tcap;
+	char   *viol;			/* invariants broken */
+	size_t	vlen, vcap;
+	int	nviol;
+};
+
+static void
+append(char **buf, size_t *len, size_t *cap, const char *fmt, va_list ap)
+{
+	char	line[1024];
+	int	n = vsnprintf(line, sizeof(line), fmt, ap);
+	size_t	need;
+
+	if (n < 0)
+		return;
+	if ((size_t) n >= sizeof(line))
+		n = sizeof(line) - 1;
+	need = *len + (size_t) n + 2;
+	if (need > *cap) {
+		size_t	ncap = need * 2;
+		char   *nb = realloc(*buf, ncap);
+
+		if (nb == NULL)
+			return;
+		*buf = nb;
+		*cap = ncap;
+	}
+	memcpy(*buf + *len, line, (size_t) n);
+	*len += (size_t) n;
+	(*buf)[(*len)++] = '\n';
+	(*buf)[*len] = 0;
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	(void) clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((double) ts.tv_sec + (double) ts.tv_nsec / 1e9);
+}
+
+static double run_t0;
+
+static void
+trace(struct run *r, const char *fmt, ...)
+{
+	va_list	ap;
+	char	f[256];
+
+	snprintf(f, sizeof(f), "    %6.3f %s", now_s() - run_t0, fmt);
+	va_start(ap, fmt);
+	append(&r->trace, &r->tlen, &r->tcap, f, ap);
+	va_end(ap);
+}
+
+static void
+violation(struct run *r, const char *fmt, ...)
+{
+	va_list	ap;
+	char	f[256];
+
+	snprintf(f, sizeof(f), "  invariant broken: %s", fmt);
+	va_start(ap, fmt);
+	append(&r->viol, &r->vlen, &r->vcap, f, ap);
+	va_end(ap);
+	r->nviol++;
+}
+
+static const char *const post_text =
+	"From: Poster <poster@example.org>\r\n"
+	"To: chaos@example.com\r\n"
+	"Subject: chaos\r\n"
+	"Message-ID: <chaos-fixed-1@example.org>\r\n"
+	"\r\n"
+	"The same post every attempt.\r\n";
+
+/* start_attempt - the client (Postfix) sends the post up to the dot */
+static int
+start_attempt(struct run *r, struct attempt *a, int n)
+{
+	char	buf[1024];
+	int	fd = tl_connect(&r->d);
+
+	memset(a, 0, sizeof(*a));
+	a->n = n;
+	a->fd = -1;
+	a->t0 = now_s();
+	a->stopped_before = r->stopped != 0;
+	a->giveup = a->t0 + DDT + 2 * RELAY_TO + 5;
+	if (n == 1 && r->s.client_ms)
+		a->giveup = a->t0 + r->s.client_ms / 1000.0;
+	if (fd < 0) {
+		trace(r, "attempt %d: cannot connect", n);
+		return (-1);
+	}
+	if (tl_reply(fd, buf, sizeof(buf)) != 220
+	    || tl_cmd(fd, "EHLO postfix.example.org\r\n", buf, sizeof(buf)) != 250
+	    || tl_cmd(fd, "MAIL FROM:<poster@example.org>\r\n", buf, sizeof(buf)) != 250
+	    || tl_cmd(fd, "RCPT TO:<chaos@example.com>\r\n", buf, sizeof(buf)) != 250
+	    || tl_cmd(fd, "DATA\r\n", buf, sizeof(buf)) != 354
+	    || tl_send(fd, post_text) < 0 || tl_send(fd, ".\r\n") < 0) {
+		trace(r, "attempt %d: failed before the dot: %.200s", n, buf);
+		(void) close(fd);
+		return (-1);
+	}
+	a->fd = fd;
+	trace(r, "attempt %d: dot sent", n);
+	return (0);
+}
+
+/* chomp - the reply without its line ends, for the trace */
+static char *
+chomp(char *s)
+{
+	size_t	n = strlen(s);
+
+	while (n > 0 && (s[n - 1] == '\r' || s[n - 1] == '\n'))
+		s[--n] = 0;
+	return (s);
+}
+
+/* claim_owner - the live owner of the copy's claim, 0 if none */
+static long
+claim_owner(struct run *r)
+{
+	long	owner = tl_sql_int(&r->d, "SELECT coalesce(max(owner), 0) FROM relayed");
+
+	if (owner > 0 && (kill((pid_t) owner, 0) == 0 || errno == EPERM))
+		return (owner);
+	return (0);
+}
+
+/* wait_claim_free - before an ordinary retry: no live owner but ours stopped */
+static void
+wait_claim_free(struct run *r)
+{
+	double	end = now_s() + DDT + 2 * RELAY_TO + 5;
+	long	owner;
+
+	while ((owner = claim_owner(r)) > 0 && owner != r->stopped && now_s() < end)
+		nap_ms(20);
+	if (owner > 0 && owner != r->stopped)
+		trace(r, "claim still held by %ld after waiting", owner);
+}
+
+static void
+continue_stopped(struct run *r)
+{
+	if (r->stopped > 0) {
+		trace(r, "SIGCONT worker %ld", (long) r->stopped);
+		(void) kill(r->stopped, SIGCONT);
+		r->stopped = 0;
+	}
+}
+
+/* act - the relay holds at the scheduled point: the daemon fault */
+static void
+act(struct run *r, const struct event *e, struct attempt *a, int *nattempt,
+    struct attempt *ab, int *nab)
+{
+	pid_t	w = tl_worker_by_port(r->d.pid, e->port, r->relay_port);
+	int	concurrent = 0;
+	char	c = 'g';
+
+	trace(r, "relay holds transaction %d at '%c' (worker %ld, port %d)", e->txn, e->type,
+	      (long) w, e->port);
+	switch (r->s.df) {
+	case DF_KILL:
+		if (w > 0) {
+			sh->t[e->txn].hit = 1;
+			(void) kill(w, SIGKILL);
+			trace(r, "SIGKILL worker %ld", (long) w);
+		} else
+			trace(r, "worker not found: nothing killed");
+		break;
+	case DF_STOP:
+		if (w > 0) {
+			sh->t[e->txn].hit = 1;
+			(void) kill(w, SIGSTOP);
+			r->stopped = w;
+			trace(r, "SIGSTOP worker %ld", (long) w);
+		}
+		if (write_offset(r->tsfile, STALE + 5) == 0)
+			trace(r, "wall clock stepped +%ds (past the stale limit %ds)", STALE + 5,
+			      STALE);
+		concurrent = 1;
+		break;
+	case DF_STEP:
+	case DF_STEP_BACK:
+		if (write_offset(r->tsfile, r->s.df == DF_STEP ? STEP_SECS : -STEP_SECS) == 0)
+			trace(r, "wall clock stepped %+ds", r->s.df == DF_STEP ? STEP_SECS
+			      : -STEP_SECS);
+		concurrent = 1;
+		break;
+	case DF_GIVEUP:
+		concurrent = 1;
+		break;
+	default:
+		break;
+	}
+	if (write(r->go_w, &c, 1) != 1)
+		trace(r, "cannot release the relay");
+	/* Postfix gave up waiting: it retries while the first attempt runs. */
+	if (concurrent && a->fd >= 0 && *nattempt < MAXA && *nab < 2) {
+		trace(r, "client gives up on attempt %d and retries", a->n);
+		a->abandoned = 1;
+		ab[(*nab)++] = *a;
+		(void) start_attempt(r, a, ++*nattempt);
+	}
+}
+
+static void
+read_abandoned(struct run *r, struct attempt *ab)
+{
+	char	buf[1024];
+	int	code = tl_reply(ab->fd, buf, sizeof(buf));
+
+	trace(r, "abandoned attempt %d answered %d %.200s", ab->n, code, code > 0 ? chomp(buf) : "");
+	(void) close(ab->fd);
+	ab->fd = -1;
+}
+
+/*
+ * drive - attempts until 250, 5xx or the attempts are used up, acting on
+ * the relay's events in between.
+ */
+static void
+drive(struct run *r)
+{
+	struct attempt a, ab[2];
+	int	nattempt = 1, nab = 0, done = 0;
+	double	end = now_s() + 90;
+
+	r->final = -1;
+	(void) start_attempt(r, &a, 1);
+	while (!done && now_s() < end) {
+		struct pollfd p[4];
+		int	np = 0, tmo = 100, code;
+		char	buf[1024];
+
+		p[np].fd = r->ev_r;
+		p[np++].events = POLLIN;
+		if (a.fd >= 0) {
+			p[np].fd = a.fd;
+			p[np++].events = POLLIN;
+			tmo = (int) ((a.giveup - now_s()) * 1000) + 1;
+			if (tmo < 0)
+				tmo = 0;
+		}
+		for (int i = 0; i < nab; i++) {
+			p[np].fd = ab[i].fd;
+			p[np++].events = ab[i].fd >= 0 ? POLLIN : 0;
+		}
+		if (poll(p, (nfds_t) np, tmo) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents & POLLIN) {
+			struct event e;
+
+			if (read(r->ev_r, &e, sizeof(e)) == (ssize_t) sizeof(e))
+				act(r, &e, &a, &nattempt, ab, &nab);
+			continue;
+		}
+		for (int i = 0; i < nab; i++)
+			if (ab[i].fd >= 0 && (p[np - nab + i].revents & (POLLIN | POLLHUP | POLLERR)))
+				read_abandoned(r, &ab[i]);
+		if (a.fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+			code = tl_reply(a.fd, buf, sizeof(buf));
+			trace(r, "attempt %d answered %d %.200s", a.n, code, code > 0 ? chomp(buf) : "");
+			(void) close(a.fd);
+			a.fd = -1;
+			if (a.stopped_before)
+				continue_stopped(r);
+			if (code == 250 || code / 100 == 5) {
+				r->final = code;
+				snprintf(r->final_text, sizeof(r->final_text), "%s", buf);
+				r->claims_at_final = (int) tl_sql_int(&r->d, "SELECT count(*) FROM "
+								     "relayed WHERE owner IS NOT NULL");
+				done = 1;
+				break;
+			}
+			r->final = code;
+			snprintf(r->final_text, sizeof(r->final_text), "%s", code > 0 ? buf : "");
+		} else if (a.fd >= 0 && now_s() >= a.giveup) {
+			if (!(a.n == 1 && r->s.client_ms) && r->stopped == 0) {
+				r->late++;
+				trace(r, "attempt %d: no answer within %ds", a.n, DDT + 2 * RELAY_TO + 5);
+			}
+			if (nab < 2) {
+				trace(r, "client gives up on attempt %d", a.n);
+				a.abandoned = 1;
+				ab[nab++] = a;
+			} else
+				(void) close(a.fd);
+			a.fd = -1;
+		} else if (a.fd >= 0)
+			continue;
+		if (nattempt >= MAXA)
+			break;
+		wait_claim_free(r);
+		(void) start_attempt(r, &a, ++nattempt);
+	}
+	if (a.fd >= 0) {
+		trace(r, "run deadline: attempt %d unanswered", a.n);
+		(void) close(a.fd);
+	}
+	continue_stopped(r);
+	/* Let abandoned attempts finish: their workers are still at it. */
+	for (int i = 0; i < nab; i++)
+		if (ab[i].fd >= 0) {
+			struct pollfd p = {ab[i].fd, POLLIN, 0};
+
+			if (poll(&p, 1, (DDT + 2 * RELAY_TO + 5) * 1000) == 1)
+				read_abandoned(r, &ab[i]);
+			else {
+				trace(r, "abandoned attempt %d: no answer", ab[i].n);
+				(void) close(ab[i].fd);
+			}
+		}
+}
+
+static int
+start_relay(struct run *r)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int	lfd, evp[2], gop[2];
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return (-1);
+	if (bind(lfd, (struct sockaddr *) &sin, sizeof(sin)) < 0 || listen(lfd, 64) < 0
+	    || getsockname(lfd, (struct sockaddr *) &sin, &len) < 0
+	    || pipe2(evp, O_CLOEXEC) < 0) {
+		(void) close(lfd);
+		return (-1);
+	}
+	if (pipe2(gop, O_CLOEXEC) < 0) {
+		(void) close(lfd);
+		(void) close(evp[0]);
+		(void) close(evp[1]);
+		return (-1);
+	}
+	r->relay_port = ntohs(sin.sin_port);
+	fflush(NULL);
+	if ((r->relay = fork()) == 0) {
+		(void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+		(void) close(evp[0]);
+		(void) close(gop[1]);
+		ev_w = evp[1];
+		go_r = gop[0];
+		relay_main(lfd);
+		_exit(0);
+	}
+	(void) close(lfd);
+	(void) close(evp[1]);
+	(void) close(gop[0]);
+	r->ev_r = evp[0];
+	r->go_w = gop[1];
+	return (r->relay > 0 ? 0 : -1);
+}
+
+static void
+stop_relay(struct run *r)
+{
+	if (r->relay > 0) {
+		(void) kill(r->relay, SIGKILL);
+		(void) waitpid(r->relay, NULL, 0);
+		r->relay = 0;
+	}
+	(void) close(r->ev_r);
+	(void) close(r->go_w);
+}
+
+/* ambiguous - committed, but mlistd could not have known */
+static int
+ambiguous(const struct tlog *t)
+{
+	int	faulty = t->kind == RF_COMMIT_DROP || t->kind == RF_COMMIT_STALL
+		|| t->kind == RF_TRICKLE_SLOW || t->kind == RF_TRICKLE_FAST || !t->replied;
+
+	/* A worker hit between the dot and its next command: a retry in the
+	 * meantime cannot know; a relay fault after committing: nor can anyone. */
+	return (t->committed && (t->hit || (!t->confirmed && faulty)));
+}
+
+static void
+check(struct run *r)
+{
+	const struct sched *s = &r->s;
+	int	delivered[MAXM] = {0}, allowed[MAXM] = {0}, clean_ref[MAXM] = {0}, any = 0;
+	char	sql[256];
+	FILE   *fp;
+
+	for (int i = 0; i < sh->ntxn && i < MAXT; i++) {
+		const struct tlog *t = &sh->t[i];
+
+		for (int m = 0; m < s->nmem; m++) {
+			if (t->committed && (t->delivered & (1u << m))) {
+				delivered[m]++;
+				any = 1;
+				if (ambiguous(t))
+					allowed[m]++;
+			}
+			if ((t->refused & (1u << m)) && (t->committed || (t->clean && !t->cut)))
+				clean_ref[m]++;
+		}
+	}
+	if (r->final != 250 && r->final / 100 != 5)
+		violation(r, "CONVERGE: no final answer after the faults ended (last: %d %.200s)",
+			  r->final, r->final_text);
+	if (r->final / 100 == 5 && any)
+		violation(r, "5XX: answered %.200s after members got copies", r->final_text);
+	if ((r->final == 250 || r->final / 100 == 5) && r->claims_at_final != 0)
+		violation(r, "CLAIM: %d claim(s) held when the post was answered", r->claims_at_final);
+	if (r->late)
+		violation(r, "NO-ANSWER: %d attempt(s) unanswered within data-done-timeout "
+			  "+ relay-timeout + 5 s", r->late);
+	for (int m = 0; m < s->nmem; m++) {
+		long	ev, ref;
+
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM bounces WHERE evidence = 1 "
+			 "AND address = 'm%d@example.org'", m);
+		ev = tl_sql_int(&r->d, sql);
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM relayed_rcpt WHERE refused = 1 "
+			 "AND address = 'm%d@example.org'", m);
+		ref = tl_sql_int(&r->d, sql);
+		if (r->final == 250 && !s->dead[m] && delivered[m] == 0)
+			violation(r, "MISSING: m%d (alive) never got the post, answered 250", m);
+		if (delivered[m] > 1 + allowed[m])
+			violation(r, "DUPLICATE: m%d got %d copies (ambiguous transactions: %d)", m,
+				  delivered[m], allowed[m]);
+		if (!s->dead[m] && (ev > 0 || ref > 0))
+			violation(r, "REFUSED-ALIVE: m%d (alive) recorded refused (evidence rows %ld, "
+				  "relayed_rcpt refused %ld)", m, ev, ref);
+		else if (ev > clean_ref[m] || (ref > 0 && clean_ref[m] == 0))
+			violation(r, "REFUSED-UNCLEAN: m%d (dead): %ld evidence rows, %ld relayed_rcpt "
+				  "refused, but %d refusal(s) in transactions that ended cleanly", m, ev,
+				  ref, clean_ref[m]);
+		if (r->final / 100 != 5 && s->dead[m] && ev == 0)
+			violation(r, "NOT-RECORDED: m%d (dead) has no evidence row (final answer %d)",
+				  m, r->final);
+	}
+	if ((fp = fopen(r->d.log, "r")) != NULL) {
+		char	line[2048];
+
+		while (fgets(line, sizeof(line), fp) != NULL)
+			if (strstr(line, "ERROR: AddressSanitizer") || strstr(line, "runtime error:")
+			    || strstr(line, "ERROR: LeakSanitizer")) {
+				violation(r, "SANITIZER: %.300s", chomp(line));
+				break;
+			}
+		(void) fclose(fp);
+	}
+	if (r->final == 250 && tl_sql_int(&r->d, "SELECT count(*) FROM relayed WHERE owner "
+					  "IS NOT NULL OR complete = 0") != 0)
+		violation(r, "CLAIM: the copy is not complete, or claimed, after the daemon stopped");
+}
+
+static void
+print_failure(struct run *r)
+{
+	FILE   *fp;
+	char	line[2048];
+
+	fprintf(stderr, "chaos: FAIL seed=0x%016" PRIx64 " (replay: MLISTD_CHAOS_REPLAY=0x%016"
+		PRIx64 " make check TESTS=tests/check_chaos)\n", r->s.seed, r->s.seed);
+	describe(&r->s, stderr);
+	fputs(r->viol ? r->viol : "", stderr);
+	fprintf(stderr, "  trace:\n%s", r->trace ? r->trace : "");
+	fprintf(stderr, "  relay transactions:\n");
+	for (int i = 0; i < sh->ntxn && i < MAXT; i++) {
+		const struct tlog *t = &sh->t[i];
+
+		fprintf(stderr, "    txn %d conn %d port %d %-28s rcpt=%02x accepted=%02x "
+			"refused=%02x %s%s%s%s%s\n", i, t->conn, t->port, rf_info[t->kind].name,
+			t->rcpt, t->accepted, t->refused,
+			t->committed ? "committed" : t->cut ? "cut" : t->clean ? "refused-cleanly"
+			: "open", t->committed && !t->replied ? " (no 250 sent)" : "",
+			t->confirmed ? " confirmed" : "", t->hit ? " worker-hit" : "",
+			ambiguous(t) ? " AMBIGUOUS" : "");
+	}
+	fprintf(stderr, "  daemon log:\n");
+	if ((fp = fopen(r->d.log, "r")) != NULL) {
+		while (fgets(line, sizeof(line), fp) != NULL)
+			fprintf(stderr, "    %s", line);
+		(void) fclose(fp);
+	}
+}
+
+/*
+ * Tampering, for the checker's own test: each kind breaks the books of a
+ * clean run the way a bug would, and the invariant named must catch it.
+ */
+enum tamper {
+	T_NONE, T_DUP, T_MISSING, T_5XX, T_CLAIM, T_REFUSED, T_UNCLEAN, T_NOTREC,
+	T_CONVERGE, T_LATE, T_SANITIZER, T_N
+};
+
+static const char *const tamper_expect[T_N] = {
+	NULL, "DUPLICATE", "MISSING", "5XX", "CLAIM", "REFUSED-ALIVE", "REFUSED-UNCLEAN",
+	"NOT-RECORDED", "CONVERGE", "NO-ANSWER", "SANITIZER",
+};
+
+static void
+tamper(struct run *r, int kind)
+{
+	int	alive = -1, dead = -1;
+	char	sql[512];
+
+	for (int m = 0; m < r->s.nmem; m++)
+		if (r->s.dead[m] && dead < 0)
+			dead = m;
+		else if (!r->s.dead[m] && alive < 0)
+			alive = m;
+	ck_assert(alive >= 0 && dead >= 0 && sh->ntxn < MAXT);
+	snprintf(sql, sizeof(sql), "INSERT INTO bounces (envelope_to, address, status, action, "
+		 "group_name, evidence) VALUES ('bounce@example.com', 'm%d@example.org', '5.1.1', "
+		 "'failed', 'chaos', 1);", kind == T_REFUSED ? alive : dead);
+	switch (kind) {
+	case T_DUP:
+		sh->t[sh->ntxn].used = sh->t[sh->ntxn].committed = sh->t[sh->ntxn].replied = 1;
+		sh->t[sh->ntxn].confirmed = 1;
+		sh->t[sh->ntxn++].delivered = 1u << alive;
+		break;
+	case T_MISSING:
+		for (int i = 0; i < sh->ntxn; i++)
+			sh->t[i].delivered &= ~(1u << alive);
+		break;
+	case T_5XX:
+		r->final = 554;
+		break;
+	case T_CLAIM:
+		r->claims_at_final = 1;
+		break;
+	case T_REFUSED:
+	case T_UNCLEAN:
+		ck_assert_int_eq(tl_sql(&r->d, sql), 0);
+		break;
+	case T_NOTREC:
+		ck_assert_int_eq(tl_sql(&r->d, "DELETE FROM bounces;"), 0);
+		break;
+	case T_CONVERGE:
+		r->final = 451;
+		break;
+	case T_LATE:
+		r->late = 1;
+		break;
+	case T_SANITIZER: {
+		FILE   *fp = fopen(r->d.log, "a");
+
+		ck_assert_ptr_nonnull(fp);
+		fprintf(fp, "src/x.c:1:1: runtime error: injected by the checker's test\n");
+		ck_assert_int_eq(fclose(fp), 0);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static const char *const members_sql_head =
+	"INSERT INTO members (address) VALUES ('poster@example.org');"
+	"INSERT INTO groups (name, description, is_group, posting) VALUES"
+	" ('chaos', 'Chaos', 1, 'members');";
+
+/* run_end - stop the daemon and the relay, remove what the run made */
+static void
+run_end(struct run *r)
+{
+	(void) tl_daemon_stop(&r->d, 5);
+	stop_relay(r);
+	if (r->use_clock) {
+		(void) unlink(r->tsfile);
+		(void) rmdir(r->tsdir);
+	}
+	(void) munmap(sh, sizeof(*sh));
+	sh = NULL;
+	free(r->trace);
+	free(r->viol);
+}
+
+/*
+ * run_one - one seed.  Returns 0 (held), 1 (broken: printed), 2 (not
+ * run: it needs a clock fault this build cannot do; said so).  With a
+ * tamper kind (the checker's test) nothing is printed and the invariants
+ * broken go to viol.
+ */
+static int
+run_one(uint64_t seed, int tk, char *viol, size_t vlen)
+{
+	struct run r;
+	char	conf[512], sql[2048];
+	size_t	used;
+	int	rc;
+
+	memset(&r, 0, sizeof(r));
+	draw(seed, &r.s);
+	r.stopped = 0;
+	probe_clock();
+	if (needs_clock(&r.s) && !clock_ok) {
+		printf("chaos: seed=0x%016" PRIx64 " NOT RUN: it needs a clock step (%s), "
+		       "which this build cannot do: %s\n", seed, df_name[r.s.df], clock_why);
+		fflush(stdout);
+		return (2);
+	}
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(sh, MAP_FAILED);
+	memset(sh, 0, sizeof(*sh));
+	sh->s = r.s;
+	run_t0 = now_s();
+	ck_assert_int_eq(start_relay(&r), 0);
+	r.use_clock = needs_clock(&r.s);
+	if (r.use_clock) {
+		snprintf(r.tsdir, sizeof(r.tsdir), "/tmp/mlistd-chaos.XXXXXX");
+		ck_assert_ptr_nonnull(mkdtemp(r.tsdir));
+		ck_assert_int_eq(chmod(r.tsdir, 0755), 0);
+		snprintf(r.tsfile, sizeof(r.tsfile), "%s/faketime", r.tsdir);
+		ck_assert_int_eq(write_offset(r.tsfile, 0), 0);
+		faketime_env(r.tsfile, 1);
+	}
+	snprintf(conf, sizeof(conf), "relay = smtp://127.0.0.1:%d\nrelay-recipient-limit = %d\n"
+		 "relay-pipelining = %s\ndata-done-timeout = %d\nrelay-timeout = %d\n"
+		 "database-timeout = %d\nshutdown-timeout = %d\n", r.relay_port, r.s.limit,
+		 r.s.pipelining ? "yes" : "no", DDT, RELAY_TO, DB_TO, DDT + 2);
+	rc = tl_daemon_start(&r.d, conf, 0);
+	if (r.use_clock) {
+		faketime_env(NULL, 0);
+		if (rc != 0) {
+			/* The probe passed, the daemon did not: say so, run no clock faults. */
+			clock_ok = 0;
+			snprintf(clock_why, sizeof(clock_why), "the daemon does not start under "
+				 "libfaketime");
+			printf("chaos: seed=0x%016" PRIx64 " NOT RUN: %s\n", seed, clock_why);
+			run_end(&r);
+			return (2);
+		}
+	}
+	ck_assert_int_eq(rc, 0);
+	used = (size_t) snprintf(sql, sizeof(sql), "%s", members_sql_head);
+	for (int m = 0; m < r.s.nmem && used < sizeof(sql) - 128; m++)
+		used += (size_t) snprintf(sql + used, sizeof(sql) - used, "INSERT INTO group_members"
+					  " (group_name, address) VALUES ('chaos', 'm%d@example.org');", m);
+	ck_assert_int_eq(tl_sql(&r.d, sql), 0);
+	drive(&r);
+	/* Every worker finishes what it does; then the books are read. */
+	(void) kill(r.d.pid, SIGTERM);
+	if (tl_daemon_wait(&r.d, DDT + 10) < 0)
+		trace(&r, "daemon did not stop in time");
+	if (tk != T_NONE || viol != NULL)
+		tamper(&r, tk);
+	check(&r);
+	if (viol != NULL)
+		snprintf(viol, vlen, "%s", r.viol ? r.viol : "");
+	else if (r.nviol)
+		print_failure(&r);
+	rc = r.nviol ? 1 : 0;
+	run_end(&r);
+	return (rc);
+}
+
+/* ---- seeds ---- */
+
+/*
+ * Regression seeds: each broke the promise once; they always run.
+ */
+static const struct {
+	uint64_t seed;
+	const char *bug;
+} regressions[] = {
+	/* (a) "554 5.7.1 Relay access denied" to the first RCPTs, then a drop
+	 * while replies are due: the denials are recorded as the members'
+	 * refusals (evidence rows, relayed_rcpt.refused) and the retry
+	 * answers 250 while m0, m1, m2 never got the post. */
+	{0x7c2bc3e6869b57aeULL, "denied, then drop: members recorded refused, 250 without them"},
+	/* (a) the same with 421 (Postfix at smtpd_hard_error_limit). */
+	{0x968d2baa919ce3b3ULL, "denied, then 421: members recorded refused, 250 without them"},
+	/* (a') denial of every RCPT in an orderly transaction, but after an
+	 * earlier transaction of the same attempt served someone: refuses_us()
+	 * is asked only while nobody was accepted, so m4 and m5 are recorded
+	 * refused for good and the retry answers 250 without them. */
+	{0x1eaa361204319760ULL, "denied in a later transaction: members recorded refused"},
+	/* (b) wall clock stepped 10 minutes forward while a worker sends: its
+	 * live claim looks stale, a concurrent retry takes it over, both send
+	 * (m0, m2 twice). */
+	{0x5ec644d7ee07e362ULL, "clock step makes a live claim stale: duplicates"},
+	/* (c) worker SIGSTOPped at the dot, the retry takes the claim over
+	 * past the stale limit and completes, SIGCONT: the first worker
+	 * commits its checkpoint (store_touch finds the claim gone and nobody
+	 * looks) and sends the next transactions again (m2..m5 twice). */
+	{0xf1026344c3387367ULL, "stopped worker goes on after losing its claim: duplicates"},
+	/* (d) every member dead (550 5.1.1 alike): refuses_us() takes the
+	 * first batch for "the relay refuses mlistd", 451 forever, no
+	 * evidence rows, never converges. */
+	{0xc33e61bc6ef9e4c4ULL, "first batch all dead: deferred forever, no bounce rows"},
+	/* (f) a dead member's 550 in a transaction the relay then cut (drop
+	 * after the dot) is recorded as evidence, though the transaction did
+	 * not end cleanly. */
+	{0x55e9338ce1902cc6ULL, "refusal recorded from a transaction cut after the dot"},
+	{0, NULL},
+};
+
+#define NREG (sizeof(regressions) / sizeof(regressions[0]) - 1)
+
+static uint64_t
+env_u64(const char *name, uint64_t dflt)
+{
+	const char *v = getenv(name);
+	char   *end;
+	unsigned long long n;
+
+	if (v == NULL || *v == 0)
+		return (dflt);
+	errno = 0;
+	n = strtoull(v, &end, 0);
+	if (errno != 0 || *end != 0) {
+		fprintf(stderr, "chaos: %s=%s is not a number\n", name, v);
+		exit(2);
+	}
+	return ((uint64_t) n);
+}
+
+/* run_seeds - run each, print a summary; the number broken */
+static int
+run_seeds(const char *what, const uint64_t *seeds, size_t n)
+{
+	int	broken = 0, notrun = 0;
+	double	t0 = now_s(), budget = (double) env_u64("MLISTD_CHAOS_SECONDS", 0);
+	size_t	ran = 0;
+
+	for (size_t i = 0; i < n; i++, ran++) {
+		int	rc;
+
+		if (budget > 0 && now_s() - t0 > budget) {
+			printf("chaos: %s: MLISTD_CHAOS_SECONDS=%.0f used up: %zu of %zu runs not "
+			       "started\n", what, budget, n - i, n);
+			break;
+		}
+		rc = run_one(seeds[i], T_NONE, NULL, 0);
+
+		if (rc == 1) {
+			broken++;
+			printf("chaos: %s: seed 0x%016" PRIx64 " broke the promise\n", what, seeds[i]);
+		} else if (rc == 2)
+			notrun++;
+		fflush(stdout);
+	}
+	printf("chaos: %s: %zu runs in %.1f s: %d broke the promise, %d not run "
+	       "(clock faults unavailable)\n", what, ran - (size_t) notrun, now_s() - t0,
+	       broken, notrun);
+	fflush(stdout);		/* a failed assertion ends the test with _exit() */
+	return (broken);
+}
+
+START_TEST(test_regressions)
+{
+	uint64_t seeds[NREG + 1];
+	size_t	n = 0;
+
+	for (size_t i = 0; regressions[i].bug != NULL; i++)
+		seeds[n++] = regressions[i].seed;
+	ck_assert_int_eq(run_seeds("regression seeds", seeds, n), 0);
+}
+END_TEST
+
+/*
+ * The checker itself: a clean run (no fault, a dead and an alive member)
+ * has no broken invariant, and each kind of tampering with its books is
+ * caught by the invariant meant for it.
+ */
+START_TEST(test_checker)
+{
+	uint64_t st = 0xc0ffee, seed = 0;
+	struct sched s;
+	char	viol[8192];
+	int	rc;
+
+	for (int i = 0; i < 10000 && seed == 0; i++) {
+		int	dead = 0;
+
+		draw(mix64(&st), &s);
+		for (int m = 0; m < s.nmem; m++)
+			dead += s.dead[m];
+		if (s.nrf == 0 && s.ngf == 0 && s.df == DF_NONE && s.client_ms == 0 && dead > 0
+		    && dead < s.nmem)
+			seed = s.seed;
+	}
+	ck_assert(seed != 0);
+	rc = run_one(seed, _i, viol, sizeof(viol));
+	ck_assert_int_eq(rc, _i == T_NONE ? 0 : 1);
+	if (_i == T_NONE)
+		ck_assert_str_eq(viol, "");
+	else
+		ck_assert_msg(strstr(viol, tamper_expect[_i]) != NULL, "seed 0x%" PRIx64 ", "
+			      "tampering %d: %s not caught: %s", seed, _i, tamper_expect[_i], viol);
+}
+END_TEST
+
+#define BASE_SEED	0x6d6c69737464ULL	/* "mlistd" */
+#define DEFAULT_RUNS	150
+
+START_TEST(test_random)
+{
+	uint64_t base = env_u64("MLISTD_CHAOS_SEED", BASE_SEED), st = base;
+	size_t	runs = (size_t) env_u64("MLISTD_CHAOS_RUNS", DEFAULT_RUNS);
+	uint64_t *seeds = calloc(runs + 1, sizeof(*seeds));
+	char	what[64];
+
+	ck_assert_ptr_nonnull(seeds);
+	for (size_t i = 0; i < runs; i++)
+		seeds[i] = mix64(&st);
+	snprintf(what, sizeof(what), "base seed 0x%" PRIx64, base);
+	ck_assert_int_eq(run_seeds(what, seeds, runs), 0);
+	free(seeds);
+}
+END_TEST
+
+START_TEST(test_replay)
+{
+	const char *list = getenv("MLISTD_CHAOS_REPLAY");
+	uint64_t seeds[64];
+	size_t	n = 0;
+	char   *copy, *tok, *save = NULL;
+
+	ck_assert_ptr_nonnull(list);
+	copy = strdup(list);
+	ck_assert_ptr_nonnull(copy);
+	for (tok = strtok_r(copy, ", ", &save); tok && n < 64; tok = strtok_r(NULL, ", ", &save))
+		seeds[n++] = strtoull(tok, NULL, 0);
+	free(copy);
+	ck_assert_int_gt((int) n, 0);
+	ck_assert_int_eq(run_seeds("replay", seeds, n), 0);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite  *s = suite_create("chaos");
+	TCase  *tc = tcase_create("chaos");
+
+	signal(SIGPIPE, SIG_IGN);
+	tcase_set_timeout(tc, 1800);
+	if (getenv("MLISTD_CHAOS_REPLAY") != NULL)
+		tcase_add_test(tc, test_replay);
+	else {
+		tcase_add_loop_test(tc, test_checker, T_NONE, T_N);
+		if (NREG > 0)
+			tcase_add_test(tc, test_regressions);
+		tcase_add_test(tc, test_random);
+	}
+	suite_add_tcase(s, tc);
+	return (ck_run(s));
+}
