@@ -16,6 +16,7 @@
 -- them on (PRAGMA foreign_keys = ON); mlistd does.
 
 -- People allowed to post to groups whose posting policy is 'members'.
+-- The administrator's alone: subscriptions by mail never add to it.
 CREATE TABLE IF NOT EXISTS members (
     address  TEXT NOT NULL PRIMARY KEY COLLATE NOCASE
              CHECK (address LIKE '_%@_%' AND length(address) <= 254
@@ -32,7 +33,9 @@ CREATE TABLE IF NOT EXISTS members (
 -- contains "+", which separates a list from its commands
 -- (group1+subscribe@<domain>).
 -- posting: 'members' (From: must be in members), 'group' (From: must be
--- in this group's group_members) or 'anyone'.
+-- a current recipient: in this group's group_members and not in
+-- unsubscribes for it or '*') or 'anyone'.  A subscription by mail never
+-- adds to members: it grants rights on its own list only.
 -- subscribe (version 5): who may subscribe by mail.  'closed': nobody;
 -- mail to the list's command addresses goes to the postmaster alias, for
 -- a person to handle.  'confirm': anyone who confirms from the address.

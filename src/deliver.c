@@ -148,6 +148,13 @@ report_group(void *arg, const struct store_group *g)
 			"recipients unsubscribe at %s%cunsubscribe@%s\n",
 			g->subscribe == SUB_CONFIRM ? "anyone may" : "addresses in members may",
 			g->name, cf->delim, cf->domain, g->name, cf->delim, cf->domain);
+	/* A subscription never adds to members (it would grant posting on
+	 * every 'members' list): such a list's subscribers cannot post. */
+	if (g->subscribe != SUB_CLOSED && g->posting == POST_MEMBERS)
+		fprintf(rp->fp, "mlistd: warning: list %s@%s: subscribe=%s with posting=members: "
+			"its new subscribers cannot post (a subscription does not add to "
+			"members); set posting = 'group' to let the list's recipients post\n",
+			g->name, cf->domain, subscribe[g->subscribe]);
 	return (0);
 }
 
@@ -653,10 +660,14 @@ check_post(struct deliver_session *ds, const struct smtp_envelope *env,
 			       "address", g->name, cf->domain);
 		return (-1);
 	}
-	/* Several mailboxes in From: each of them must be allowed to post. */
+	/*
+	 * Several mailboxes in From: each of them must be allowed to post.
+	 * posting = 'group' means the list's current recipients: in
+	 * group_members and not unsubscribed from it or from every list.
+	 */
 	for (size_t i = 0; i < from.n; i++) {
 		int	ok = g->posting == POST_MEMBERS ? store_is_member(ds->d->st, from.addr[i])
-			: store_in_group(ds->d->st, g->name, from.addr[i]);
+			: store_is_recipient(ds->d->st, g->name, from.addr[i]);
 
 		if (ok == STORE_ERROR) {
 			lookup_failed(ds->d, env, r);
@@ -1386,8 +1397,7 @@ confirm(struct deliver_session *ds, const struct smtp_envelope *env,
 	}
 	if (act == TOKEN_SUBSCRIBE) {
 		ok = g->subscribe != SUB_MEMBERS ? STORE_YES : store_is_member(d->st, who);
-		if (ok == STORE_YES && store_subscribe(d->st, g->name, who,
-						       g->posting == POST_MEMBERS) == STORE_ERROR)
+		if (ok == STORE_YES && store_subscribe(d->st, g->name, who) == STORE_ERROR)
 			goto db_failed;
 		if (ok == STORE_YES)
 			ok = store_is_recipient(d->st, g->name, who);

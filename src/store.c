@@ -49,7 +49,6 @@ enum {
 	Q_IS_RCPT,
 	Q_BLOCKED,
 	Q_SUB_GROUP,
-	Q_SUB_MEMBER,
 	Q_SUB_CLEAR,
 	Q_REQ_RECENT,
 	Q_REQ_ADD,
@@ -114,7 +113,6 @@ static const char *const queries[Q_COUNT] = {
 	"SELECT 1 FROM unsubscribes WHERE address = ?2 AND (group_name = '*'"
 	" OR (group_name = ?1 AND (source IS NULL OR source NOT IN ('request', 'bounces'))))",
 	"INSERT OR IGNORE INTO group_members (group_name, address) VALUES (?1, ?2)",
-	"INSERT OR IGNORE INTO members (address) VALUES (?1)",
 	"DELETE FROM unsubscribes WHERE group_name = ?1 AND address = ?2"
 	" AND source IN ('request', 'bounces')",
 	"SELECT 1 FROM requests WHERE group_name = ?1 AND address = ?2 AND sent_at >= ?3"
@@ -908,16 +906,11 @@ store_blocked(struct store *st, const char *group, const char *address)
 }
 
 int
-store_subscribe(struct store *st, const char *group, const char *address,
-		int also_member)
+store_subscribe(struct store *st, const char *group, const char *address)
 {
 	sqlite3_stmt *q = st->stmt[Q_SUB_GROUP];
 
 	if (bind_pair(q, group, address) < 0 || step_once(q) != SQLITE_DONE)
-		return (fail(st, "subscribe"));
-	q = st->stmt[Q_SUB_MEMBER];
-	if (also_member && (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK
-			    || step_once(q) != SQLITE_DONE))
 		return (fail(st, "subscribe"));
 	q = st->stmt[Q_SUB_CLEAR];
 	if (bind_pair(q, group, address) < 0 || step_once(q) != SQLITE_DONE)

@@ -144,11 +144,11 @@ int	store_blocked(struct store *, const char *group, const char *address);
 
 /*
  * store_subscribe - a confirmed subscription: INSERT OR IGNORE into
- * group_members (and members when also_member), and remove the opt-outs
- * mlistd made itself (source 'request' or 'bounces') for this group.
+ * group_members, and remove the opt-outs mlistd made itself (source
+ * 'request' or 'bounces') for this group.  It never touches members: a
+ * subscription grants rights on that list only.
  */
-int	store_subscribe(struct store *, const char *group, const char *address,
-			int also_member);
+int	store_subscribe(struct store *, const char *group, const char *address);
 
 /*
  * Requests by mail (the requests table).  store_request_recent: STORE_YES

@@ -240,9 +240,10 @@ START_TEST(test_subscribe)
 			 1);
 	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
 				    " group_name = 'club' AND address = 'new@example.net'"), 1);
-	/* club's posting policy is 'members': the subscriber may post. */
+	/* A subscription grants no posting rights beyond the list's own
+	 * (test_subscribe_list_only). */
 	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM members WHERE"
-				    " address = 'new@example.net'"), 1);
+				    " address = 'new@example.net'"), 0);
 	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM requests WHERE done_at IS NOT NULL"),
 			 1);
 	ck_assert_int_eq(post_reaches("new@example.net"), 1);
@@ -268,6 +269,72 @@ START_TEST(test_subscribe)
 				    " address = 'new@example.net'"), 0);
 	ck_assert_int_eq(logged("group=board: confirmation from=<new@example.net> with a forged"),
 			 1);
+	stop();
+}
+END_TEST
+
+/*
+ * A confirmed subscription makes a recipient of that list, nothing more:
+ * it never adds the subscriber to members, which would let them post to
+ * every list whose posting is 'members'.  mlistd -t warns about a
+ * self-service list whose own subscribers therefore cannot post.
+ */
+START_TEST(test_subscribe_list_only)
+{
+	char	addr[256], out[8192];
+	char   *argv[] = {(char *) tl_mlistd(), "-t", "-c", NULL, NULL};
+
+	start(NULL, NULL);
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO groups (name, posting) VALUES ('talk',"
+				" 'members'); INSERT INTO group_members VALUES ('talk',"
+				" 'alice@example.org')"), 0);
+	ck_assert_int_eq(send("new@example.net", "club+subscribe@example.com", NULL), 250);
+	confirm_for("new@example.net", "club", 's', addr, sizeof(addr));
+	ck_assert_int_eq(send("new@example.net", addr, NULL), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
+				    " group_name = 'club' AND address = 'new@example.net'"), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM members WHERE"
+				    " address = 'new@example.net'"), 0);
+	/* Not a poster on another 'members' list, nor on club itself. */
+	ck_assert_int_eq(send("new@example.net", "talk@example.com", NULL), 550);
+	ck_assert_int_eq(send("new@example.net", "club@example.com", NULL), 550);
+	ck_assert_int_eq(notices("alice@example.org", "From: <new@example.net>"), 0);
+	argv[3] = d.conf;
+	ck_assert_int_eq(tl_run(argv, out, sizeof(out)), 0);
+	ck_assert_ptr_nonnull(strstr(out, "mlistd: warning: list club@example.com: subscribe="
+				     "confirm with posting=members: its new subscribers cannot post"));
+	ck_assert_ptr_null(strstr(out, "warning: list talk@"));
+	ck_assert_ptr_null(strstr(out, "warning: list board@"));
+	stop();
+}
+END_TEST
+
+/*
+ * posting = 'group' lets the list's current recipients post: a member
+ * who unsubscribed (by mail, or an administrator's '*' row) no longer
+ * may, although the group_members row stays.
+ */
+START_TEST(test_unsubscribed_cannot_post)
+{
+	char	addr[256];
+
+	start(NULL, NULL);
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO group_members VALUES ('board',"
+				" 'carol@example.org'), ('board', 'dave@example.org')"), 0);
+	ck_assert_int_eq(send("carol@example.org", "board@example.com", NULL), 250);
+	ck_assert_int_eq(send("dave@example.org", "board@example.com", NULL), 250);
+	ck_assert_int_eq(send("carol@example.org", "board+unsubscribe@example.com", NULL), 250);
+	confirm_for("carol@example.org", "board", 'u', addr, sizeof(addr));
+	ck_assert_int_eq(send("carol@example.org", addr, NULL), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
+				    " group_name = 'board' AND address = 'carol@example.org'"), 1);
+	ck_assert_int_eq(send("carol@example.org", "board@example.com", NULL), 550);
+	ck_assert_ptr_nonnull(strstr(reply, "5.7.1"));
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO unsubscribes (group_name, address) VALUES"
+				" ('*', 'dave@example.org')"), 0);
+	ck_assert_int_eq(send("dave@example.org", "board@example.com", NULL), 550);
+	ck_assert_int_eq(logged("reject: from=<carol@example.org> may not post to board"), 1);
+	ck_assert_int_eq(logged("reject: from=<dave@example.org> may not post to board"), 1);
 	stop();
 }
 END_TEST
@@ -642,6 +709,8 @@ main(void)
 	tcase_add_test(tc, test_rcpt);
 	tcase_add_test(tc, test_subscribe);
 	tcase_add_test(tc, test_unsubscribe);
+	tcase_add_test(tc, test_subscribe_list_only);
+	tcase_add_test(tc, test_unsubscribed_cannot_post);
 	tcase_add_test(tc, test_forged);
 	tcase_add_test(tc, test_mail_bomb);
 	tcase_add_test(tc, test_automatic);

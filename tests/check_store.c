@@ -581,18 +581,18 @@ START_TEST(test_self_service)
 	ck_assert_int_eq(store_unsubscribe(st, "group1", "bob@example.org", "request"), STORE_YES);
 	ck_assert_int_eq(store_is_recipient(st, "group1", "bob@example.org"), STORE_NO);
 	ck_assert_int_eq(store_blocked(st, "group1", "bob@example.org"), STORE_NO);
-	ck_assert_int_eq(store_subscribe(st, "Group1", "bob@example.org", 0), STORE_YES);
+	ck_assert_int_eq(store_subscribe(st, "Group1", "bob@example.org"), STORE_YES);
 	ck_assert_int_eq(store_is_recipient(st, "group1", "bob@example.org"), STORE_YES);
 	/* The administrator's opt-outs stay, for the group or for all. */
 	ck_assert_int_eq(store_blocked(st, "group1", "carol@example.org"), STORE_YES);
-	ck_assert_int_eq(store_subscribe(st, "Group1", "carol@example.org", 0), STORE_YES);
+	ck_assert_int_eq(store_subscribe(st, "Group1", "carol@example.org"), STORE_YES);
 	ck_assert_int_eq(store_is_recipient(st, "group1", "carol@example.org"), STORE_NO);
 	ck_assert_int_eq(store_blocked(st, "group1", "erin@example.org"), STORE_YES);
-	/* A new address: group_members, and members when asked. */
-	ck_assert_int_eq(store_subscribe(st, "Group1", "frank@example.org", 1), STORE_YES);
+	/* A new address: group_members, never members. */
+	ck_assert_int_eq(store_subscribe(st, "Group1", "frank@example.org"), STORE_YES);
 	ck_assert_int_eq(store_is_recipient(st, "group1", "frank@example.org"), STORE_YES);
-	ck_assert_int_eq(store_is_member(st, "frank@example.org"), STORE_YES);
-	ck_assert_int_eq(store_subscribe(st, "Group1", "gina@example.org", 0), STORE_YES);
+	ck_assert_int_eq(store_is_member(st, "frank@example.org"), STORE_NO);
+	ck_assert_int_eq(store_subscribe(st, "Group1", "gina@example.org"), STORE_YES);
 	ck_assert_int_eq(store_is_member(st, "gina@example.org"), STORE_NO);
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM unsubscribes"), 2);
 
