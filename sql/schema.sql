@@ -161,12 +161,19 @@ CREATE TABLE IF NOT EXISTS relayed_rcpt (
 --   action: 'subscribe' or 'unsubscribe' (a confirmation request whose
 --     token expires at `expires`), or 'help', 'refused', 'start-again'
 --     (expires = sent_at).
---   sent_at: Unix time.  At most one row per address and list in an
---     hour: further requests get no answer (no mail bombs).
+--   sent_at: Unix time.  At most one answer per normalized address an
+--     hour, whatever the list: further requests get no answer (no mail
+--     bombs).  The exception: a current recipient's unsubscribe gets
+--     its confirmation request, at most 3 per list and address an hour.
 --   done_at: when the request was confirmed (NULL: pending or never);
 --     a token whose row has done_at is used and never works again.
 --   digest: the SHA-1 of the message that made or completed the row, so
---     that a retry of that same message is recognised.
+--     that a retry of that same message is recognised, and so that one
+--     message gets at most one answer however many command addresses
+--     it names.
+--   normalized (version 6): the address the hourly limit counts: lower
+--     case, the local part without its subaddress (victim+1@ and
+--     Victim@ are victim@).  Rows of older versions have lower(address).
 -- Rows are pruned a week after they expire.
 CREATE TABLE IF NOT EXISTS requests (
     group_name TEXT NOT NULL COLLATE NOCASE,
@@ -176,8 +183,11 @@ CREATE TABLE IF NOT EXISTS requests (
     expires    INTEGER NOT NULL,
     done_at    INTEGER,
     digest     TEXT,
+    normalized TEXT,
     PRIMARY KEY (address, group_name, action, expires)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS requests_by_expiry ON requests (expires);
+CREATE INDEX IF NOT EXISTS requests_by_normalized ON requests (normalized, sent_at);
+CREATE INDEX IF NOT EXISTS requests_by_digest ON requests (digest);
 
-PRAGMA user_version = 5;
+PRAGMA user_version = 6;

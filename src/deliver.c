@@ -1149,7 +1149,8 @@ db_failed:
  * list whose subscribe policy is 'confirm' or 'members'; its envelope
  * sender X is who asks.  mlistd answers X with one notice (a confirmation
  * request with a signed token, help, or why not) at most once an hour per
- * list, remembered in `requests` before it is sent; X's reply to the
+ * normalized address whatever the list, and at most once per message,
+ * remembered in `requests` before it is sent; X's reply to the
  * confirmation address completes the change, which is recorded with the
  * token, so a token works once.  Machines never trigger anything
  * (command_automatic), and neither does a sender the relay refused before.
@@ -1166,6 +1167,8 @@ struct cmd_rcpt {
 };
 
 #define HOUR	3600
+#define UNSUBSCRIBE_PER_HOUR 3	/* confirmation requests to a current
+				 * recipient, per list and address */
 
 /* expiry_text - "2026-12-04 15:00 UTC" */
 static void
@@ -1282,8 +1285,10 @@ answer_later(struct smtp_reply *r)
 
 /*
  * answer - a notice that anybody can make mlistd send by writing to a
- * command address: at most one per address and list an hour, none to an
- * address the relay refused before.  The row in `requests` is committed
+ * command address: at most one per normalized address an hour (any list)
+ * and one per message, none to an address the relay refused before.  A
+ * current recipient's unsubscribe (tok TOKEN_UNSUBSCRIBE) is bounded on
+ * its own instead: UNSUBSCRIBE_PER_HOUR per list and address.  The row in `requests` is committed
  * before the notice goes out (so two workers cannot both answer), and
  * taken back if it could not be sent.  action: the row's action
  * ('subscribe' or 'unsubscribe' with a token, else the notice's kind).
@@ -1299,12 +1304,12 @@ answer(struct deliver_session *ds, const struct smtp_envelope *env,
 	const struct conf *cf = d->cf;
 	unsigned long now = (unsigned long) time(NULL);
 	unsigned long expires = tok ? now + cf->confirm_expiry : now;
-	char	token[TOKEN_MAX + 1];
-	long	ev;
-	int	recent;
+	char	token[TOKEN_MAX + 1], norm[SMTP_ADDR_MAX + 1];
+	long long last = 0, valid = 0;
+	long	ev, n;
+	int	rc;
 
-	if (tok && token_make(d->key, (enum token_action) tok, g->name, address, expires, token,
-			      sizeof(token)) < 0)
+	if (command_normalize(address, cf->delim, norm, sizeof(norm)) < 0)
 		return (0);			/* cannot happen: bounded */
 	if ((ev = store_evidence(d->st, address, cf->bounce_window)) == STORE_ERROR)
 		goto db_failed;
@@ -1315,16 +1320,52 @@ answer(struct deliver_session *ds, const struct smtp_envelope *env,
 	}
 	if (store_begin(d->st) == STORE_ERROR)
 		goto db_failed;
-	recent = store_request_recent(d->st, g->name, address, (long long) now - HOUR, digest);
-	if (recent == STORE_YES) {
+	/* One message, one answer, however many command addresses it names;
+	 * a retry finds its own row (same digest, same request) and goes on. */
+	if ((rc = store_request_sibling(d->st, digest, g->name, address, action)) == STORE_YES) {
 		store_rollback(d->st);
-		msg_info("%s: group=%s: no %s notice for <%s>: it was answered within the hour",
-			 env->id, g->name, name, address);
+		msg_info("%s: group=%s: no %s notice for <%s>: this message was answered already "
+			 "(one answer per message)", env->id, g->name, name, address);
 		return (0);
 	}
-	if (recent == STORE_ERROR
-	    || store_request_add(d->st, g->name, address, action, (long long) now,
-				 (long long) expires, digest) == STORE_ERROR
+	if (rc == STORE_ERROR)
+		goto db_failed;
+	if (tok == TOKEN_UNSUBSCRIBE) {
+		/* A current recipient's way out is not held back by the limit
+		 * that protects strangers; it has a bound of its own. */
+		n = store_request_unsubs(d->st, g->name, address, (long long) now - HOUR, digest,
+					 &last, &valid);
+		if (n == STORE_ERROR)
+			goto db_failed;
+		if (n >= UNSUBSCRIBE_PER_HOUR) {
+			char	sent[64], until[64];
+
+			store_rollback(d->st);
+			expiry_text((unsigned long) last, sent, sizeof(sent));
+			expiry_text((unsigned long) valid, until, sizeof(until));
+			msg_info("%s: group=%s: no %s notice for <%s>: %ld sent within the hour; a "
+				 "valid confirmation request went out at %s and is valid until %s",
+				 env->id, g->name, name, address, n, sent, until);
+			return (0);
+		}
+		/* Another request in the same second: its own expiry (row, token). */
+		if (valid >= (long long) expires)
+			expires = (unsigned long) valid + 1;
+	} else if ((rc = store_request_recent(d->st, norm, (long long) now - HOUR, digest))
+		   == STORE_YES) {
+		store_rollback(d->st);
+		msg_info("%s: group=%s: no %s notice for <%s>: it was answered within the hour "
+			 "(as <%s>, any list)", env->id, g->name, name, address, norm);
+		return (0);
+	} else if (rc == STORE_ERROR)
+		goto db_failed;
+	if (tok && token_make(d->key, (enum token_action) tok, g->name, address, expires, token,
+			      sizeof(token)) < 0) {
+		store_rollback(d->st);
+		return (0);			/* cannot happen: bounded */
+	}
+	if (store_request_add(d->st, g->name, address, action, (long long) now,
+			      (long long) expires, digest, norm) == STORE_ERROR
 	    || store_commit(d->st) == STORE_ERROR)
 		goto db_failed;
 	crash_point("answer-reserved", 0);
@@ -1420,6 +1461,16 @@ confirm(struct deliver_session *ds, const struct smtp_envelope *env,
 		 act == TOKEN_SUBSCRIBE ? "subscribed" : "unsubscribed", who, env->sender);
 	crash_point("confirmed", 0);
 notice:
+	if ((ok = store_request_sibling(d->st, digest, g->name, who, action)) == STORE_ERROR) {
+		lookup_failed(d, env, r);
+		return (-1);
+	}
+	if (ok == STORE_YES) {
+		msg_info("%s: group=%s: no %s notice for <%s>: this message was answered already "
+			 "(one answer per message)", env->id, g->name,
+			 act == TOKEN_SUBSCRIBE ? "welcome" : "goodbye", who);
+		return (0);
+	}
 	if (send_notice(ds, env, m, g, who, act == TOKEN_SUBSCRIBE ? "welcome" : "goodbye",
 			NULL, 0) == 0)
 		return (0);

@@ -51,6 +51,8 @@ enum {
 	Q_SUB_GROUP,
 	Q_SUB_CLEAR,
 	Q_REQ_RECENT,
+	Q_REQ_SIBLING,
+	Q_REQ_UNSUBS,
 	Q_REQ_ADD,
 	Q_REQ_CANCEL,
 	Q_REQ_STATE,
@@ -115,17 +117,22 @@ static const char *const queries[Q_COUNT] = {
 	"INSERT OR IGNORE INTO group_members (group_name, address) VALUES (?1, ?2)",
 	"DELETE FROM unsubscribes WHERE group_name = ?1 AND address = ?2"
 	" AND source IN ('request', 'bounces')",
-	"SELECT 1 FROM requests WHERE group_name = ?1 AND address = ?2 AND sent_at >= ?3"
-	" AND (digest IS NULL OR digest <> ?4)",
+	"SELECT 1 FROM requests WHERE normalized = ?1 AND sent_at >= ?2"
+	" AND (digest IS NULL OR digest <> ?3)",
+	"SELECT 1 FROM requests WHERE digest = ?1"
+	" AND NOT (group_name = ?2 AND address = ?3 AND action = ?4)",
+	"SELECT count(*), coalesce(max(sent_at), 0), coalesce(max(expires), 0) FROM requests"
+	" WHERE group_name = ?1 AND address = ?2 AND action = 'unsubscribe'"
+	" AND sent_at >= ?3 AND (digest IS NULL OR digest <> ?4)",
 	"INSERT OR REPLACE INTO requests (group_name, address, action, sent_at, expires,"
-	" digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	" digest, normalized) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	"DELETE FROM requests WHERE group_name = ?1 AND address = ?2 AND action = ?3"
 	" AND expires = ?4 AND done_at IS NULL",
 	"SELECT coalesce(digest, ''), done_at FROM requests WHERE group_name = ?1"
 	" AND address = ?2 AND action = ?3 AND expires = ?4",
-	"INSERT INTO requests (group_name, address, action, sent_at, expires, done_at, digest)"
-	" VALUES (?1, ?2, ?3, ?5, ?4, ?5, ?6) ON CONFLICT DO UPDATE SET done_at = ?5,"
-	" digest = ?6",
+	"INSERT INTO requests (group_name, address, action, sent_at, expires, done_at, digest,"
+	" normalized) VALUES (?1, ?2, ?3, ?5, ?4, ?5, ?6, lower(?2)) ON CONFLICT DO UPDATE"
+	" SET done_at = ?5, digest = ?6",
 	"DELETE FROM requests WHERE expires < ?1",
 	"SELECT name, is_group, posting, subscribe FROM groups ORDER BY name",
 	"SELECT id, complete, relayed_at, owner, claimed_at FROM relayed"
@@ -279,6 +286,18 @@ schema_apply(struct store *st)
 	    || (version > 0 && version < 5 && !has_column(st, "unsubscribes", "source")
 		&& sqlite3_exec(st->db, "ALTER TABLE unsubscribes ADD COLUMN source TEXT",
 				NULL, NULL, &msg) != SQLITE_OK)
+	    /*
+	     * Version 6, self-service: requests.normalized, the address the
+	     * hourly notice limit counts (older rows get lower(address); they
+	     * are gone within a week).  Only where the table predates it:
+	     * schema.sql below makes a missing table with the column.
+	     */
+	    || (version > 0 && version < 6 && has_column(st, "requests", "address")
+		&& !has_column(st, "requests", "normalized")
+		&& sqlite3_exec(st->db,
+			"ALTER TABLE requests ADD COLUMN normalized TEXT;"
+			" UPDATE requests SET normalized = lower(address);",
+			NULL, NULL, &msg) != SQLITE_OK)
 	    || sqlite3_exec(st->db, store_schema_sql, NULL, NULL, &msg) != SQLITE_OK
 	    || sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(st->err, sizeof(st->err), "apply schema: %s",
@@ -919,15 +938,52 @@ store_subscribe(struct store *st, const char *group, const char *address)
 }
 
 int
-store_request_recent(struct store *st, const char *group, const char *address,
-		     long long since, const char *digest)
+store_request_recent(struct store *st, const char *normalized, long long since,
+		     const char *digest)
 {
 	sqlite3_stmt *q = st->stmt[Q_REQ_RECENT];
 
+	if (sqlite3_bind_text(q, 1, normalized, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_int64(q, 2, since) != SQLITE_OK
+	    || bind_opt(q, 3, digest) != SQLITE_OK)
+		return (fail(st, "look up requests"));
+	return (exists(st, q, "look up requests"));
+}
+
+int
+store_request_sibling(struct store *st, const char *digest, const char *group,
+		      const char *address, const char *action)
+{
+	sqlite3_stmt *q = st->stmt[Q_REQ_SIBLING];
+
+	if (sqlite3_bind_text(q, 1, digest, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_text(q, 2, group, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_text(q, 3, address, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_text(q, 4, action, -1, SQLITE_STATIC) != SQLITE_OK)
+		return (fail(st, "look up requests"));
+	return (exists(st, q, "look up requests"));
+}
+
+long
+store_request_unsubs(struct store *st, const char *group, const char *address,
+		     long long since, const char *digest, long long *sent_at,
+		     long long *expires)
+{
+	sqlite3_stmt *q = st->stmt[Q_REQ_UNSUBS];
+	long	n = STORE_ERROR;
+
+	*sent_at = *expires = 0;
 	if (bind_pair(q, group, address) < 0 || sqlite3_bind_int64(q, 3, since) != SQLITE_OK
 	    || bind_opt(q, 4, digest) != SQLITE_OK)
 		return (fail(st, "look up requests"));
-	return (exists(st, q, "look up requests"));
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		n = (long) sqlite3_column_int64(q, 0);
+		*sent_at = sqlite3_column_int64(q, 1);
+		*expires = sqlite3_column_int64(q, 2);
+	}
+	(void) sqlite3_reset(q);
+	(void) sqlite3_clear_bindings(q);
+	return (n == STORE_ERROR ? fail(st, "look up requests") : n);
 }
 
 /* bind_request - ?1 group, ?2 address, ?3 action, ?4 expires */
@@ -943,7 +999,7 @@ bind_request(sqlite3_stmt *q, const char *group, const char *address,
 int
 store_request_add(struct store *st, const char *group, const char *address,
 		  const char *action, long long sent_at, long long expires,
-		  const char *digest)
+		  const char *digest, const char *normalized)
 {
 	sqlite3_stmt *q = st->stmt[Q_REQ_ADD];
 
@@ -951,7 +1007,8 @@ store_request_add(struct store *st, const char *group, const char *address,
 	    || sqlite3_bind_text(q, 3, action, -1, SQLITE_STATIC) != SQLITE_OK
 	    || sqlite3_bind_int64(q, 4, sent_at) != SQLITE_OK
 	    || sqlite3_bind_int64(q, 5, expires) != SQLITE_OK
-	    || bind_opt(q, 6, digest) != SQLITE_OK || step_once(q) != SQLITE_DONE)
+	    || bind_opt(q, 6, digest) != SQLITE_OK || bind_opt(q, 7, normalized) != SQLITE_OK
+	    || step_once(q) != SQLITE_DONE)
 		return (fail(st, "record request"));
 	q = st->stmt[Q_REQ_PRUNE];
 	if (sqlite3_bind_int64(q, 1, sent_at - 7 * 86400LL) != SQLITE_OK

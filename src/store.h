@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 /* Results: found/yes, not found/no, or a database problem (-> 451). */
 enum {
@@ -152,8 +152,14 @@ int	store_subscribe(struct store *, const char *group, const char *address);
 
 /*
  * Requests by mail (the requests table).  store_request_recent: STORE_YES
- * when a row for group and address was sent at or after `since` for a
- * message other than digest (the hourly limit).  store_request_add:
+ * when a row for the normalized address (command_normalize), any list,
+ * was sent at or after `since` for a message other than digest (the
+ * hourly limit).  store_request_sibling: STORE_YES when the message
+ * digest already made a row other than (group, address, action): another
+ * command address of the same message was answered.
+ * store_request_unsubs: how many unsubscribe confirmation requests went
+ * to address for group at or after `since` for other messages, and the
+ * newest one's sent_at and expires (0 when none).  store_request_add:
  * remember one sent (and prune rows expired a week ago).
  * store_request_cancel: forget a pending one that could not be sent.
  * store_request_state: REQUEST_PENDING or REQUEST_DONE with the digest of
@@ -165,11 +171,16 @@ enum {
 	REQUEST_PENDING = 20,
 	REQUEST_DONE
 };
-int	store_request_recent(struct store *, const char *group, const char *address,
-			     long long since, const char *digest);
+int	store_request_recent(struct store *, const char *normalized, long long since,
+			     const char *digest);
+int	store_request_sibling(struct store *, const char *digest, const char *group,
+			      const char *address, const char *action);
+long	store_request_unsubs(struct store *, const char *group, const char *address,
+			     long long since, const char *digest, long long *sent_at,
+			     long long *expires);
 int	store_request_add(struct store *, const char *group, const char *address,
 			  const char *action, long long sent_at, long long expires,
-			  const char *digest);
+			  const char *digest, const char *normalized);
 int	store_request_cancel(struct store *, const char *group, const char *address,
 			     const char *action, long long expires);
 int	store_request_state(struct store *, const char *group, const char *address,

@@ -466,9 +466,124 @@ START_TEST(test_mail_bomb)
 	ck_assert_int_eq(tl_sql(&d, "UPDATE requests SET sent_at = sent_at - 1900"), 0);
 	ck_assert_int_eq(send("target@example.net", "club+subscribe@example.com", NULL), 250);
 	ck_assert_int_eq(notices("target@example.net", NULL), 2);
-	/* Another list is another request. */
+	/* Another list within the hour: still nothing (per address, whatever
+	 * the list: test_one_answer_per_address). */
 	ck_assert_int_eq(send("target@example.net", "board+help@example.com", NULL), 250);
-	ck_assert_int_eq(notices("target@example.net", NULL), 3);
+	ck_assert_int_eq(notices("target@example.net", NULL), 2);
+	stop();
+}
+END_TEST
+
+/* post_to - one message from `from` to every address in rcpt */
+static int
+post_to(const char *from, const char *const *rcpt)
+{
+	static unsigned seq;
+	char	msg[1024];
+
+	snprintf(msg, sizeof(msg), "From: <%s>\r\nSubject: request\r\n"
+		 "Message-ID: <multi.%u.%ld@example.org>\r\n\r\nplease\r\n", from, ++seq,
+		 (long) getpid());
+	return (tl_post(&d, from, rcpt, msg, reply, sizeof(reply)));
+}
+
+/*
+ * The notice limit is per normalized address (lower case, no
+ * subaddress), whatever the list, and one request message gets at most
+ * one answer: a forged message naming 20 lists' command addresses, 19
+ * help addresses, or victim+N subaddresses cost their victim one notice
+ * an hour.  A retry of the message still sends its one answer.
+ */
+START_TEST(test_one_answer_per_address)
+{
+	const char *rcpt[21];
+	char	names[20][64], sql[256];
+
+	start(NULL, NULL);
+	for (int i = 0; i < 20; i++) {
+		snprintf(sql, sizeof(sql), "INSERT INTO groups (name, subscribe) VALUES"
+			 " ('list%d', 'confirm')", i);
+		ck_assert_int_eq(tl_sql(&d, sql), 0);
+	}
+	/* One message, 20 lists' subscribe addresses. */
+	for (int i = 0; i < 20; i++) {
+		snprintf(names[i], sizeof(names[i]), "list%d+subscribe@example.com", i);
+		rcpt[i] = names[i];
+	}
+	rcpt[20] = NULL;
+	ck_assert_int_eq(post_to("victim@example.net", rcpt), 250);
+	ck_assert_int_eq(notices("victim@example.net", NULL), 1);
+	ck_assert_int_eq(logged("answered already (one answer per message)"), 19);
+	/* 19 help addresses. */
+	for (int i = 0; i < 19; i++) {
+		snprintf(names[i], sizeof(names[i]), "list%d+help@example.com", i);
+		rcpt[i] = names[i];
+	}
+	rcpt[19] = NULL;
+	ck_assert_int_eq(post_to("helpme@example.net", rcpt), 250);
+	ck_assert_int_eq(notices("helpme@example.net", NULL), 1);
+	/* Subaddresses and case are one address. */
+	ck_assert_int_eq(send("Victim+1@Example.NET", "club+subscribe@example.com", NULL), 250);
+	ck_assert_int_eq(send("victim+2@example.net", "board+help@example.com", NULL), 250);
+	ck_assert_int_eq(notices("Victim+1@Example.NET", NULL), 0);
+	ck_assert_int_eq(notices("victim+2@example.net", NULL), 0);
+	/* Across lists, in separate messages. */
+	ck_assert_int_eq(send("solo@example.net", "club+help@example.com", NULL), 250);
+	ck_assert_int_eq(send("solo@example.net", "list3+help@example.com", NULL), 250);
+	ck_assert_int_eq(notices("solo@example.net", NULL), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM requests WHERE normalized ="
+				    " 'victim@example.net'"), 1);
+	stop();
+	/* The relay fails the first answer: 451; the retry sends the one. */
+	start(NULL, "-F", "1", NULL);
+	rcpt[0] = "club+help@example.com";
+	rcpt[1] = "board+help@example.com";
+	rcpt[2] = "club+subscribe@example.com";
+	rcpt[3] = NULL;
+	{
+		const char *msg = "From: <late@example.net>\r\nSubject: x\r\n"
+			"Message-ID: <late-multi@example.net>\r\n\r\nplease\r\n";
+
+		ck_assert_int_eq(tl_post(&d, "late@example.net", rcpt, msg, reply, sizeof(reply)),
+				 451);
+		ck_assert_int_eq(tl_post(&d, "late@example.net", rcpt, msg, reply, sizeof(reply)),
+				 250);
+		ck_assert_int_eq(tl_post(&d, "late@example.net", rcpt, msg, reply, sizeof(reply)),
+				 250);
+	}
+	ck_assert_int_eq(notices("late@example.net", NULL), 1);
+	ck_assert_int_eq(notices("late@example.net", "\r\nSubject: Help for club@"), 1);
+	stop();
+}
+END_TEST
+
+/*
+ * A current recipient's unsubscribe always gets its confirmation
+ * request, even within the hour of another answer; at most 3 an hour
+ * per list and address, and the fourth logs the one still valid.
+ */
+START_TEST(test_unsubscribe_always_answered)
+{
+	char	addr[256];
+
+	start(NULL, NULL);
+	ck_assert_int_eq(send("new@example.net", "club+subscribe@example.com", NULL), 250);
+	confirm_for("new@example.net", "club", 's', addr, sizeof(addr));
+	ck_assert_int_eq(send("new@example.net", addr, NULL), 250);
+	ck_assert_int_eq(notices("new@example.net", "Welcome"), 1);
+	ck_assert_int_eq(send("new@example.net", "club+unsubscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("new@example.net", "Confirm: unsubscribe"), 1);
+	ck_assert_int_eq(send("new@example.net", "club+unsubscribe@example.com", NULL), 250);
+	ck_assert_int_eq(send("new@example.net", "club+unsubscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("new@example.net", "Confirm: unsubscribe"), 3);
+	ck_assert_int_eq(send("new@example.net", "club+unsubscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("new@example.net", "Confirm: unsubscribe"), 3);
+	ck_assert_int_eq(logged("a valid confirmation request went out at "), 1);
+	ck_assert_int_eq(logged(" UTC and is valid until "), 1);
+	/* Strangers stay under the hourly limit. */
+	ck_assert_int_eq(send("stranger@example.net", "club+help@example.com", NULL), 250);
+	ck_assert_int_eq(send("stranger@example.net", "club+unsubscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("stranger@example.net", NULL), 1);
 	stop();
 }
 END_TEST
@@ -713,6 +828,8 @@ main(void)
 	tcase_add_test(tc, test_unsubscribed_cannot_post);
 	tcase_add_test(tc, test_forged);
 	tcase_add_test(tc, test_mail_bomb);
+	tcase_add_test(tc, test_one_answer_per_address);
+	tcase_add_test(tc, test_unsubscribe_always_answered);
 	tcase_add_test(tc, test_automatic);
 	tcase_add_test(tc, test_policies);
 	tcase_add_test(tc, test_retry);

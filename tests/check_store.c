@@ -345,6 +345,14 @@ static const struct {
 	 " ALTER TABLE unsubscribes DROP COLUMN source;"
 	 " INSERT INTO unsubscribes (group_name, address) VALUES ('group1', 'dave@example.org');"
 	 " PRAGMA user_version = 4;"},
+	/* Version 5: no requests.normalized (nor its indexes). */
+	{"v5", "DROP TABLE requests;"
+	 " CREATE TABLE requests (group_name TEXT NOT NULL COLLATE NOCASE, address TEXT NOT NULL"
+	 " COLLATE NOCASE, action TEXT NOT NULL, sent_at INTEGER NOT NULL, expires INTEGER NOT"
+	 " NULL, done_at INTEGER, digest TEXT, PRIMARY KEY (address, group_name, action,"
+	 " expires)) WITHOUT ROWID;"
+	 " INSERT INTO requests VALUES ('group1', 'Old@Example.org', 'help', 7, 7, NULL, 'old');"
+	 " PRAGMA user_version = 5;"},
 };
 
 START_TEST(test_migrate)
@@ -374,7 +382,7 @@ START_TEST(test_migrate)
 		ck_assert_int_eq(g.subscribe, SUB_CLOSED);
 		ck_assert_int_eq(store_blocked(st, "group1", "dave@example.org"), STORE_YES);
 		ck_assert_int_eq(store_request_add(st, "group1", "x@example.org", "help", 5, 5,
-						   "d"), STORE_YES);
+						   "d", "x@example.org"), STORE_YES);
 		{
 			sqlite3 *db;
 
@@ -387,6 +395,10 @@ START_TEST(test_migrate)
 						      NULL, NULL, NULL), SQLITE_OK);
 			sqlite3_close(db);
 		}
+	}
+	if (strcmp(old_versions[_i].label, "v5") == 0) {
+		/* Its answers still count for the hourly limit. */
+		ck_assert_int_eq(store_request_recent(st, "old@example.org", 0, "new"), STORE_YES);
 	}
 	if (strcmp(old_versions[_i].label, "v3") == 0) {
 		/* Version 3's memory is kept: a duplicate stays a duplicate,
@@ -596,14 +608,24 @@ START_TEST(test_self_service)
 	ck_assert_int_eq(store_is_member(st, "gina@example.org"), STORE_NO);
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM unsubscribes"), 2);
 
-	/* The hourly limit: another message's row counts, the same one's not. */
-	ck_assert_int_eq(store_request_recent(st, "group1", "x@example.org", 1000, "m1"), STORE_NO);
+	/* The hourly limit, per normalized address whatever the list:
+	 * another message's row counts, the same one's not. */
+	ck_assert_int_eq(store_request_recent(st, "x@example.org", 1000, "m1"), STORE_NO);
 	ck_assert_int_eq(store_request_add(st, "group1", "x@example.org", "subscribe", 1000,
-					   1000 + 259200, "m1"), STORE_YES);
-	ck_assert_int_eq(store_request_recent(st, "GROUP1", "X@example.org", 1000, "m1"), STORE_NO);
-	ck_assert_int_eq(store_request_recent(st, "group1", "x@example.org", 1000, "m2"), STORE_YES);
-	ck_assert_int_eq(store_request_recent(st, "group1", "x@example.org", 1001, "m2"), STORE_NO);
-	ck_assert_int_eq(store_request_recent(st, "board", "x@example.org", 1000, "m2"), STORE_NO);
+					   1000 + 259200, "m1", "x@example.org"), STORE_YES);
+	ck_assert_int_eq(store_request_recent(st, "x@example.org", 1000, "m1"), STORE_NO);
+	ck_assert_int_eq(store_request_recent(st, "x@example.org", 1000, "m2"), STORE_YES);
+	ck_assert_int_eq(store_request_recent(st, "x@example.org", 1001, "m2"), STORE_NO);
+	ck_assert_int_eq(store_request_recent(st, "x2@example.org", 1000, "m2"), STORE_NO);
+	/* One answer per message: its own row is no sibling of itself. */
+	ck_assert_int_eq(store_request_sibling(st, "m1", "GROUP1", "X@example.org", "subscribe"),
+			 STORE_NO);
+	ck_assert_int_eq(store_request_sibling(st, "m1", "board", "x@example.org", "subscribe"),
+			 STORE_YES);
+	ck_assert_int_eq(store_request_sibling(st, "m1", "group1", "x@example.org", "help"),
+			 STORE_YES);
+	ck_assert_int_eq(store_request_sibling(st, "m2", "board", "x@example.org", "help"),
+			 STORE_NO);
 	/* Pending, then used by the confirming message, then a replay. */
 	ck_assert_int_eq(store_request_state(st, "group1", "x@example.org", "subscribe",
 					     1000 + 259200, digest, sizeof(digest)), REQUEST_PENDING);
@@ -622,7 +644,7 @@ START_TEST(test_self_service)
 					     5000, digest, sizeof(digest)), REQUEST_DONE);
 	/* Cancel forgets a pending row only. */
 	ck_assert_int_eq(store_request_add(st, "board", "z@example.org", "subscribe", 1000,
-					   7000, "m3"), STORE_YES);
+					   7000, "m3", "z@example.org"), STORE_YES);
 	ck_assert_int_eq(store_request_cancel(st, "board", "z@example.org", "subscribe", 7000),
 			 STORE_YES);
 	ck_assert_int_eq(store_request_cancel(st, "group1", "y@example.org", "unsubscribe", 5000),
@@ -630,8 +652,30 @@ START_TEST(test_self_service)
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM requests"), 2);
 	/* Rows expired over a week ago are pruned. */
 	ck_assert_int_eq(store_request_add(st, "open", "w@example.org", "help", 5000 + 8 * 86400,
-					   5000 + 8 * 86400, NULL), STORE_YES);
+					   5000 + 8 * 86400, NULL, NULL), STORE_YES);
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM requests"), 2);
+	/* Unsubscribe confirmations, per list and address, and the newest. */
+	{
+		long long sent, until, t = 900000;
+
+		ck_assert_int_eq(store_request_unsubs(st, "group1", "u@example.org", t, "m3",
+						      &sent, &until), 0);
+		ck_assert_int_eq(sent, 0);
+		ck_assert_int_eq(store_request_add(st, "group1", "u@example.org", "unsubscribe",
+						   t, t + 5000, "m3", "u@example.org"), STORE_YES);
+		ck_assert_int_eq(store_request_add(st, "group1", "u@example.org", "unsubscribe",
+						   t + 100, t + 5100, "m4", "u@example.org"), STORE_YES);
+		ck_assert_int_eq(store_request_add(st, "board", "u@example.org", "unsubscribe",
+						   t + 200, t + 5200, "m5", "u@example.org"), STORE_YES);
+		ck_assert_int_eq(store_request_unsubs(st, "Group1", "U@example.org", t, "m6",
+						      &sent, &until), 2);
+		ck_assert_int_eq(sent, t + 100);
+		ck_assert_int_eq(until, t + 5100);
+		ck_assert_int_eq(store_request_unsubs(st, "group1", "u@example.org", t, "m4",
+						      &sent, &until), 1);
+		ck_assert_int_eq(store_request_unsubs(st, "group1", "u@example.org", t + 1, "m6",
+						      &sent, &until), 1);
+	}
 }
 END_TEST
 
