@@ -88,9 +88,11 @@ CREATE TABLE IF NOT EXISTS unsubscribes (
 -- 'delayed' and 4.x.x are not).  group_name: the list the bounce is
 -- about, when known.  evidence: 0 for a hint (a report at the plain
 -- bounce address or at an XVERP address, which anybody can forge), 1 for
--- evidence (the bounce of a probe at its signed tag, or a refusal by the
--- relay at RCPT time); bounce-threshold and the clean-up queries count
--- evidence only.
+-- evidence (the failure report of a probe at its signed tag, or a
+-- refusal by the relay at RCPT time); bounce-threshold and the clean-up
+-- queries count evidence only, and only since the address's latest proof
+-- of life (probes.alive_at).  An answer at a probe's tag that shows the
+-- mailbox alive is a row with evidence 0 and action NULL.
 CREATE TABLE IF NOT EXISTS bounces (
     id           INTEGER PRIMARY KEY,
     received     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%S', 'now')),
@@ -110,13 +112,21 @@ CREATE INDEX IF NOT EXISTS bounces_by_received ON bounces (received);
 -- after a hint when bounce-threshold is set, at most one per member per
 -- probe-interval, from an envelope sender with a signed tag valid until
 -- expires (Unix time).  bounced_at: when the probe's bounce came back
--- (it counts once).  Kept by mlistd; old rows are pruned.
+-- (it counts once): a delivery-status report with a failed action, or a
+-- mailer-daemon's failure notice (see mlistd(8), BOUNCES).
+-- alive_at (version 6): when an answer at its tag showed the mailbox
+-- alive (proof of life): an auto-reply, or any message from the probed
+-- address.  bounce-threshold counts only the evidence received after the
+-- address's latest proof of life; the older rows stay in bounces.
+-- Kept by mlistd; old rows are pruned, except each address's latest
+-- proof of life.
 CREATE TABLE IF NOT EXISTS probes (
     address    TEXT NOT NULL COLLATE NOCASE,
     group_name TEXT NOT NULL COLLATE NOCASE,
     sent_at    INTEGER NOT NULL,
     expires    INTEGER NOT NULL,
     bounced_at INTEGER,
+    alive_at   INTEGER,
     PRIMARY KEY (address, expires)
 ) WITHOUT ROWID;
 

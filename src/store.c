@@ -44,6 +44,7 @@ enum {
 	Q_PROBE_SENT,
 	Q_PROBE_FIND,
 	Q_PROBE_BOUNCED,
+	Q_PROBE_ALIVE,
 	Q_PROBE_PRUNE,
 	Q_UNSUB,
 	Q_IS_RCPT,
@@ -95,8 +96,11 @@ static const char *const queries[Q_COUNT] = {
 	" ORDER BY gm.address",
 	"INSERT INTO bounces (envelope_to, address, status, action, diagnostic,"
 	" maildir_file, group_name, evidence) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	/* Evidence since the address's latest proof of life only. */
 	"SELECT count(*) FROM bounces WHERE address = ?1 AND evidence = 1"
-	" AND action = 'failed' AND status LIKE '5.%' AND received >= datetime('now', ?2)",
+	" AND action = 'failed' AND status LIKE '5.%' AND received >= datetime('now', ?2)"
+	" AND received > coalesce((SELECT datetime(max(alive_at), 'unixepoch') FROM probes"
+	" WHERE address = ?1), '')",
 	/* The list to name in a probe: the one asked for, else any. */
 	"SELECT group_name FROM group_members WHERE address = ?1"
 	" ORDER BY group_name = ?2 DESC, group_name LIMIT 1",
@@ -106,7 +110,10 @@ static const char *const queries[Q_COUNT] = {
 	"SELECT group_name, bounced_at FROM probes WHERE address = ?1 AND expires = ?2",
 	"UPDATE probes SET bounced_at = ?3 WHERE address = ?1 AND expires = ?2"
 	" AND bounced_at IS NULL",
-	"DELETE FROM probes WHERE expires < ?1",
+	"UPDATE probes SET alive_at = ?3 WHERE address = ?1 AND expires = ?2",
+	/* Each address's latest proof of life stays: store_evidence reads it. */
+	"DELETE FROM probes WHERE expires < ?1 AND (alive_at IS NULL OR alive_at <"
+	" (SELECT max(p.alive_at) FROM probes p WHERE p.address = probes.address))",
 	"INSERT OR IGNORE INTO unsubscribes (group_name, address, source) VALUES (?1, ?2, ?3)",
 	"SELECT 1 FROM group_members gm WHERE gm.group_name = ?1 AND gm.address = ?2"
 	" AND NOT EXISTS (SELECT 1 FROM unsubscribes u WHERE u.address = gm.address"
@@ -298,6 +305,11 @@ schema_apply(struct store *st)
 			"ALTER TABLE requests ADD COLUMN normalized TEXT;"
 			" UPDATE requests SET normalized = lower(address);",
 			NULL, NULL, &msg) != SQLITE_OK)
+	    /* Version 6, probes.alive_at: a probe's proof of life. */
+	    || (version > 0 && version < 6 && has_column(st, "probes", "address")
+		&& !has_column(st, "probes", "alive_at")
+		&& sqlite3_exec(st->db, "ALTER TABLE probes ADD COLUMN alive_at INTEGER",
+				NULL, NULL, &msg) != SQLITE_OK)
 	    || sqlite3_exec(st->db, store_schema_sql, NULL, NULL, &msg) != SQLITE_OK
 	    || sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(st->err, sizeof(st->err), "apply schema: %s",
@@ -827,16 +839,31 @@ store_probe_find(struct store *st, const char *address, long long expires,
 	return (text_row(st, q, group, len, bounced, "look up probe"));
 }
 
-int
-store_probe_mark(struct store *st, const char *address, long long expires, long long now)
+/* probe_stamp - Q_PROBE_BOUNCED or Q_PROBE_ALIVE: ?1 address, ?2 expires,
+ * ?3 now */
+static int
+probe_stamp(struct store *st, int which, const char *address, long long expires,
+	    long long now, const char *what)
 {
-	sqlite3_stmt *q = st->stmt[Q_PROBE_BOUNCED];
+	sqlite3_stmt *q = st->stmt[which];
 
 	if (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK
 	    || sqlite3_bind_int64(q, 2, expires) != SQLITE_OK
 	    || sqlite3_bind_int64(q, 3, now) != SQLITE_OK || step_once(q) != SQLITE_DONE)
-		return (fail(st, "record probe bounce"));
+		return (fail(st, what));
 	return (STORE_YES);
+}
+
+int
+store_probe_mark(struct store *st, const char *address, long long expires, long long now)
+{
+	return (probe_stamp(st, Q_PROBE_BOUNCED, address, expires, now, "record probe bounce"));
+}
+
+int
+store_probe_alive(struct store *st, const char *address, long long expires, long long now)
+{
+	return (probe_stamp(st, Q_PROBE_ALIVE, address, expires, now, "record proof of life"));
 }
 
 long

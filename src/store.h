@@ -103,7 +103,8 @@ long long store_add_bounce(struct store *, const struct store_bounce *);
 /*
  * store_evidence - evidence rows (evidence = 1: probe bounces, relay
  * refusals) with action 'failed' and a 5.x.x status for the address
- * within the last `days` days; count or STORE_ERROR.  Hints never count.
+ * within the last `days` days and after its latest proof of life
+ * (store_probe_alive); count or STORE_ERROR.  Hints never count.
  */
 long	store_evidence(struct store *, const char *address, unsigned days);
 
@@ -128,6 +129,11 @@ int	store_probe_find(struct store *, const char *address, long long expires,
 /* store_probe_mark - its bounce is counted now */
 int	store_probe_mark(struct store *, const char *address, long long expires,
 			 long long now);
+
+/* store_probe_alive - an answer at its tag showed the mailbox alive now:
+ * the evidence before `now` no longer counts (store_evidence) */
+int	store_probe_alive(struct store *, const char *address, long long expires,
+			  long long now);
 
 /* store_unsubscribe - INSERT OR IGNORE into unsubscribes, with source
  * ('request', 'bounces'; NULL: an administrator's); 1 if new, 0, or error */

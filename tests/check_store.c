@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -297,6 +298,22 @@ START_TEST(test_queries_sql)
 	ck_assert_int_eq(store_evidence(st, "bob@example.org", 30), 3);
 	ck_assert_int_eq(store_evidence(st, "carol@example.org", 30), 0);
 	ck_assert_int_eq(store_evidence(st, "alice@example.org", 30), 0);
+	/* A proof of life: only the evidence after it counts; rows stay. */
+	{
+		long long now = (long long) time(NULL);
+
+		ck_assert_int_eq(store_probe_sent(st, "Bob@example.org", "group1", now, now + 600),
+				 STORE_YES);
+		ck_assert_int_eq(store_probe_alive(st, "bob@example.org", now + 600, now + 1),
+				 STORE_YES);
+		ck_assert_int_eq(store_evidence(st, "bob@example.org", 30), 0);
+		exec_sql("INSERT INTO bounces (envelope_to, address, status, action, evidence,"
+			 " received) VALUES ('bounce@x', 'bob@example.org', '5.1.1', 'failed', 1,"
+			 " datetime('now', '+1 minute'))");
+		ck_assert_int_eq(store_evidence(st, "bob@example.org", 30), 1);
+		ck_assert_int_eq(count_sql("SELECT count(*) FROM bounces WHERE address ="
+					   " 'bob@example.org' AND evidence = 1"), 4);
+	}
 }
 END_TEST
 
@@ -345,8 +362,12 @@ static const struct {
 	 " ALTER TABLE unsubscribes DROP COLUMN source;"
 	 " INSERT INTO unsubscribes (group_name, address) VALUES ('group1', 'dave@example.org');"
 	 " PRAGMA user_version = 4;"},
-	/* Version 5: no requests.normalized (nor its indexes). */
-	{"v5", "DROP TABLE requests;"
+	/* Version 5: no requests.normalized (nor its indexes), no
+	 * probes.alive_at. */
+	{"v5", "DROP TABLE requests; DROP TABLE probes;"
+	 " CREATE TABLE probes (address TEXT NOT NULL COLLATE NOCASE, group_name TEXT NOT NULL"
+	 " COLLATE NOCASE, sent_at INTEGER NOT NULL, expires INTEGER NOT NULL, bounced_at"
+	 " INTEGER, PRIMARY KEY (address, expires)) WITHOUT ROWID;"
 	 " CREATE TABLE requests (group_name TEXT NOT NULL COLLATE NOCASE, address TEXT NOT NULL"
 	 " COLLATE NOCASE, action TEXT NOT NULL, sent_at INTEGER NOT NULL, expires INTEGER NOT"
 	 " NULL, done_at INTEGER, digest TEXT, PRIMARY KEY (address, group_name, action,"
@@ -397,8 +418,11 @@ START_TEST(test_migrate)
 		}
 	}
 	if (strcmp(old_versions[_i].label, "v5") == 0) {
-		/* Its answers still count for the hourly limit. */
+		/* Its answers still count for the hourly limit; probes take a
+		 * proof of life. */
 		ck_assert_int_eq(store_request_recent(st, "old@example.org", 0, "new"), STORE_YES);
+		ck_assert_int_eq(store_probe_sent(st, "a@example.org", "group1", 10, 20), STORE_YES);
+		ck_assert_int_eq(store_probe_alive(st, "a@example.org", 20, 15), STORE_YES);
 	}
 	if (strcmp(old_versions[_i].label, "v3") == 0) {
 		/* Version 3's memory is kept: a duplicate stays a duplicate,
