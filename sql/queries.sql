@@ -4,9 +4,11 @@
 -- commented out; paste it by hand when you mean it.
 -- Hard bounces are rows with action 'failed' and a 5.x.x status;
 -- 'delayed' rows and 4.x.x statuses are warnings, never count them.
--- evidence = 1 rows prove something (a probe's bounce at its signed tag,
--- or a refusal by mlistd's own relay); evidence = 0 rows are hints, from
--- reports that anybody can forge.  Act on evidence.
+-- evidence = 1 rows prove something (a probe's failure report at its
+-- signed tag, or a refusal by mlistd's own relay); evidence = 0 rows are
+-- hints, from reports that anybody can forge.  Act on evidence, and only
+-- on the evidence after the address's latest proof of life
+-- (probes.alive_at: its mailbox answered a probe, e.g. an out-of-office).
 -- Change 30 (days) and 3 (bounces) to taste.
 
 -- Recent bounces, newest first.
@@ -16,11 +18,13 @@ SELECT received, address, group_name, action, status, evidence, diagnostic
  ORDER BY received DESC;
 
 -- Addresses with 3 or more hard bounces in the last 30 days, as
--- evidence (what bounce-threshold counts).
+-- evidence since their latest proof of life (what bounce-threshold counts).
 SELECT address, count(*) AS hard_bounces, max(received) AS last
-  FROM bounces
+  FROM bounces b
  WHERE action = 'failed' AND status LIKE '5.%' AND evidence = 1
    AND received >= datetime('now', '-30 days')
+   AND received > coalesce((SELECT datetime(max(alive_at), 'unixepoch')
+        FROM probes p WHERE p.address = b.address), '')
  GROUP BY address
 HAVING count(*) >= 3
  ORDER BY hard_bounces DESC;
@@ -34,9 +38,11 @@ SELECT address, count(*) AS hints, max(received) AS last
  GROUP BY address
  ORDER BY hints DESC;
 
--- Probes sent, and which of them bounced.
+-- Probes sent, which of them bounced, and which were answered by the
+-- mailbox itself (proof of life).
 SELECT address, group_name, datetime(sent_at, 'unixepoch') AS sent,
-       datetime(bounced_at, 'unixepoch') AS bounced
+       datetime(bounced_at, 'unixepoch') AS bounced,
+       datetime(alive_at, 'unixepoch') AS alive
   FROM probes ORDER BY sent_at DESC;
 
 -- Bounces that could not be parsed (address NULL): read them in the
@@ -50,17 +56,21 @@ SELECT received, envelope_to, maildir_file
 -- delete the unsubscribes rows to undo; the memberships stay).
 -- INSERT OR IGNORE INTO unsubscribes (group_name, address)
 -- SELECT '*', address
---   FROM bounces
+--   FROM bounces b
 --  WHERE action = 'failed' AND status LIKE '5.%' AND evidence = 1
 --    AND received >= datetime('now', '-30 days')
+--    AND received > coalesce((SELECT datetime(max(alive_at), 'unixepoch')
+--         FROM probes p WHERE p.address = b.address), '')
 --  GROUP BY address
 -- HAVING count(*) >= 3;
 
 -- Or remove them from every list outright (not reversible).
 -- DELETE FROM group_members WHERE address IN (
---     SELECT address FROM bounces
+--     SELECT address FROM bounces b
 --      WHERE action = 'failed' AND status LIKE '5.%' AND evidence = 1
 --        AND received >= datetime('now', '-30 days')
+--        AND received > coalesce((SELECT datetime(max(alive_at), 'unixepoch')
+--             FROM probes p WHERE p.address = b.address), '')
 --      GROUP BY address HAVING count(*) >= 3);
 
 -- Who is unsubscribed, since when, and by whom (source NULL: an

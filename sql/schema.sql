@@ -16,6 +16,7 @@
 -- them on (PRAGMA foreign_keys = ON); mlistd does.
 
 -- People allowed to post to groups whose posting policy is 'members'.
+-- The administrator's alone: subscriptions by mail never add to it.
 CREATE TABLE IF NOT EXISTS members (
     address  TEXT NOT NULL PRIMARY KEY COLLATE NOCASE
              CHECK (address LIKE '_%@_%' AND length(address) <= 254
@@ -32,7 +33,9 @@ CREATE TABLE IF NOT EXISTS members (
 -- contains "+", which separates a list from its commands
 -- (group1+subscribe@<domain>).
 -- posting: 'members' (From: must be in members), 'group' (From: must be
--- in this group's group_members) or 'anyone'.
+-- a current recipient: in this group's group_members and not in
+-- unsubscribes for it or '*') or 'anyone'.  A subscription by mail never
+-- adds to members: it grants rights on its own list only.
 -- subscribe (version 5): who may subscribe by mail.  'closed': nobody;
 -- mail to the list's command addresses goes to the postmaster alias, for
 -- a person to handle.  'confirm': anyone who confirms from the address.
@@ -85,9 +88,11 @@ CREATE TABLE IF NOT EXISTS unsubscribes (
 -- 'delayed' and 4.x.x are not).  group_name: the list the bounce is
 -- about, when known.  evidence: 0 for a hint (a report at the plain
 -- bounce address or at an XVERP address, which anybody can forge), 1 for
--- evidence (the bounce of a probe at its signed tag, or a refusal by the
--- relay at RCPT time); bounce-threshold and the clean-up queries count
--- evidence only.
+-- evidence (the failure report of a probe at its signed tag, or a
+-- refusal by the relay at RCPT time); bounce-threshold and the clean-up
+-- queries count evidence only, and only since the address's latest proof
+-- of life (probes.alive_at).  An answer at a probe's tag that shows the
+-- mailbox alive is a row with evidence 0 and action NULL.
 CREATE TABLE IF NOT EXISTS bounces (
     id           INTEGER PRIMARY KEY,
     received     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%S', 'now')),
@@ -107,13 +112,21 @@ CREATE INDEX IF NOT EXISTS bounces_by_received ON bounces (received);
 -- after a hint when bounce-threshold is set, at most one per member per
 -- probe-interval, from an envelope sender with a signed tag valid until
 -- expires (Unix time).  bounced_at: when the probe's bounce came back
--- (it counts once).  Kept by mlistd; old rows are pruned.
+-- (it counts once): a delivery-status report with a failed action, or a
+-- mailer-daemon's failure notice (see mlistd(8), BOUNCES).
+-- alive_at (version 6): when an answer at its tag showed the mailbox
+-- alive (proof of life): an auto-reply, or any message from the probed
+-- address.  bounce-threshold counts only the evidence received after the
+-- address's latest proof of life; the older rows stay in bounces.
+-- Kept by mlistd; old rows are pruned, except each address's latest
+-- proof of life.
 CREATE TABLE IF NOT EXISTS probes (
     address    TEXT NOT NULL COLLATE NOCASE,
     group_name TEXT NOT NULL COLLATE NOCASE,
     sent_at    INTEGER NOT NULL,
     expires    INTEGER NOT NULL,
     bounced_at INTEGER,
+    alive_at   INTEGER,
     PRIMARY KEY (address, expires)
 ) WITHOUT ROWID;
 
@@ -170,12 +183,19 @@ CREATE TABLE IF NOT EXISTS relayed_rcpt (
 --   action: 'subscribe' or 'unsubscribe' (a confirmation request whose
 --     token expires at `expires`), or 'help', 'refused', 'start-again'
 --     (expires = sent_at).
---   sent_at: Unix time.  At most one row per address and list in an
---     hour: further requests get no answer (no mail bombs).
+--   sent_at: Unix time.  At most one answer per normalized address an
+--     hour, whatever the list: further requests get no answer (no mail
+--     bombs).  The exception: a current recipient's unsubscribe gets
+--     its confirmation request, at most 3 per list and address an hour.
 --   done_at: when the request was confirmed (NULL: pending or never);
 --     a token whose row has done_at is used and never works again.
 --   digest: the SHA-1 of the message that made or completed the row, so
---     that a retry of that same message is recognised.
+--     that a retry of that same message is recognised, and so that one
+--     message gets at most one answer however many command addresses
+--     it names.
+--   normalized (version 6): the address the hourly limit counts: lower
+--     case, the local part without its subaddress (victim+1@ and
+--     Victim@ are victim@).  Rows of older versions have lower(address).
 -- Rows are pruned a week after they expire.
 CREATE TABLE IF NOT EXISTS requests (
     group_name TEXT NOT NULL COLLATE NOCASE,
@@ -185,8 +205,11 @@ CREATE TABLE IF NOT EXISTS requests (
     expires    INTEGER NOT NULL,
     done_at    INTEGER,
     digest     TEXT,
+    normalized TEXT,
     PRIMARY KEY (address, group_name, action, expires)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS requests_by_expiry ON requests (expires);
+CREATE INDEX IF NOT EXISTS requests_by_normalized ON requests (normalized, sent_at);
+CREATE INDEX IF NOT EXISTS requests_by_digest ON requests (digest);
 
 PRAGMA user_version = 6;

@@ -128,6 +128,30 @@ command_automatic(const struct rewrite_msg *m, const char *sender, const char *d
 }
 
 int
+command_normalize(const char *address, char delim, char *out, size_t len)
+{
+	const char *at = strrchr(address, '@');
+	size_t	local = at ? (size_t) (at - address) : strlen(address), cut = local, n = 0;
+
+	for (size_t i = 1; i < local; i++)
+		if (address[i] == '+' || address[i] == delim) {
+			cut = i;
+			break;
+		}
+	for (size_t i = 0; address[i]; i++) {
+		if (i >= cut && i < local)
+			continue;
+		if (n + 1 >= len)
+			return (-1);
+		out[n++] = (char) tolower((unsigned char) address[i]);
+	}
+	if (len == 0)
+		return (-1);
+	out[n] = 0;
+	return (0);
+}
+
+int
 command_address_ok(const char *a)
 {
 	size_t	n = 0;

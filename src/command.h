@@ -49,6 +49,15 @@ int	command_address(char *out, size_t len, const char *group, char delim,
 const char *command_automatic(const struct rewrite_msg *, const char *sender,
 			      const char *domain);
 
+/*
+ * command_normalize - the address the notice limits count: lower case,
+ * and the local part without a subaddress (from the first "+", or the
+ * first command-delimiter delim when it is another character, unless
+ * that is the local part's first character), so that victim+1@ and
+ * Victim@ are one address.  0, or -1 when out is too small.
+ */
+int	command_normalize(const char *address, char delim, char *out, size_t len);
+
 /* command_address_ok - an address mlistd may store and write to: no
  * controls, spaces or angle brackets, an @ with text on both sides, at
  * most 254 bytes (the schema's CHECK) */

@@ -148,6 +148,13 @@ report_group(void *arg, const struct store_group *g)
 			"recipients unsubscribe at %s%cunsubscribe@%s\n",
 			g->subscribe == SUB_CONFIRM ? "anyone may" : "addresses in members may",
 			g->name, cf->delim, cf->domain, g->name, cf->delim, cf->domain);
+	/* A subscription never adds to members (it would grant posting on
+	 * every 'members' list): such a list's subscribers cannot post. */
+	if (g->subscribe != SUB_CLOSED && g->posting == POST_MEMBERS)
+		fprintf(rp->fp, "mlistd: warning: list %s@%s: subscribe=%s with posting=members: "
+			"its new subscribers cannot post (a subscription does not add to "
+			"members); set posting = 'group' to let the list's recipients post\n",
+			g->name, cf->domain, subscribe[g->subscribe]);
 	return (0);
 }
 
@@ -765,10 +772,14 @@ check_post(struct deliver_session *ds, const struct smtp_envelope *env,
 			       "address", g->name, cf->domain);
 		return (-1);
 	}
-	/* Several mailboxes in From: each of them must be allowed to post. */
+	/*
+	 * Several mailboxes in From: each of them must be allowed to post.
+	 * posting = 'group' means the list's current recipients: in
+	 * group_members and not unsubscribed from it or from every list.
+	 */
 	for (size_t i = 0; i < from.n; i++) {
 		int	ok = g->posting == POST_MEMBERS ? store_is_member(ds->d->st, from.addr[i])
-			: store_in_group(ds->d->st, g->name, from.addr[i]);
+			: store_is_recipient(ds->d->st, g->name, from.addr[i]);
 
 		if (ok == STORE_ERROR) {
 			lookup_failed(ds->d, env, r);
@@ -1099,6 +1110,90 @@ probe_check(struct deliver *d, const struct smtp_envelope *env, const char *loca
 	return (0);
 }
 
+/* What an answer at a probe's valid tag says about the member. */
+enum probe_answer {
+	ANSWER_UNCLEAR,			/* neither: a hint */
+	ANSWER_FAILED,			/* a failure report: evidence */
+	ANSWER_ALIVE			/* the mailbox answered: proof of life */
+};
+
+/* daemon_address - a mailer-daemon's or postmaster's address (local part
+ * MAILER-DAEMON, mailer_daemon, mailerdaemon, mail-daemon or postmaster) */
+static int
+daemon_address(const char *addr)
+{
+	static const char *const names[] = {"mailer-daemon", "mailer_daemon", "mailerdaemon",
+		"mail-daemon", "postmaster"};
+	const char *at = strrchr(addr, '@');
+	size_t	n = at ? (size_t) (at - addr) : strlen(addr);
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i]) == n && strncasecmp(addr, names[i], n) == 0)
+			return (1);
+	return (0);
+}
+
+/*
+ * probe_answer - the rule for what comes back to a probe's valid tag,
+ * first match wins (mlistd(8), BOUNCES):
+ *   1. From: names the probed address: alive, whatever it says;
+ *   2. a delivery-status report with a recipient whose Action is failed:
+ *      failed (MTAs mark their own reports Auto-Submitted: auto-replied);
+ *   3. an auto-reply (RFC 3834): X-Autoreply, X-Autorespond, Precedence:
+ *      auto_reply, or Auto-Submitted: auto-replied from an address that
+ *      is no mailer-daemon: alive (a vacation message, say);
+ *   4. no report recipient at all, the null envelope sender and a From:
+ *      of a mailer-daemon: failed (a failure notice in no standard form);
+ *   5. anything else: unclear, a hint.
+ * why says which, for the log and the row.
+ */
+static enum probe_answer
+probe_answer(const struct conf *cf, const struct smtp_envelope *env, const char *msg,
+	     size_t len, const struct bounce_report *rep, const char *member,
+	     const char **why)
+{
+	struct rewrite_limits lim = {cf->max_header_fields, cf->max_header_size};
+	struct rewrite_msg *m = NULL;
+	struct rewrite_from from;
+	enum probe_answer a = ANSWER_UNCLEAR;
+	char	v[256];
+	int	have_from = 0, daemon = 0, autoreply = 0;
+
+	*why = "neither a failure report nor an answer from the mailbox";
+	if (rewrite_parse(msg, len, &lim, &m) == REWRITE_OK && rewrite_from(m, &from) == 0) {
+		have_from = 1;
+		for (size_t i = 0; i < from.n; i++)
+			daemon |= daemon_address(from.addr[i]);
+	}
+	if (m)
+		autoreply = rewrite_field(m, "X-Autoreply", v, sizeof(v)) != -1
+			|| rewrite_field(m, "X-Autorespond", v, sizeof(v)) != -1
+			|| (rewrite_field(m, "Precedence", v, sizeof(v)) >= 0
+			    && strncasecmp(v, "auto_reply", 10) == 0)
+			|| (!daemon && rewrite_field(m, "Auto-Submitted", v, sizeof(v)) >= 0
+			    && strncasecmp(v, "auto-replied", 12) == 0);
+	for (size_t i = 0; have_from && i < from.n; i++)
+		if (strcasecmp(from.addr[i], member) == 0) {
+			*why = "a message from the probed address";
+			a = ANSWER_ALIVE;
+		}
+	for (size_t i = 0; a == ANSWER_UNCLEAR && i < rep->nrcpt; i++)
+		if (strcmp(rep->rcpt[i].action, "failed") == 0) {
+			*why = "a delivery-status report: failed";
+			a = ANSWER_FAILED;
+		}
+	if (a == ANSWER_UNCLEAR && autoreply) {
+		*why = "an auto-reply";
+		a = ANSWER_ALIVE;
+	}
+	if (a == ANSWER_UNCLEAR && rep->nrcpt == 0 && env->sender[0] == 0 && daemon) {
+		*why = "a mailer-daemon's failure notice without a delivery-status report";
+		a = ANSWER_FAILED;
+	}
+	rewrite_msg_free(m);
+	return (a);
+}
+
 /*
  * store_bounce - one bounce message, however many bounce addresses
  * (bounce, bounce+TAG) it was sent to: one Maildir file and at most
@@ -1106,9 +1201,11 @@ probe_check(struct deliver *d, const struct smtp_envelope *env, const char *loca
  * neither.  rcpt and local are its first bounce recipient; a VERP tag
  * names the member only when the bounce addresses carry one tag alone.
  *
- * Rows are hints (evidence = 0), except for the bounce of a probe at its
- * valid signed tag: one evidence row for the probed member, which
- * bounce-threshold counts.  With bounce-threshold set, a hard hint about
+ * Rows are hints (evidence = 0), except at a probe's valid signed tag:
+ * one row for the probed member, evidence when the answer reports a
+ * failure, proof of life when the mailbox itself answered (probe_answer);
+ * bounce-threshold counts the evidence since the latest proof of life.
+ * With bounce-threshold set, a hard hint about
  * a list member makes mlistd probe that member (at most one probe per
  * probe-interval).  Returns 0, or -1 with a 4xx reply set.
  */
@@ -1124,6 +1221,8 @@ store_bounce(struct deliver_session *ds, const struct smtp_envelope *env,
 	const char *dir = cf->bounce_maildir, *probe_for[3];
 	struct store_bounce b;
 	struct probe_hit ph;
+	enum probe_answer answer = ANSWER_UNCLEAR;
+	const char *why = "";
 	size_t	rows = 0, nprobe = 0;
 	int	have_verp, have_group, ok = 1;
 
@@ -1146,32 +1245,46 @@ store_bounce(struct deliver_session *ds, const struct smtp_envelope *env,
 	b.maildir_file = file;
 	b.group_name = have_group ? group : NULL;
 	if (ph.valid) {
-		/* The probe went to one member: one row, evidence if it failed. */
+		/*
+		 * The probe went to one member: one row.  Evidence only if the
+		 * answer reports a failure; an answer from the mailbox itself
+		 * (an auto-reply, a message from the member) is proof of life.
+		 */
 		const struct bounce_rcpt *x = NULL;
+		char	diag[600];
 
+		answer = probe_answer(cf, env, msg, len, rep, ph.member, &why);
 		for (size_t i = 0; i < rep->nrcpt && x == NULL; i++)
 			if (strcmp(rep->rcpt[i].action, "failed") == 0)
 				x = &rep->rcpt[i];
 		b.address = ph.member;
 		b.group_name = ph.group;
-		if (x) {
+		if (answer == ANSWER_FAILED && x) {
 			b.status = x->status[0] ? x->status : NULL;
 			b.action = "failed";
 			b.diagnostic = x->diagnostic[0] ? x->diagnostic : NULL;
-		} else if (rep->nrcpt == 0) {
-			/* No report, but it came back to a tag only we make. */
+		} else if (answer == ANSWER_FAILED) {
+			/* A failure notice that came back to a tag only we make. */
 			b.status = "5.0.0";
 			b.action = "failed";
-			b.diagnostic = "probe returned without a delivery-status report";
-		} else {
+			b.diagnostic = "probe returned in a failure notice without a "
+				"delivery-status report";
+		} else if (answer == ANSWER_ALIVE) {
+			snprintf(diag, sizeof(diag), "probe answered by %s: proof of life", why);
+			b.diagnostic = diag;
+		} else if (rep->nrcpt > 0) {
 			b.status = rep->rcpt[0].status[0] ? rep->rcpt[0].status : NULL;
 			b.action = rep->rcpt[0].action[0] ? rep->rcpt[0].action : NULL;
 			b.diagnostic = rep->rcpt[0].diagnostic[0] ? rep->rcpt[0].diagnostic : NULL;
 		}
-		b.evidence = x != NULL || rep->nrcpt == 0;
-		ok = store_add_bounce(d->st, &b) != STORE_ERROR
-			&& store_probe_mark(d->st, ph.member, (long long) ph.expires,
-					    (long long) time(NULL)) != STORE_ERROR;
+		b.evidence = answer == ANSWER_FAILED;
+		ok = store_add_bounce(d->st, &b) != STORE_ERROR;
+		if (ok && answer == ANSWER_FAILED)
+			ok = store_probe_mark(d->st, ph.member, (long long) ph.expires,
+					      (long long) time(NULL)) != STORE_ERROR;
+		else if (ok && answer == ANSWER_ALIVE)
+			ok = store_probe_alive(d->st, ph.member, (long long) ph.expires,
+					       (long long) time(NULL)) != STORE_ERROR;
 		rows++;
 		/* Enough evidence unsubscribes the member from that list. */
 		if (ok && b.evidence && cf->bounce_threshold > 0) {
@@ -1238,7 +1351,16 @@ store_bounce(struct deliver_session *ds, const struct smtp_envelope *env,
 		 env->id, rcpt, nbounce > 1 ? " and other bounce addresses" : "", rows,
 		 rep->is_dsn ? "yes" : "no", ph.valid ? ph.member : have_verp ? verp : "unknown",
 		 ph.valid ? ph.group : have_group ? group : "unknown",
-		 ph.valid ? "evidence (probe bounced)" : "hint", file);
+		 !ph.valid ? "hint" : answer == ANSWER_FAILED ? "evidence (probe bounced)"
+		 : answer == ANSWER_ALIVE ? "proof of life (probe answered)"
+		 : "hint (probe answered, unclear)", file);
+	if (ph.valid && answer == ANSWER_ALIVE)
+		msg_info("%s: probe to <%s>, group=%s: answered by %s: proof of life; the "
+			 "evidence before it no longer counts for bounce-threshold", env->id,
+			 ph.member, ph.group, why);
+	else if (ph.valid && answer == ANSWER_UNCLEAR)
+		msg_info("%s: probe to <%s>, group=%s: answered by %s: no evidence, a hint",
+			 env->id, ph.member, ph.group, why);
 	/*
 	 * Hints about members: probe them (bounce-threshold set), each at most
 	 * once per probe-interval.  After the commit: the bounce is safe, and
@@ -1273,7 +1395,8 @@ db_failed:
  * list whose subscribe policy is 'confirm' or 'members'; its envelope
  * sender X is who asks.  mlistd answers X with one notice (a confirmation
  * request with a signed token, help, or why not) at most once an hour per
- * list, remembered in `requests` before it is sent; X's reply to the
+ * normalized address whatever the list, and at most once per message,
+ * remembered in `requests` before it is sent; X's reply to the
  * confirmation address completes the change, which is recorded with the
  * token, so a token works once.  Machines never trigger anything
  * (command_automatic), and neither does a sender the relay refused before.
@@ -1290,6 +1413,8 @@ struct cmd_rcpt {
 };
 
 #define HOUR	3600
+#define UNSUBSCRIBE_PER_HOUR 3	/* confirmation requests to a current
+				 * recipient, per list and address */
 
 /* expiry_text - "2026-12-04 15:00 UTC" */
 static void
@@ -1406,8 +1531,10 @@ answer_later(struct smtp_reply *r)
 
 /*
  * answer - a notice that anybody can make mlistd send by writing to a
- * command address: at most one per address and list an hour, none to an
- * address the relay refused before.  The row in `requests` is committed
+ * command address: at most one per normalized address an hour (any list)
+ * and one per message, none to an address the relay refused before.  A
+ * current recipient's unsubscribe (tok TOKEN_UNSUBSCRIBE) is bounded on
+ * its own instead: UNSUBSCRIBE_PER_HOUR per list and address.  The row in `requests` is committed
  * before the notice goes out (so two workers cannot both answer), and
  * taken back if it could not be sent.  action: the row's action
  * ('subscribe' or 'unsubscribe' with a token, else the notice's kind).
@@ -1423,12 +1550,12 @@ answer(struct deliver_session *ds, const struct smtp_envelope *env,
 	const struct conf *cf = d->cf;
 	unsigned long now = (unsigned long) time(NULL);
 	unsigned long expires = tok ? now + cf->confirm_expiry : now;
-	char	token[TOKEN_MAX + 1];
-	long	ev;
-	int	recent;
+	char	token[TOKEN_MAX + 1], norm[SMTP_ADDR_MAX + 1];
+	long long last = 0, valid = 0;
+	long	ev, n;
+	int	rc;
 
-	if (tok && token_make(d->key, (enum token_action) tok, g->name, address, expires, token,
-			      sizeof(token)) < 0)
+	if (command_normalize(address, cf->delim, norm, sizeof(norm)) < 0)
 		return (0);			/* cannot happen: bounded */
 	if ((ev = store_evidence(d->st, address, cf->bounce_window)) == STORE_ERROR)
 		goto db_failed;
@@ -1439,16 +1566,52 @@ answer(struct deliver_session *ds, const struct smtp_envelope *env,
 	}
 	if (store_begin(d->st) == STORE_ERROR)
 		goto db_failed;
-	recent = store_request_recent(d->st, g->name, address, (long long) now - HOUR, digest);
-	if (recent == STORE_YES) {
+	/* One message, one answer, however many command addresses it names;
+	 * a retry finds its own row (same digest, same request) and goes on. */
+	if ((rc = store_request_sibling(d->st, digest, g->name, address, action)) == STORE_YES) {
 		store_rollback(d->st);
-		msg_info("%s: group=%s: no %s notice for <%s>: it was answered within the hour",
-			 env->id, g->name, name, address);
+		msg_info("%s: group=%s: no %s notice for <%s>: this message was answered already "
+			 "(one answer per message)", env->id, g->name, name, address);
 		return (0);
 	}
-	if (recent == STORE_ERROR
-	    || store_request_add(d->st, g->name, address, action, (long long) now,
-				 (long long) expires, digest) == STORE_ERROR
+	if (rc == STORE_ERROR)
+		goto db_failed;
+	if (tok == TOKEN_UNSUBSCRIBE) {
+		/* A current recipient's way out is not held back by the limit
+		 * that protects strangers; it has a bound of its own. */
+		n = store_request_unsubs(d->st, g->name, address, (long long) now - HOUR, digest,
+					 &last, &valid);
+		if (n == STORE_ERROR)
+			goto db_failed;
+		if (n >= UNSUBSCRIBE_PER_HOUR) {
+			char	sent[64], until[64];
+
+			store_rollback(d->st);
+			expiry_text((unsigned long) last, sent, sizeof(sent));
+			expiry_text((unsigned long) valid, until, sizeof(until));
+			msg_info("%s: group=%s: no %s notice for <%s>: %ld sent within the hour; a "
+				 "valid confirmation request went out at %s and is valid until %s",
+				 env->id, g->name, name, address, n, sent, until);
+			return (0);
+		}
+		/* Another request in the same second: its own expiry (row, token). */
+		if (valid >= (long long) expires)
+			expires = (unsigned long) valid + 1;
+	} else if ((rc = store_request_recent(d->st, norm, (long long) now - HOUR, digest))
+		   == STORE_YES) {
+		store_rollback(d->st);
+		msg_info("%s: group=%s: no %s notice for <%s>: it was answered within the hour "
+			 "(as <%s>, any list)", env->id, g->name, name, address, norm);
+		return (0);
+	} else if (rc == STORE_ERROR)
+		goto db_failed;
+	if (tok && token_make(d->key, (enum token_action) tok, g->name, address, expires, token,
+			      sizeof(token)) < 0) {
+		store_rollback(d->st);
+		return (0);			/* cannot happen: bounded */
+	}
+	if (store_request_add(d->st, g->name, address, action, (long long) now,
+			      (long long) expires, digest, norm) == STORE_ERROR
 	    || store_commit(d->st) == STORE_ERROR)
 		goto db_failed;
 	crash_point("answer-reserved", 0);
@@ -1521,8 +1684,7 @@ confirm(struct deliver_session *ds, const struct smtp_envelope *env,
 	}
 	if (act == TOKEN_SUBSCRIBE) {
 		ok = g->subscribe != SUB_MEMBERS ? STORE_YES : store_is_member(d->st, who);
-		if (ok == STORE_YES && store_subscribe(d->st, g->name, who,
-						       g->posting == POST_MEMBERS) == STORE_ERROR)
+		if (ok == STORE_YES && store_subscribe(d->st, g->name, who) == STORE_ERROR)
 			goto db_failed;
 		if (ok == STORE_YES)
 			ok = store_is_recipient(d->st, g->name, who);
@@ -1545,6 +1707,16 @@ confirm(struct deliver_session *ds, const struct smtp_envelope *env,
 		 act == TOKEN_SUBSCRIBE ? "subscribed" : "unsubscribed", who, env->sender);
 	crash_point("confirmed", 0);
 notice:
+	if ((ok = store_request_sibling(d->st, digest, g->name, who, action)) == STORE_ERROR) {
+		lookup_failed(d, env, r);
+		return (-1);
+	}
+	if (ok == STORE_YES) {
+		msg_info("%s: group=%s: no %s notice for <%s>: this message was answered already "
+			 "(one answer per message)", env->id, g->name,
+			 act == TOKEN_SUBSCRIBE ? "welcome" : "goodbye", who);
+		return (0);
+	}
 	if (send_notice(ds, env, m, g, who, act == TOKEN_SUBSCRIBE ? "welcome" : "goodbye",
 			NULL, 0) == 0)
 		return (0);

@@ -44,14 +44,16 @@ enum {
 	Q_PROBE_SENT,
 	Q_PROBE_FIND,
 	Q_PROBE_BOUNCED,
+	Q_PROBE_ALIVE,
 	Q_PROBE_PRUNE,
 	Q_UNSUB,
 	Q_IS_RCPT,
 	Q_BLOCKED,
 	Q_SUB_GROUP,
-	Q_SUB_MEMBER,
 	Q_SUB_CLEAR,
 	Q_REQ_RECENT,
+	Q_REQ_SIBLING,
+	Q_REQ_UNSUBS,
 	Q_REQ_ADD,
 	Q_REQ_CANCEL,
 	Q_REQ_STATE,
@@ -94,8 +96,11 @@ static const char *const queries[Q_COUNT] = {
 	" ORDER BY gm.address",
 	"INSERT INTO bounces (envelope_to, address, status, action, diagnostic,"
 	" maildir_file, group_name, evidence) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	/* Evidence since the address's latest proof of life only. */
 	"SELECT count(*) FROM bounces WHERE address = ?1 AND evidence = 1"
-	" AND action = 'failed' AND status LIKE '5.%' AND received >= datetime('now', ?2)",
+	" AND action = 'failed' AND status LIKE '5.%' AND received >= datetime('now', ?2)"
+	" AND received > coalesce((SELECT datetime(max(alive_at), 'unixepoch') FROM probes"
+	" WHERE address = ?1), '')",
 	/* The list to name in a probe: the one asked for, else any. */
 	"SELECT group_name FROM group_members WHERE address = ?1"
 	" ORDER BY group_name = ?2 DESC, group_name LIMIT 1",
@@ -105,7 +110,10 @@ static const char *const queries[Q_COUNT] = {
 	"SELECT group_name, bounced_at FROM probes WHERE address = ?1 AND expires = ?2",
 	"UPDATE probes SET bounced_at = ?3 WHERE address = ?1 AND expires = ?2"
 	" AND bounced_at IS NULL",
-	"DELETE FROM probes WHERE expires < ?1",
+	"UPDATE probes SET alive_at = ?3 WHERE address = ?1 AND expires = ?2",
+	/* Each address's latest proof of life stays: store_evidence reads it. */
+	"DELETE FROM probes WHERE expires < ?1 AND (alive_at IS NULL OR alive_at <"
+	" (SELECT max(p.alive_at) FROM probes p WHERE p.address = probes.address))",
 	"INSERT OR IGNORE INTO unsubscribes (group_name, address, source) VALUES (?1, ?2, ?3)",
 	"SELECT 1 FROM group_members gm WHERE gm.group_name = ?1 AND gm.address = ?2"
 	" AND NOT EXISTS (SELECT 1 FROM unsubscribes u WHERE u.address = gm.address"
@@ -114,20 +122,24 @@ static const char *const queries[Q_COUNT] = {
 	"SELECT 1 FROM unsubscribes WHERE address = ?2 AND (group_name = '*'"
 	" OR (group_name = ?1 AND (source IS NULL OR source NOT IN ('request', 'bounces'))))",
 	"INSERT OR IGNORE INTO group_members (group_name, address) VALUES (?1, ?2)",
-	"INSERT OR IGNORE INTO members (address) VALUES (?1)",
 	"DELETE FROM unsubscribes WHERE group_name = ?1 AND address = ?2"
 	" AND source IN ('request', 'bounces')",
-	"SELECT 1 FROM requests WHERE group_name = ?1 AND address = ?2 AND sent_at >= ?3"
-	" AND (digest IS NULL OR digest <> ?4)",
+	"SELECT 1 FROM requests WHERE normalized = ?1 AND sent_at >= ?2"
+	" AND (digest IS NULL OR digest <> ?3)",
+	"SELECT 1 FROM requests WHERE digest = ?1"
+	" AND NOT (group_name = ?2 AND address = ?3 AND action = ?4)",
+	"SELECT count(*), coalesce(max(sent_at), 0), coalesce(max(expires), 0) FROM requests"
+	" WHERE group_name = ?1 AND address = ?2 AND action = 'unsubscribe'"
+	" AND sent_at >= ?3 AND (digest IS NULL OR digest <> ?4)",
 	"INSERT OR REPLACE INTO requests (group_name, address, action, sent_at, expires,"
-	" digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	" digest, normalized) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	"DELETE FROM requests WHERE group_name = ?1 AND address = ?2 AND action = ?3"
 	" AND expires = ?4 AND done_at IS NULL",
 	"SELECT coalesce(digest, ''), done_at FROM requests WHERE group_name = ?1"
 	" AND address = ?2 AND action = ?3 AND expires = ?4",
-	"INSERT INTO requests (group_name, address, action, sent_at, expires, done_at, digest)"
-	" VALUES (?1, ?2, ?3, ?5, ?4, ?5, ?6) ON CONFLICT DO UPDATE SET done_at = ?5,"
-	" digest = ?6",
+	"INSERT INTO requests (group_name, address, action, sent_at, expires, done_at, digest,"
+	" normalized) VALUES (?1, ?2, ?3, ?5, ?4, ?5, ?6, lower(?2)) ON CONFLICT DO UPDATE"
+	" SET done_at = ?5, digest = ?6",
 	"DELETE FROM requests WHERE expires < ?1",
 	"SELECT name, is_group, posting, subscribe FROM groups ORDER BY name",
 	"SELECT id, complete, relayed_at, owner, claimed_at, boot, lease, generation"
@@ -293,6 +305,23 @@ schema_apply(struct store *st)
 			" ALTER TABLE relayed ADD COLUMN lease INTEGER;"
 			" ALTER TABLE relayed ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;",
 			NULL, NULL, &msg) != SQLITE_OK)
+	    /*
+	     * Version 6, self-service: requests.normalized, the address the
+	     * hourly notice limit counts (older rows get lower(address); they
+	     * are gone within a week).  Only where the table predates it:
+	     * schema.sql below makes a missing table with the column.
+	     */
+	    || (version > 0 && version < 6 && has_column(st, "requests", "address")
+		&& !has_column(st, "requests", "normalized")
+		&& sqlite3_exec(st->db,
+			"ALTER TABLE requests ADD COLUMN normalized TEXT;"
+			" UPDATE requests SET normalized = lower(address);",
+			NULL, NULL, &msg) != SQLITE_OK)
+	    /* Version 6, probes.alive_at: a probe's proof of life. */
+	    || (version > 0 && version < 6 && has_column(st, "probes", "address")
+		&& !has_column(st, "probes", "alive_at")
+		&& sqlite3_exec(st->db, "ALTER TABLE probes ADD COLUMN alive_at INTEGER",
+				NULL, NULL, &msg) != SQLITE_OK)
 	    || sqlite3_exec(st->db, store_schema_sql, NULL, NULL, &msg) != SQLITE_OK
 	    || sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(st->err, sizeof(st->err), "apply schema: %s",
@@ -872,16 +901,31 @@ store_probe_find(struct store *st, const char *address, long long expires,
 	return (text_row(st, q, group, len, bounced, "look up probe"));
 }
 
-int
-store_probe_mark(struct store *st, const char *address, long long expires, long long now)
+/* probe_stamp - Q_PROBE_BOUNCED or Q_PROBE_ALIVE: ?1 address, ?2 expires,
+ * ?3 now */
+static int
+probe_stamp(struct store *st, int which, const char *address, long long expires,
+	    long long now, const char *what)
 {
-	sqlite3_stmt *q = st->stmt[Q_PROBE_BOUNCED];
+	sqlite3_stmt *q = st->stmt[which];
 
 	if (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK
 	    || sqlite3_bind_int64(q, 2, expires) != SQLITE_OK
 	    || sqlite3_bind_int64(q, 3, now) != SQLITE_OK || step_once(q) != SQLITE_DONE)
-		return (fail(st, "record probe bounce"));
+		return (fail(st, what));
 	return (STORE_YES);
+}
+
+int
+store_probe_mark(struct store *st, const char *address, long long expires, long long now)
+{
+	return (probe_stamp(st, Q_PROBE_BOUNCED, address, expires, now, "record probe bounce"));
+}
+
+int
+store_probe_alive(struct store *st, const char *address, long long expires, long long now)
+{
+	return (probe_stamp(st, Q_PROBE_ALIVE, address, expires, now, "record proof of life"));
 }
 
 long
@@ -970,16 +1014,11 @@ store_blocked(struct store *st, const char *group, const char *address)
 }
 
 int
-store_subscribe(struct store *st, const char *group, const char *address,
-		int also_member)
+store_subscribe(struct store *st, const char *group, const char *address)
 {
 	sqlite3_stmt *q = st->stmt[Q_SUB_GROUP];
 
 	if (bind_pair(q, group, address) < 0 || step_once(q) != SQLITE_DONE)
-		return (fail(st, "subscribe"));
-	q = st->stmt[Q_SUB_MEMBER];
-	if (also_member && (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK
-			    || step_once(q) != SQLITE_DONE))
 		return (fail(st, "subscribe"));
 	q = st->stmt[Q_SUB_CLEAR];
 	if (bind_pair(q, group, address) < 0 || step_once(q) != SQLITE_DONE)
@@ -988,15 +1027,52 @@ store_subscribe(struct store *st, const char *group, const char *address,
 }
 
 int
-store_request_recent(struct store *st, const char *group, const char *address,
-		     long long since, const char *digest)
+store_request_recent(struct store *st, const char *normalized, long long since,
+		     const char *digest)
 {
 	sqlite3_stmt *q = st->stmt[Q_REQ_RECENT];
 
+	if (sqlite3_bind_text(q, 1, normalized, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_int64(q, 2, since) != SQLITE_OK
+	    || bind_opt(q, 3, digest) != SQLITE_OK)
+		return (fail(st, "look up requests"));
+	return (exists(st, q, "look up requests"));
+}
+
+int
+store_request_sibling(struct store *st, const char *digest, const char *group,
+		      const char *address, const char *action)
+{
+	sqlite3_stmt *q = st->stmt[Q_REQ_SIBLING];
+
+	if (sqlite3_bind_text(q, 1, digest, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_text(q, 2, group, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_text(q, 3, address, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_text(q, 4, action, -1, SQLITE_STATIC) != SQLITE_OK)
+		return (fail(st, "look up requests"));
+	return (exists(st, q, "look up requests"));
+}
+
+long
+store_request_unsubs(struct store *st, const char *group, const char *address,
+		     long long since, const char *digest, long long *sent_at,
+		     long long *expires)
+{
+	sqlite3_stmt *q = st->stmt[Q_REQ_UNSUBS];
+	long	n = STORE_ERROR;
+
+	*sent_at = *expires = 0;
 	if (bind_pair(q, group, address) < 0 || sqlite3_bind_int64(q, 3, since) != SQLITE_OK
 	    || bind_opt(q, 4, digest) != SQLITE_OK)
 		return (fail(st, "look up requests"));
-	return (exists(st, q, "look up requests"));
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		n = (long) sqlite3_column_int64(q, 0);
+		*sent_at = sqlite3_column_int64(q, 1);
+		*expires = sqlite3_column_int64(q, 2);
+	}
+	(void) sqlite3_reset(q);
+	(void) sqlite3_clear_bindings(q);
+	return (n == STORE_ERROR ? fail(st, "look up requests") : n);
 }
 
 /* bind_request - ?1 group, ?2 address, ?3 action, ?4 expires */
@@ -1012,7 +1088,7 @@ bind_request(sqlite3_stmt *q, const char *group, const char *address,
 int
 store_request_add(struct store *st, const char *group, const char *address,
 		  const char *action, long long sent_at, long long expires,
-		  const char *digest)
+		  const char *digest, const char *normalized)
 {
 	sqlite3_stmt *q = st->stmt[Q_REQ_ADD];
 
@@ -1020,7 +1096,8 @@ store_request_add(struct store *st, const char *group, const char *address,
 	    || sqlite3_bind_text(q, 3, action, -1, SQLITE_STATIC) != SQLITE_OK
 	    || sqlite3_bind_int64(q, 4, sent_at) != SQLITE_OK
 	    || sqlite3_bind_int64(q, 5, expires) != SQLITE_OK
-	    || bind_opt(q, 6, digest) != SQLITE_OK || step_once(q) != SQLITE_DONE)
+	    || bind_opt(q, 6, digest) != SQLITE_OK || bind_opt(q, 7, normalized) != SQLITE_OK
+	    || step_once(q) != SQLITE_DONE)
 		return (fail(st, "record request"));
 	q = st->stmt[Q_REQ_PRUNE];
 	if (sqlite3_bind_int64(q, 1, sent_at - 7 * 86400LL) != SQLITE_OK

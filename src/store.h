@@ -122,7 +122,8 @@ long long store_add_bounce(struct store *, const struct store_bounce *);
 /*
  * store_evidence - evidence rows (evidence = 1: probe bounces, relay
  * refusals) with action 'failed' and a 5.x.x status for the address
- * within the last `days` days; count or STORE_ERROR.  Hints never count.
+ * within the last `days` days and after its latest proof of life
+ * (store_probe_alive); count or STORE_ERROR.  Hints never count.
  */
 long	store_evidence(struct store *, const char *address, unsigned days);
 
@@ -148,6 +149,11 @@ int	store_probe_find(struct store *, const char *address, long long expires,
 int	store_probe_mark(struct store *, const char *address, long long expires,
 			 long long now);
 
+/* store_probe_alive - an answer at its tag showed the mailbox alive now:
+ * the evidence before `now` no longer counts (store_evidence) */
+int	store_probe_alive(struct store *, const char *address, long long expires,
+			  long long now);
+
 /* store_unsubscribe - INSERT OR IGNORE into unsubscribes, with source
  * ('request', 'bounces'; NULL: an administrator's); 1 if new, 0, or error */
 int	store_unsubscribe(struct store *, const char *group, const char *address,
@@ -163,16 +169,22 @@ int	store_blocked(struct store *, const char *group, const char *address);
 
 /*
  * store_subscribe - a confirmed subscription: INSERT OR IGNORE into
- * group_members (and members when also_member), and remove the opt-outs
- * mlistd made itself (source 'request' or 'bounces') for this group.
+ * group_members, and remove the opt-outs mlistd made itself (source
+ * 'request' or 'bounces') for this group.  It never touches members: a
+ * subscription grants rights on that list only.
  */
-int	store_subscribe(struct store *, const char *group, const char *address,
-			int also_member);
+int	store_subscribe(struct store *, const char *group, const char *address);
 
 /*
  * Requests by mail (the requests table).  store_request_recent: STORE_YES
- * when a row for group and address was sent at or after `since` for a
- * message other than digest (the hourly limit).  store_request_add:
+ * when a row for the normalized address (command_normalize), any list,
+ * was sent at or after `since` for a message other than digest (the
+ * hourly limit).  store_request_sibling: STORE_YES when the message
+ * digest already made a row other than (group, address, action): another
+ * command address of the same message was answered.
+ * store_request_unsubs: how many unsubscribe confirmation requests went
+ * to address for group at or after `since` for other messages, and the
+ * newest one's sent_at and expires (0 when none).  store_request_add:
  * remember one sent (and prune rows expired a week ago).
  * store_request_cancel: forget a pending one that could not be sent.
  * store_request_state: REQUEST_PENDING or REQUEST_DONE with the digest of
@@ -184,11 +196,16 @@ enum {
 	REQUEST_PENDING = 20,
 	REQUEST_DONE
 };
-int	store_request_recent(struct store *, const char *group, const char *address,
-			     long long since, const char *digest);
+int	store_request_recent(struct store *, const char *normalized, long long since,
+			     const char *digest);
+int	store_request_sibling(struct store *, const char *digest, const char *group,
+			      const char *address, const char *action);
+long	store_request_unsubs(struct store *, const char *group, const char *address,
+			     long long since, const char *digest, long long *sent_at,
+			     long long *expires);
 int	store_request_add(struct store *, const char *group, const char *address,
 			  const char *action, long long sent_at, long long expires,
-			  const char *digest);
+			  const char *digest, const char *normalized);
 int	store_request_cancel(struct store *, const char *group, const char *address,
 			     const char *action, long long expires);
 int	store_request_state(struct store *, const char *group, const char *address,

@@ -162,7 +162,29 @@ START_TEST(test_worker_replaced)
 }
 END_TEST
 
-/* Started as root, the master stays root and the workers do not. */
+/* worker_uids - the real and effective uid of process pid; 0 or -1 */
+static int
+worker_uids(pid_t pid, long *ruid, long *euid)
+{
+	char	path[64], line[256];
+	FILE   *fp;
+	int	found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long) pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return (-1);
+	while (!found && fgets(line, sizeof(line), fp))
+		found = sscanf(line, "Uid: %ld %ld", ruid, euid) == 2;
+	fclose(fp);
+	return (found ? 0 : -1);
+}
+
+/*
+ * Started as root, the master stays root and the workers do not.  A
+ * worker is forked as root and drops its privileges a moment later: wait
+ * (bounded) for that state rather than read it too early on a loaded
+ * machine.
+ */
 START_TEST(test_workers_unprivileged)
 {
 	struct tl_daemon d;
@@ -174,17 +196,16 @@ START_TEST(test_workers_unprivileged)
 		tl_sleep_ms(50);
 	ck_assert_int_eq(n, 2);
 	for (int i = 0; i < n; i++) {
-		char	path[64], line[256];
-		FILE   *fp;
 		long	ruid = -1, euid = -1;
+		int	dropped = 0;
 
-		snprintf(path, sizeof(path), "/proc/%ld/status", (long) w[i]);
-		fp = fopen(path, "r");
-		ck_assert_ptr_nonnull(fp);
-		while (fgets(line, sizeof(line), fp))
-			if (sscanf(line, "Uid: %ld %ld", &ruid, &euid) == 2)
-				break;
-		fclose(fp);
+		for (int t = 0; t < 200 && !dropped; t++) {
+			ck_assert_int_eq(worker_uids(w[i], &ruid, &euid), 0);
+			dropped = geteuid() == 0 ? ruid != 0 && euid != 0
+				: euid == (long) geteuid();
+			if (!dropped)
+				tl_sleep_ms(50);
+		}
 		if (geteuid() == 0) {
 			ck_assert_int_ne(ruid, 0);
 			ck_assert_int_ne(euid, 0);

@@ -1151,6 +1151,109 @@ START_TEST(test_bounce_probes)
 }
 END_TEST
 
+/* logged - lines of the daemon's log with needle */
+static int
+logged(const char *needle)
+{
+	int	hits = tl_logged(&d, needle);
+
+	ck_assert_int_ge(hits, 0);
+	return (hits);
+}
+
+/* hint_about_alice - a forged hard report naming alice, at the plain
+ * bounce address: a hint, which makes mlistd probe her when due */
+static void
+hint_about_alice(void)
+{
+	const char *rcpt[] = {"bounce@example.com", NULL};
+	static unsigned seq;
+	char	msg[1024];
+
+	snprintf(msg, sizeof(msg), "From: MAILER-DAEMON@evil.test\r\nSubject: report %u\r\n"
+		 "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n"
+		 "\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns;"
+		 " evil.test\r\n\r\nFinal-Recipient: rfc822; alice@example.org\r\nAction: failed"
+		 "\r\nStatus: 5.1.1\r\n\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+		 "List-Id: <group1.example.com>\r\n\r\n--b--\r\n", ++seq);
+	ck_assert_int_eq(tl_post(&d, "", rcpt, msg, reply, sizeof(reply)), 250);
+}
+
+/* next_probe - hint (after probe-interval, 2 s, unless first) and the
+ * address of the probe it made, the n-th */
+static void
+next_probe(int n, char *probe, size_t len)
+{
+	if (n > 1)
+		tl_sleep_ms(2100);	/* probe-interval must pass: time, not luck */
+	hint_about_alice();
+	ck_assert_int_eq(probes_at_sink(), n);
+	probe_address(probe, len);
+}
+
+/*
+ * Probe evidence by content.  What comes back to a probe's valid tag is
+ * evidence only when it reports a failure: a delivery-status report with
+ * a failed action, or a failure notice in no standard form from a
+ * mailer-daemon with the null sender.  The member's own out-of-office
+ * reply, or any message from the probed address, is no evidence but
+ * proof of life: the evidence before it no longer counts for
+ * bounce-threshold (its rows stay).
+ */
+START_TEST(test_probe_proof_of_life)
+{
+	char   *hard = smtp_data("postfix.eml"), *qmail = smtp_data("nonstandard.eml");
+	char	probe[300];
+	const char *rcpt[] = {probe, NULL};
+	const char *ev = "SELECT count(*) FROM bounces WHERE address = 'alice@example.org'"
+	" AND evidence = 1";
+	const char *unsub = "SELECT count(*) FROM unsubscribes WHERE address = 'alice@example.org'";
+	const char *vacation = "From: Alice <alice@example.org>\r\nTo: <bounce@example.com>\r\n"
+		"Subject: Out of office: Delivery check\r\nAuto-Submitted: auto-replied\r\n"
+		"\r\nI am away until Monday.\r\n";
+	const char *person = "From: alice@example.org\r\nSubject: Re: Delivery check\r\n"
+		"\r\nYes, this reached me.\r\n";
+
+	start("bounce-threshold = 2\nprobe-interval = 2\n", NULL);
+	/* Evidence from before: the relay refused her yesterday. */
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO bounces (received, envelope_to, address, status,"
+				" action, group_name, evidence) VALUES (datetime('now', '-1 day'),"
+				" 'bounce@example.com', 'alice@example.org', '5.1.1', 'failed',"
+				" 'group1', 1)"), 0);
+	next_probe(1, probe, sizeof(probe));
+	/* Her out-of-office answers the probe: no evidence, proof of life. */
+	ck_assert_int_eq(tl_post(&d, "", rcpt, vacation, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(tl_sql_int(&d, ev), 1);
+	ck_assert_int_eq(tl_sql_int(&d, unsub), 0);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM probes WHERE address ="
+				    " 'alice@example.org' AND alive_at IS NOT NULL"), 1);
+	ck_assert_int_eq(logged("proof of life; the evidence before it no longer counts"), 1);
+	/* The next probe bounces for real: evidence, but the row from before
+	 * the proof of life no longer counts (1 < 2). */
+	next_probe(2, probe, sizeof(probe));
+	ck_assert_int_eq(tl_post(&d, "", rcpt, hard, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(tl_sql_int(&d, ev), 2);
+	ck_assert_int_eq(tl_sql_int(&d, unsub), 0);
+	/* A person's message from the probed address: no evidence either. */
+	next_probe(3, probe, sizeof(probe));
+	ck_assert_int_eq(tl_post(&d, "alice@example.org", rcpt, person, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(tl_sql_int(&d, ev), 2);
+	ck_assert_int_eq(logged("proof of life; the evidence before it no longer counts"), 2);
+	/* A failure notice in no standard form, from a mailer-daemon with the
+	 * null sender: evidence.  Two since the last proof of life. */
+	next_probe(4, probe, sizeof(probe));
+	ck_assert_int_eq(tl_post(&d, "", rcpt, hard, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(tl_sql_int(&d, unsub), 0);
+	next_probe(5, probe, sizeof(probe));
+	ck_assert_int_eq(tl_post(&d, "", rcpt, qmail, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(tl_sql_int(&d, ev), 4);
+	ck_assert_int_eq(tl_sql_int(&d, unsub), 1);
+	free(hard);
+	free(qmail);
+	stop();
+}
+END_TEST
+
 /*
  * Exactly once: the connection drops after the final dot, before the
  * client sees our reply; the client retries the same message, and the
@@ -2025,6 +2128,7 @@ main(void)
 	tcase_add_test(tc, test_no_xverp_logged);
 	tcase_add_test(tc, test_verp_interval);
 	tcase_add_test(tc, test_bounce_probes);
+	tcase_add_test(tc, test_probe_proof_of_life);
 	tcase_add_test(tc, test_exactly_once);
 	tcase_add_test(tc, test_dedup_off);
 	tcase_add_test(tc, test_relay_misbehaves);

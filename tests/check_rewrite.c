@@ -389,6 +389,34 @@ START_TEST(test_command_address)
 }
 END_TEST
 
+/* The address the notice limits count: lower case, no subaddress. */
+static const struct {
+	const char *in;
+	char	delim;
+	const char *want;
+} normalized[] = {
+	{"Victim@Example.NET", '+', "victim@example.net"},
+	{"victim+1@example.net", '+', "victim@example.net"},
+	{"victim+a+b@example.net", '+', "victim@example.net"},
+	{"victim-1@example.net", '-', "victim@example.net"},
+	{"victim+1@example.net", '-', "victim@example.net"},
+	{"victim-1@example.net", '+', "victim-1@example.net"},
+	{"+only@example.net", '+', "+only@example.net"},
+	{"a+b@c+d.example", '+', "a@c+d.example"},
+	{"local+x", '+', "local"},
+};
+
+START_TEST(test_command_normalize)
+{
+	char	buf[64];
+
+	ck_assert_int_eq(command_normalize(normalized[_i].in, normalized[_i].delim, buf,
+					   sizeof(buf)), 0);
+	ck_assert_str_eq(buf, normalized[_i].want);
+	ck_assert_int_eq(command_normalize(normalized[_i].in, normalized[_i].delim, buf, 3), -1);
+}
+END_TEST
+
 /* A notice: the template's Subject and body with the variables, safe
  * headers, RFC 3834 marks; hostile values stay out of the header. */
 START_TEST(test_notice_build)
@@ -473,6 +501,7 @@ main(void)
 	tcase_add_loop_test(tc, test_command_parse, 0, sizeof(cmds) / sizeof(cmds[0]));
 	tcase_add_loop_test(tc, test_command_automatic, 0, sizeof(autos) / sizeof(autos[0]));
 	tcase_add_test(tc, test_command_address);
+	tcase_add_loop_test(tc, test_command_normalize, 0, sizeof(normalized) / sizeof(normalized[0]));
 	tcase_add_test(tc, test_copy_commands);
 	tcase_add_test(tc, test_notice_build);
 	suite_add_tcase(s, tc);

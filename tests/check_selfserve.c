@@ -149,15 +149,9 @@ confirm_address(const char *rcpt, const char *list, char *out, size_t len)
 static int
 logged(const char *needle)
 {
-	FILE   *fp = fopen(d.log, "r");
-	char	line[4096];
-	int	hits = 0;
+	int	hits = tl_logged(&d, needle);
 
-	ck_assert_ptr_nonnull(fp);
-	while (fgets(line, sizeof(line), fp))
-		if (strstr(line, needle))
-			hits++;
-	fclose(fp);
+	ck_assert_int_ge(hits, 0);
 	return (hits);
 }
 
@@ -240,9 +234,10 @@ START_TEST(test_subscribe)
 			 1);
 	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
 				    " group_name = 'club' AND address = 'new@example.net'"), 1);
-	/* club's posting policy is 'members': the subscriber may post. */
+	/* A subscription grants no posting rights beyond the list's own
+	 * (test_subscribe_list_only). */
 	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM members WHERE"
-				    " address = 'new@example.net'"), 1);
+				    " address = 'new@example.net'"), 0);
 	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM requests WHERE done_at IS NOT NULL"),
 			 1);
 	ck_assert_int_eq(post_reaches("new@example.net"), 1);
@@ -268,6 +263,72 @@ START_TEST(test_subscribe)
 				    " address = 'new@example.net'"), 0);
 	ck_assert_int_eq(logged("group=board: confirmation from=<new@example.net> with a forged"),
 			 1);
+	stop();
+}
+END_TEST
+
+/*
+ * A confirmed subscription makes a recipient of that list, nothing more:
+ * it never adds the subscriber to members, which would let them post to
+ * every list whose posting is 'members'.  mlistd -t warns about a
+ * self-service list whose own subscribers therefore cannot post.
+ */
+START_TEST(test_subscribe_list_only)
+{
+	char	addr[256], out[8192];
+	char   *argv[] = {(char *) tl_mlistd(), "-t", "-c", NULL, NULL};
+
+	start(NULL, NULL);
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO groups (name, posting) VALUES ('talk',"
+				" 'members'); INSERT INTO group_members VALUES ('talk',"
+				" 'alice@example.org')"), 0);
+	ck_assert_int_eq(send("new@example.net", "club+subscribe@example.com", NULL), 250);
+	confirm_for("new@example.net", "club", 's', addr, sizeof(addr));
+	ck_assert_int_eq(send("new@example.net", addr, NULL), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
+				    " group_name = 'club' AND address = 'new@example.net'"), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM members WHERE"
+				    " address = 'new@example.net'"), 0);
+	/* Not a poster on another 'members' list, nor on club itself. */
+	ck_assert_int_eq(send("new@example.net", "talk@example.com", NULL), 550);
+	ck_assert_int_eq(send("new@example.net", "club@example.com", NULL), 550);
+	ck_assert_int_eq(notices("alice@example.org", "From: <new@example.net>"), 0);
+	argv[3] = d.conf;
+	ck_assert_int_eq(tl_run(argv, out, sizeof(out)), 0);
+	ck_assert_ptr_nonnull(strstr(out, "mlistd: warning: list club@example.com: subscribe="
+				     "confirm with posting=members: its new subscribers cannot post"));
+	ck_assert_ptr_null(strstr(out, "warning: list talk@"));
+	ck_assert_ptr_null(strstr(out, "warning: list board@"));
+	stop();
+}
+END_TEST
+
+/*
+ * posting = 'group' lets the list's current recipients post: a member
+ * who unsubscribed (by mail, or an administrator's '*' row) no longer
+ * may, although the group_members row stays.
+ */
+START_TEST(test_unsubscribed_cannot_post)
+{
+	char	addr[256];
+
+	start(NULL, NULL);
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO group_members VALUES ('board',"
+				" 'carol@example.org'), ('board', 'dave@example.org')"), 0);
+	ck_assert_int_eq(send("carol@example.org", "board@example.com", NULL), 250);
+	ck_assert_int_eq(send("dave@example.org", "board@example.com", NULL), 250);
+	ck_assert_int_eq(send("carol@example.org", "board+unsubscribe@example.com", NULL), 250);
+	confirm_for("carol@example.org", "board", 'u', addr, sizeof(addr));
+	ck_assert_int_eq(send("carol@example.org", addr, NULL), 250);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM group_members WHERE"
+				    " group_name = 'board' AND address = 'carol@example.org'"), 1);
+	ck_assert_int_eq(send("carol@example.org", "board@example.com", NULL), 550);
+	ck_assert_ptr_nonnull(strstr(reply, "5.7.1"));
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO unsubscribes (group_name, address) VALUES"
+				" ('*', 'dave@example.org')"), 0);
+	ck_assert_int_eq(send("dave@example.org", "board@example.com", NULL), 550);
+	ck_assert_int_eq(logged("reject: from=<carol@example.org> may not post to board"), 1);
+	ck_assert_int_eq(logged("reject: from=<dave@example.org> may not post to board"), 1);
 	stop();
 }
 END_TEST
@@ -399,9 +460,124 @@ START_TEST(test_mail_bomb)
 	ck_assert_int_eq(tl_sql(&d, "UPDATE requests SET sent_at = sent_at - 1900"), 0);
 	ck_assert_int_eq(send("target@example.net", "club+subscribe@example.com", NULL), 250);
 	ck_assert_int_eq(notices("target@example.net", NULL), 2);
-	/* Another list is another request. */
+	/* Another list within the hour: still nothing (per address, whatever
+	 * the list: test_one_answer_per_address). */
 	ck_assert_int_eq(send("target@example.net", "board+help@example.com", NULL), 250);
-	ck_assert_int_eq(notices("target@example.net", NULL), 3);
+	ck_assert_int_eq(notices("target@example.net", NULL), 2);
+	stop();
+}
+END_TEST
+
+/* post_to - one message from `from` to every address in rcpt */
+static int
+post_to(const char *from, const char *const *rcpt)
+{
+	static unsigned seq;
+	char	msg[1024];
+
+	snprintf(msg, sizeof(msg), "From: <%s>\r\nSubject: request\r\n"
+		 "Message-ID: <multi.%u.%ld@example.org>\r\n\r\nplease\r\n", from, ++seq,
+		 (long) getpid());
+	return (tl_post(&d, from, rcpt, msg, reply, sizeof(reply)));
+}
+
+/*
+ * The notice limit is per normalized address (lower case, no
+ * subaddress), whatever the list, and one request message gets at most
+ * one answer: a forged message naming 20 lists' command addresses, 19
+ * help addresses, or victim+N subaddresses cost their victim one notice
+ * an hour.  A retry of the message still sends its one answer.
+ */
+START_TEST(test_one_answer_per_address)
+{
+	const char *rcpt[21];
+	char	names[20][64], sql[256];
+
+	start(NULL, NULL);
+	for (int i = 0; i < 20; i++) {
+		snprintf(sql, sizeof(sql), "INSERT INTO groups (name, subscribe) VALUES"
+			 " ('list%d', 'confirm')", i);
+		ck_assert_int_eq(tl_sql(&d, sql), 0);
+	}
+	/* One message, 20 lists' subscribe addresses. */
+	for (int i = 0; i < 20; i++) {
+		snprintf(names[i], sizeof(names[i]), "list%d+subscribe@example.com", i);
+		rcpt[i] = names[i];
+	}
+	rcpt[20] = NULL;
+	ck_assert_int_eq(post_to("victim@example.net", rcpt), 250);
+	ck_assert_int_eq(notices("victim@example.net", NULL), 1);
+	ck_assert_int_eq(logged("answered already (one answer per message)"), 19);
+	/* 19 help addresses. */
+	for (int i = 0; i < 19; i++) {
+		snprintf(names[i], sizeof(names[i]), "list%d+help@example.com", i);
+		rcpt[i] = names[i];
+	}
+	rcpt[19] = NULL;
+	ck_assert_int_eq(post_to("helpme@example.net", rcpt), 250);
+	ck_assert_int_eq(notices("helpme@example.net", NULL), 1);
+	/* Subaddresses and case are one address. */
+	ck_assert_int_eq(send("Victim+1@Example.NET", "club+subscribe@example.com", NULL), 250);
+	ck_assert_int_eq(send("victim+2@example.net", "board+help@example.com", NULL), 250);
+	ck_assert_int_eq(notices("Victim+1@Example.NET", NULL), 0);
+	ck_assert_int_eq(notices("victim+2@example.net", NULL), 0);
+	/* Across lists, in separate messages. */
+	ck_assert_int_eq(send("solo@example.net", "club+help@example.com", NULL), 250);
+	ck_assert_int_eq(send("solo@example.net", "list3+help@example.com", NULL), 250);
+	ck_assert_int_eq(notices("solo@example.net", NULL), 1);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM requests WHERE normalized ="
+				    " 'victim@example.net'"), 1);
+	stop();
+	/* The relay fails the first answer: 451; the retry sends the one. */
+	start(NULL, "-F", "1", NULL);
+	rcpt[0] = "club+help@example.com";
+	rcpt[1] = "board+help@example.com";
+	rcpt[2] = "club+subscribe@example.com";
+	rcpt[3] = NULL;
+	{
+		const char *msg = "From: <late@example.net>\r\nSubject: x\r\n"
+			"Message-ID: <late-multi@example.net>\r\n\r\nplease\r\n";
+
+		ck_assert_int_eq(tl_post(&d, "late@example.net", rcpt, msg, reply, sizeof(reply)),
+				 451);
+		ck_assert_int_eq(tl_post(&d, "late@example.net", rcpt, msg, reply, sizeof(reply)),
+				 250);
+		ck_assert_int_eq(tl_post(&d, "late@example.net", rcpt, msg, reply, sizeof(reply)),
+				 250);
+	}
+	ck_assert_int_eq(notices("late@example.net", NULL), 1);
+	ck_assert_int_eq(notices("late@example.net", "\r\nSubject: Help for club@"), 1);
+	stop();
+}
+END_TEST
+
+/*
+ * A current recipient's unsubscribe always gets its confirmation
+ * request, even within the hour of another answer; at most 3 an hour
+ * per list and address, and the fourth logs the one still valid.
+ */
+START_TEST(test_unsubscribe_always_answered)
+{
+	char	addr[256];
+
+	start(NULL, NULL);
+	ck_assert_int_eq(send("new@example.net", "club+subscribe@example.com", NULL), 250);
+	confirm_for("new@example.net", "club", 's', addr, sizeof(addr));
+	ck_assert_int_eq(send("new@example.net", addr, NULL), 250);
+	ck_assert_int_eq(notices("new@example.net", "Welcome"), 1);
+	ck_assert_int_eq(send("new@example.net", "club+unsubscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("new@example.net", "Confirm: unsubscribe"), 1);
+	ck_assert_int_eq(send("new@example.net", "club+unsubscribe@example.com", NULL), 250);
+	ck_assert_int_eq(send("new@example.net", "club+unsubscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("new@example.net", "Confirm: unsubscribe"), 3);
+	ck_assert_int_eq(send("new@example.net", "club+unsubscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("new@example.net", "Confirm: unsubscribe"), 3);
+	ck_assert_int_eq(logged("a valid confirmation request went out at "), 1);
+	ck_assert_int_eq(logged(" UTC and is valid until "), 1);
+	/* Strangers stay under the hourly limit. */
+	ck_assert_int_eq(send("stranger@example.net", "club+help@example.com", NULL), 250);
+	ck_assert_int_eq(send("stranger@example.net", "club+unsubscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("stranger@example.net", NULL), 1);
 	stop();
 }
 END_TEST
@@ -642,8 +818,12 @@ main(void)
 	tcase_add_test(tc, test_rcpt);
 	tcase_add_test(tc, test_subscribe);
 	tcase_add_test(tc, test_unsubscribe);
+	tcase_add_test(tc, test_subscribe_list_only);
+	tcase_add_test(tc, test_unsubscribed_cannot_post);
 	tcase_add_test(tc, test_forged);
 	tcase_add_test(tc, test_mail_bomb);
+	tcase_add_test(tc, test_one_answer_per_address);
+	tcase_add_test(tc, test_unsubscribe_always_answered);
 	tcase_add_test(tc, test_automatic);
 	tcase_add_test(tc, test_policies);
 	tcase_add_test(tc, test_retry);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -297,6 +298,22 @@ START_TEST(test_queries_sql)
 	ck_assert_int_eq(store_evidence(st, "bob@example.org", 30), 3);
 	ck_assert_int_eq(store_evidence(st, "carol@example.org", 30), 0);
 	ck_assert_int_eq(store_evidence(st, "alice@example.org", 30), 0);
+	/* A proof of life: only the evidence after it counts; rows stay. */
+	{
+		long long now = (long long) time(NULL);
+
+		ck_assert_int_eq(store_probe_sent(st, "Bob@example.org", "group1", now, now + 600),
+				 STORE_YES);
+		ck_assert_int_eq(store_probe_alive(st, "bob@example.org", now + 600, now + 1),
+				 STORE_YES);
+		ck_assert_int_eq(store_evidence(st, "bob@example.org", 30), 0);
+		exec_sql("INSERT INTO bounces (envelope_to, address, status, action, evidence,"
+			 " received) VALUES ('bounce@x', 'bob@example.org', '5.1.1', 'failed', 1,"
+			 " datetime('now', '+1 minute'))");
+		ck_assert_int_eq(store_evidence(st, "bob@example.org", 30), 1);
+		ck_assert_int_eq(count_sql("SELECT count(*) FROM bounces WHERE address ="
+					   " 'bob@example.org' AND evidence = 1"), 4);
+	}
 }
 END_TEST
 
@@ -365,8 +382,9 @@ static const struct {
 	 " ALTER TABLE unsubscribes DROP COLUMN source;"
 	 " INSERT INTO unsubscribes (group_name, address) VALUES ('group1', 'dave@example.org');"
 	 " PRAGMA user_version = 4;"},
-	/* Version 5: claims without boot, lease and generation; one claim
-	 * of a live process (pid 1) made at wall-clock time 1000. */
+	/* Version 5: claims without boot, lease and generation (one claim
+	 * of a live process, pid 1, made at wall-clock time 1000); no
+	 * requests.normalized (nor its indexes), no probes.alive_at. */
 	{"v5", "DROP TABLE relayed_rcpt; DROP TABLE relayed;"
 	 " CREATE TABLE relayed (id INTEGER PRIMARY KEY, group_name TEXT NOT NULL COLLATE NOCASE,"
 	 " digest TEXT NOT NULL, message_id TEXT, relayed_at TEXT NOT NULL"
@@ -378,6 +396,15 @@ static const struct {
 	 " DEFAULT 0 CHECK (refused IN (0, 1)), PRIMARY KEY (copy_id, address)) WITHOUT ROWID;"
 	 " INSERT INTO relayed (group_name, digest, complete, owner, claimed_at)"
 	 " VALUES ('group1', 'legacy', 0, 1, 1000);"
+	 " DROP TABLE requests; DROP TABLE probes;"
+	 " CREATE TABLE probes (address TEXT NOT NULL COLLATE NOCASE, group_name TEXT NOT NULL"
+	 " COLLATE NOCASE, sent_at INTEGER NOT NULL, expires INTEGER NOT NULL, bounced_at"
+	 " INTEGER, PRIMARY KEY (address, expires)) WITHOUT ROWID;"
+	 " CREATE TABLE requests (group_name TEXT NOT NULL COLLATE NOCASE, address TEXT NOT NULL"
+	 " COLLATE NOCASE, action TEXT NOT NULL, sent_at INTEGER NOT NULL, expires INTEGER NOT"
+	 " NULL, done_at INTEGER, digest TEXT, PRIMARY KEY (address, group_name, action,"
+	 " expires)) WITHOUT ROWID;"
+	 " INSERT INTO requests VALUES ('group1', 'Old@Example.org', 'help', 7, 7, NULL, 'old');"
 	 " PRAGMA user_version = 5;"},
 };
 
@@ -408,7 +435,7 @@ START_TEST(test_migrate)
 		ck_assert_int_eq(g.subscribe, SUB_CLOSED);
 		ck_assert_int_eq(store_blocked(st, "group1", "dave@example.org"), STORE_YES);
 		ck_assert_int_eq(store_request_add(st, "group1", "x@example.org", "help", 5, 5,
-						   "d"), STORE_YES);
+						   "d", "x@example.org"), STORE_YES);
 		{
 			sqlite3 *db;
 
@@ -429,6 +456,11 @@ START_TEST(test_migrate)
 		ck_assert_int_eq(store_claim(st, "group1", "legacy", NULL, 60, who(2, 1061), &c),
 				 CLAIM_RESUME);
 		ck_assert_int_eq(store_release(st, c.id, 1, 60, who(2, 1061)), STORE_YES);
+		/* Its answers still count for the hourly limit; probes take a
+		 * proof of life. */
+		ck_assert_int_eq(store_request_recent(st, "old@example.org", 0, "new"), STORE_YES);
+		ck_assert_int_eq(store_probe_sent(st, "a@example.org", "group1", 10, 20), STORE_YES);
+		ck_assert_int_eq(store_probe_alive(st, "a@example.org", 20, 15), STORE_YES);
 	}
 	if (strcmp(old_versions[_i].label, "v3") == 0) {
 		/* Version 3's memory is kept: a duplicate stays a duplicate,
@@ -678,29 +710,39 @@ START_TEST(test_self_service)
 	ck_assert_int_eq(store_unsubscribe(st, "group1", "bob@example.org", "request"), STORE_YES);
 	ck_assert_int_eq(store_is_recipient(st, "group1", "bob@example.org"), STORE_NO);
 	ck_assert_int_eq(store_blocked(st, "group1", "bob@example.org"), STORE_NO);
-	ck_assert_int_eq(store_subscribe(st, "Group1", "bob@example.org", 0), STORE_YES);
+	ck_assert_int_eq(store_subscribe(st, "Group1", "bob@example.org"), STORE_YES);
 	ck_assert_int_eq(store_is_recipient(st, "group1", "bob@example.org"), STORE_YES);
 	/* The administrator's opt-outs stay, for the group or for all. */
 	ck_assert_int_eq(store_blocked(st, "group1", "carol@example.org"), STORE_YES);
-	ck_assert_int_eq(store_subscribe(st, "Group1", "carol@example.org", 0), STORE_YES);
+	ck_assert_int_eq(store_subscribe(st, "Group1", "carol@example.org"), STORE_YES);
 	ck_assert_int_eq(store_is_recipient(st, "group1", "carol@example.org"), STORE_NO);
 	ck_assert_int_eq(store_blocked(st, "group1", "erin@example.org"), STORE_YES);
-	/* A new address: group_members, and members when asked. */
-	ck_assert_int_eq(store_subscribe(st, "Group1", "frank@example.org", 1), STORE_YES);
+	/* A new address: group_members, never members. */
+	ck_assert_int_eq(store_subscribe(st, "Group1", "frank@example.org"), STORE_YES);
 	ck_assert_int_eq(store_is_recipient(st, "group1", "frank@example.org"), STORE_YES);
-	ck_assert_int_eq(store_is_member(st, "frank@example.org"), STORE_YES);
-	ck_assert_int_eq(store_subscribe(st, "Group1", "gina@example.org", 0), STORE_YES);
+	ck_assert_int_eq(store_is_member(st, "frank@example.org"), STORE_NO);
+	ck_assert_int_eq(store_subscribe(st, "Group1", "gina@example.org"), STORE_YES);
 	ck_assert_int_eq(store_is_member(st, "gina@example.org"), STORE_NO);
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM unsubscribes"), 2);
 
-	/* The hourly limit: another message's row counts, the same one's not. */
-	ck_assert_int_eq(store_request_recent(st, "group1", "x@example.org", 1000, "m1"), STORE_NO);
+	/* The hourly limit, per normalized address whatever the list:
+	 * another message's row counts, the same one's not. */
+	ck_assert_int_eq(store_request_recent(st, "x@example.org", 1000, "m1"), STORE_NO);
 	ck_assert_int_eq(store_request_add(st, "group1", "x@example.org", "subscribe", 1000,
-					   1000 + 259200, "m1"), STORE_YES);
-	ck_assert_int_eq(store_request_recent(st, "GROUP1", "X@example.org", 1000, "m1"), STORE_NO);
-	ck_assert_int_eq(store_request_recent(st, "group1", "x@example.org", 1000, "m2"), STORE_YES);
-	ck_assert_int_eq(store_request_recent(st, "group1", "x@example.org", 1001, "m2"), STORE_NO);
-	ck_assert_int_eq(store_request_recent(st, "board", "x@example.org", 1000, "m2"), STORE_NO);
+					   1000 + 259200, "m1", "x@example.org"), STORE_YES);
+	ck_assert_int_eq(store_request_recent(st, "x@example.org", 1000, "m1"), STORE_NO);
+	ck_assert_int_eq(store_request_recent(st, "x@example.org", 1000, "m2"), STORE_YES);
+	ck_assert_int_eq(store_request_recent(st, "x@example.org", 1001, "m2"), STORE_NO);
+	ck_assert_int_eq(store_request_recent(st, "x2@example.org", 1000, "m2"), STORE_NO);
+	/* One answer per message: its own row is no sibling of itself. */
+	ck_assert_int_eq(store_request_sibling(st, "m1", "GROUP1", "X@example.org", "subscribe"),
+			 STORE_NO);
+	ck_assert_int_eq(store_request_sibling(st, "m1", "board", "x@example.org", "subscribe"),
+			 STORE_YES);
+	ck_assert_int_eq(store_request_sibling(st, "m1", "group1", "x@example.org", "help"),
+			 STORE_YES);
+	ck_assert_int_eq(store_request_sibling(st, "m2", "board", "x@example.org", "help"),
+			 STORE_NO);
 	/* Pending, then used by the confirming message, then a replay. */
 	ck_assert_int_eq(store_request_state(st, "group1", "x@example.org", "subscribe",
 					     1000 + 259200, digest, sizeof(digest)), REQUEST_PENDING);
@@ -719,7 +761,7 @@ START_TEST(test_self_service)
 					     5000, digest, sizeof(digest)), REQUEST_DONE);
 	/* Cancel forgets a pending row only. */
 	ck_assert_int_eq(store_request_add(st, "board", "z@example.org", "subscribe", 1000,
-					   7000, "m3"), STORE_YES);
+					   7000, "m3", "z@example.org"), STORE_YES);
 	ck_assert_int_eq(store_request_cancel(st, "board", "z@example.org", "subscribe", 7000),
 			 STORE_YES);
 	ck_assert_int_eq(store_request_cancel(st, "group1", "y@example.org", "unsubscribe", 5000),
@@ -727,8 +769,30 @@ START_TEST(test_self_service)
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM requests"), 2);
 	/* Rows expired over a week ago are pruned. */
 	ck_assert_int_eq(store_request_add(st, "open", "w@example.org", "help", 5000 + 8 * 86400,
-					   5000 + 8 * 86400, NULL), STORE_YES);
+					   5000 + 8 * 86400, NULL, NULL), STORE_YES);
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM requests"), 2);
+	/* Unsubscribe confirmations, per list and address, and the newest. */
+	{
+		long long sent, until, t = 900000;
+
+		ck_assert_int_eq(store_request_unsubs(st, "group1", "u@example.org", t, "m3",
+						      &sent, &until), 0);
+		ck_assert_int_eq(sent, 0);
+		ck_assert_int_eq(store_request_add(st, "group1", "u@example.org", "unsubscribe",
+						   t, t + 5000, "m3", "u@example.org"), STORE_YES);
+		ck_assert_int_eq(store_request_add(st, "group1", "u@example.org", "unsubscribe",
+						   t + 100, t + 5100, "m4", "u@example.org"), STORE_YES);
+		ck_assert_int_eq(store_request_add(st, "board", "u@example.org", "unsubscribe",
+						   t + 200, t + 5200, "m5", "u@example.org"), STORE_YES);
+		ck_assert_int_eq(store_request_unsubs(st, "Group1", "U@example.org", t, "m6",
+						      &sent, &until), 2);
+		ck_assert_int_eq(sent, t + 100);
+		ck_assert_int_eq(until, t + 5100);
+		ck_assert_int_eq(store_request_unsubs(st, "group1", "u@example.org", t, "m4",
+						      &sent, &until), 1);
+		ck_assert_int_eq(store_request_unsubs(st, "group1", "u@example.org", t + 1, "m6",
+						      &sent, &until), 1);
+	}
 }
 END_TEST
 

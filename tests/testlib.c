@@ -772,3 +772,18 @@ tl_give_dir(const char *dir)
 	}
 	return (chown(dir, pw->pw_uid, pw->pw_gid));
 }
+
+int
+tl_logged(const struct tl_daemon *d, const char *needle)
+{
+	FILE   *fp = fopen(d->log, "r");
+	char	line[4096];
+	int	hits = 0;
+
+	if (fp == NULL)
+		return (-1);
+	while (fgets(line, sizeof(line), fp))
+		hits += strstr(line, needle) != NULL;
+	(void) fclose(fp);
+	return (hits);
+}

@@ -98,6 +98,10 @@ void	tl_free_messages(char **v, int n);
 /* tl_count - occurrences of needle in hay */
 int	tl_count(const char *hay, const char *needle);
 
+/* tl_logged - lines of the daemon's log (its stderr) with needle, or -1
+ * when the log cannot be read */
+int	tl_logged(const struct tl_daemon *, const char *needle);
+
 /* tl_sql - run SQL on the daemon's database; 0 or -1 (message to stderr) */
 int	tl_sql(const struct tl_daemon *, const char *sql);
 
