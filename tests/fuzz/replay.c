@@ -57,7 +57,11 @@ replay_dir(const char *dir, int *passed, int *failed)
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int) sizeof(path)) {
+			fprintf(stderr, "replay: path too long in %s\n", dir);
+			(*failed)++;
+			continue;
+		}
 		if (run_file(path) == 0)
 			(*passed)++;
 		else {
