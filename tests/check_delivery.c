@@ -1957,18 +1957,43 @@ END_TEST
  * flight, commits it, answers 451 for the rest and exits; nobody gets a
  * half-sent copy counted as sent.
  */
+/* sigterm_pending - pid has SIGTERM pending (blocked while it serves) */
+static int
+sigterm_pending(pid_t pid)
+{
+	char	path[64], line[256];
+	FILE   *fp;
+	int	yes = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long) pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return (0);
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (strncmp(line, "SigPnd:", 7) == 0 || strncmp(line, "ShdPnd:", 7) == 0)
+			yes |= (strtoull(line + 7, NULL, 16) & (1ULL << (SIGTERM - 1))) != 0;
+	fclose(fp);
+	return (yes);
+}
+
 START_TEST(test_sigterm_mid_fanout)
 {
 	const char *msg = "From: x@example.net\r\nSubject: stop\r\n\r\nhi\r\n";
 	char	buf[1024];
+	pid_t	worker;
 	int	fd;
 
-	start("relay-recipient-limit = 1000\n", "-S", "1500", NULL);
+	start("relay-recipient-limit = 1000\n", "-W", "1", NULL);
 	big_list(2500);
 	fd = send_dot("x@example.net", "big@example.com", msg);
-	wait_sql("SELECT count(*) FROM relayed WHERE owner IS NOT NULL", 1);
-	tl_sleep_ms(300);		/* the first transaction is at the relay */
+	wait_file(".held");		/* the first transaction is at the relay */
+	worker = (pid_t) tl_sql_int(&d, "SELECT owner FROM relayed");
+	ck_assert_int_gt(worker, 0);
 	ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
+	/* The master passes it on; the worker holds it while it serves. */
+	for (int i = 0; i < 1000 && !sigterm_pending(worker); i++)
+		tl_sleep_ms(10);
+	ck_assert(sigterm_pending(worker));
+	release_held();
 	ck_assert_int_eq(tl_reply(fd, buf, sizeof(buf)), 451);
 	close(fd);
 	ck_assert_int_eq(tl_daemon_wait(&d, 20), 0);
