@@ -147,6 +147,12 @@ CREATE TABLE IF NOT EXISTS probes (
 --     release) holds only while owner and generation are still its own,
 --     so a worker that stalled past its lease and was taken over writes
 --     nothing and stops sending.
+--   touched (version 6): the boot clock at the copy's last claim,
+--     checkpoint or completion (boot stays the boot of that moment).
+--     A row is forgotten after dedup-window by relayed_at, the wall
+--     clock, unless it is younger than that by this boot's clock: a step
+--     of the wall clock forward never makes mlistd forget a copy whose
+--     retry may still come.
 --   complete = 1: every member was served; a retry is answered 250 and
 --     nothing is sent again.  complete = 0: relayed_rcpt holds the
 --     members already served (refused = 0) or refused for good by the
@@ -165,7 +171,8 @@ CREATE TABLE IF NOT EXISTS relayed (
     claimed_at  INTEGER,
     boot        TEXT,
     lease       INTEGER,
-    generation  INTEGER NOT NULL DEFAULT 0
+    generation  INTEGER NOT NULL DEFAULT 0,
+    touched     INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS relayed_by_copy ON relayed (digest, group_name);
 

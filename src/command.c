@@ -128,18 +128,18 @@ command_automatic(const struct rewrite_msg *m, const char *sender, const char *d
 }
 
 int
-command_normalize(const char *address, char delim, char *out, size_t len)
+command_normalize(const char *address, char *out, size_t len)
 {
 	const char *at = strrchr(address, '@');
 	size_t	local = at ? (size_t) (at - address) : strlen(address), cut = local, n = 0;
 
 	for (size_t i = 1; i < local; i++)
-		if (address[i] == '+' || address[i] == delim) {
+		if (address[i] == '+') {
 			cut = i;
 			break;
 		}
 	for (size_t i = 0; address[i]; i++) {
-		if (i >= cut && i < local)
+		if (i < local && (i >= cut || (address[i] == '.' && n > 0)))
 			continue;
 		if (n + 1 >= len)
 			return (-1);
@@ -157,8 +157,18 @@ command_address_ok(const char *a)
 	size_t	n = 0;
 	const char *at = strrchr(a, '@');
 
+	/*
+	 * Quoting, escapes, the percent hack and source-route-like bangs,
+	 * address literals, a trailing dot: each names the same mailbox in
+	 * many spellings ("victim"@, vi\ctim@, victim@example.com.), which
+	 * would each count alone against the notice limits.  No person
+	 * needs them to subscribe.
+	 */
 	for (; a[n]; n++)
-		if ((unsigned char) a[n] <= 0x20 || a[n] == 0x7f || a[n] == '<' || a[n] == '>')
+		if ((unsigned char) a[n] <= 0x20 || a[n] == 0x7f || a[n] == '<' || a[n] == '>'
+		    || a[n] == '"' || a[n] == '\\' || a[n] == '%' || a[n] == '!' || a[n] == '['
+		    || a[n] == ']')
 			return (0);
-	return (n <= 254 && at != NULL && at != a && at[1] != 0);
+	return (n <= 254 && at != NULL && at != a && at[1] != 0 && at[1] != '.'
+		&& a[n - 1] != '.' && strchr(at + 1, '@') == NULL);
 }

@@ -51,16 +51,20 @@ const char *command_automatic(const struct rewrite_msg *, const char *sender,
 
 /*
  * command_normalize - the address the notice limits count: lower case,
- * and the local part without a subaddress (from the first "+", or the
- * first command-delimiter delim when it is another character, unless
- * that is the local part's first character), so that victim+1@ and
- * Victim@ are one address.  0, or -1 when out is too small.
+ * the local part without a subaddress (from the first "+", unless that
+ * is its first character) and without dots after its first character,
+ * so that Victim@, victim+1@ and v.ictim@ (one mailbox at providers
+ * that ignore dots) are one address.  Merging two people's addresses
+ * only makes the limit stricter.  The sender's subaddress delimiter is
+ * its own site's, so the command-delimiter plays no part.  0, or -1
+ * when out is too small.
  */
-int	command_normalize(const char *address, char delim, char *out, size_t len);
+int	command_normalize(const char *address, char *out, size_t len);
 
-/* command_address_ok - an address mlistd may store and write to: no
- * controls, spaces or angle brackets, an @ with text on both sides, at
- * most 254 bytes (the schema's CHECK) */
+/* command_address_ok - an address mlistd may store and write to, spelt
+ * one way: no controls, spaces, angle brackets, quotes, backslashes, %,
+ * !, address literals or trailing dots; one @ with text on both sides;
+ * at most 254 bytes (the schema's CHECK) */
 int	command_address_ok(const char *address);
 
 #endif

@@ -553,6 +553,10 @@ refusal_row(struct deliver *d, const char *id, const char *group, const char *rc
 	char	status[16], diag[512];
 
 	enhanced_status(reply, status, sizeof(status));
+	/* No enhanced code ("550 User unknown"): its class, so that it
+	 * counts as a hard refusal (RFC 3463: X.0.0). */
+	if (status[0] == 0 && (reply[0] == '5' || reply[0] == '4'))
+		snprintf(status, sizeof(status), "%c.0.0", reply[0]);
 	snprintf(diag, sizeof(diag), "smtp; %s", reply);
 	memset(&b, 0, sizeof(b));
 	b.envelope_to = d->bounce_addr;
@@ -598,38 +602,32 @@ member_refused(struct deliver *d, const char *id, const char *group, const char 
 }
 
 /*
- * checkpoint - relay hook after each transaction that ended cleanly: who
- * was served or refused, and the refusals' bounces rows, in one commit
- * before the next transaction starts.  The last one marks the copy
- * complete in the same commit.  A crash from here on costs at most the
- * transaction in flight.  The commit first renews our claim, fenced on
- * owner and generation: a worker that lost its claim (it stalled past
- * its lease and another attempt took the copy over) records nothing and
- * stops at once.
+ * record - one try at a checkpoint's commit: who was served or refused,
+ * and the refusals' bounces rows; the last one marks the copy complete.
+ * The commit first renews our claim, fenced on owner and generation.
+ * 0, -1 (a database error: nothing written) or -2 (the claim is lost).
  */
 static int
-checkpoint(void *arg, const struct relay_outcome *o, size_t n)
+record(struct copy_ctx *cx, const struct relay_outcome *o, size_t n, int *accepted)
 {
-	struct copy_ctx *cx = arg;
 	struct deliver *d = cx->ds->d;
 	const struct conf *cf = d->cf;
-	int	accepted = 0, rc;
+	int	rc;
 	/* A copy sent in one transaction is marked complete in its checkpoint,
 	 * and who it served need not be written down. */
 	int	final = cx->c.id && cx->done + n >= cx->total && cx->checkpoints == 0;
 
+	*accepted = 0;
 	if (store_begin(d->st) == STORE_ERROR)
-		goto failed;
+		return (-1);
 	if (cx->c.id) {
 		owner_now(cf, &cx->o);
-		if ((rc = store_touch(d->st, cx->c.id, &cx->o)) == STORE_ERROR)
-			goto failed;
-		if (rc == STORE_NO)
-			goto lost;
+		if ((rc = store_touch(d->st, cx->c.id, &cx->o)) != STORE_YES)
+			goto undo;
 		cx->lease_end = (double) (cx->o.now + cx->o.lease);
 	}
 	for (size_t i = 0; i < n; i++) {
-		accepted |= o[i].accepted;
+		*accepted |= o[i].accepted;
 		if (!o[i].accepted && member_refused(d, cx->env->id, cx->g->name, o[i].rcpt,
 						     o[i].reply) < 0)
 			goto failed;
@@ -637,37 +635,76 @@ checkpoint(void *arg, const struct relay_outcome *o, size_t n)
 		    && store_mark_rcpt(d->st, cx->c.id, o[i].rcpt, !o[i].accepted) == STORE_ERROR)
 			goto failed;
 	}
-	cx->done += n;
 	if (final) {
-		if ((rc = store_release(d->st, cx->c.id, 1, cf->dedup_window, &cx->o))
-		    == STORE_ERROR)
-			goto failed;
-		if (rc == STORE_NO)
-			goto lost;
+		if ((rc = store_release(d->st, cx->c.id, 1, cf->dedup_window, &cx->o)) != STORE_YES)
+			goto undo;
 		cx->completed = 1;
 	}
 	if (store_commit(d->st) == STORE_ERROR)
 		goto failed;
+	return (0);
+undo:
+	store_rollback(d->st);
+	cx->completed = 0;
+	return (rc == STORE_NO ? -2 : -1);
+failed:
+	store_rollback(d->st);
+	cx->completed = 0;
+	return (-1);
+}
+
+/*
+ * checkpoint - relay hook after each transaction that ended cleanly: its
+ * outcome in one commit (record) before the next transaction starts.  A
+ * crash from here on costs at most the transaction in flight.  A worker
+ * that lost its claim (it stalled past its lease and another attempt
+ * took the copy over) records nothing and stops at once.  A database
+ * error (an administrator's sqlite3 session holding a lock, say) is
+ * tried again while the lease leaves room: nobody can take the copy over
+ * before then, and forgetting whom the relay just served would send them
+ * a second copy on the retry.
+ */
+static int
+checkpoint(void *arg, const struct relay_outcome *o, size_t n)
+{
+	struct copy_ctx *cx = arg;
+	struct deliver *d = cx->ds->d;
+	const struct conf *cf = d->cf;
+	int	accepted, rc;
+
+	for (unsigned tries = 1;; tries++) {
+		if ((rc = record(cx, o, n, &accepted)) == 0)
+			break;
+		if (rc == -2) {
+			cx->lost = 1;
+			msg_warn("%s: group=%s: this worker lost its claim on the copy: it stalled "
+				 "past its lease and another attempt took the copy over, which may "
+				 "send the %zu members of the transaction that was in flight a "
+				 "second copy; nothing more is sent or recorded here", cx->env->id,
+				 cx->g->name, n);
+			return (-1);
+		}
+		if (cx->c.id == 0 || boot_now() + cf->database_timeout + 1 >= cx->lease_end) {
+			msg_warn("%s: group=%s: cannot record the %zu members just served or refused "
+				 "(the retry sends to them again): %s", cx->env->id, cx->g->name, n,
+				 store_errmsg(d->st));
+			return (-1);
+		}
+		if (tries == 1)
+			msg_warn("%s: group=%s: cannot record the %zu members just served or refused "
+				 "yet: %s; trying again until the claim's lease is near its end",
+				 cx->env->id, cx->g->name, n, store_errmsg(d->st));
+		{
+			struct timespec nap = {0, 200 * 1000 * 1000};
+
+			(void) nanosleep(&nap, NULL);
+		}
+	}
+	cx->done += n;
 	cx->checkpoints++;
 	if (accepted)
 		crash_point("batch", ++cx->batches);
 	return (0);
-lost:
-	store_rollback(d->st);
-	cx->lost = 1;
-	cx->completed = 0;
-	msg_warn("%s: group=%s: this worker lost its claim on the copy: it stalled past "
-		 "its lease and another attempt took the copy over, which may send the %zu "
-		 "members of the transaction that was in flight a second copy; nothing "
-		 "more is sent or recorded here", cx->env->id, cx->g->name, n);
-	return (-1);
-failed:
-	msg_warn("%s: group=%s: cannot record the %zu members just served or refused "
-		 "(the retry sends to them again): %s", cx->env->id, cx->g->name, n,
-		 store_errmsg(d->st));
-	store_rollback(d->st);
-	cx->completed = 0;
-	return (-1);
 }
 
 /* stop_requested - SIGTERM, SIGINT or SIGHUP arrived (blocked in a session) */
@@ -950,6 +987,18 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 		if (needs_utf8(rl.v[i]))
 			flags |= RELAY_SMTPUTF8;
 	cx.total = rl.n;
+	/* The lease, again, right before the relay is contacted: the machine
+	 * may have slept since the claim (later transactions: proceed). */
+	if (cx.c.id && boot_now() >= cx.lease_end) {
+		free(copy);
+		rcpt_list_free(&rl);
+		msg_warn("%s: group=%s: the claim's lease ended before the relay was contacted "
+			 "(the worker was stopped or the machine slept); the retry sends",
+			 env->id, g->name);
+		smtp_reply_set(r, 451, "4.4.0 Error: cannot relay the list copy now, "
+			       "try again later");
+		goto release;
+	}
 	hooks.checkpoint = checkpoint;
 	hooks.proceed = proceed;
 	hooks.arg = &cx;
@@ -1555,7 +1604,7 @@ answer(struct deliver_session *ds, const struct smtp_envelope *env,
 	long	ev, n;
 	int	rc;
 
-	if (command_normalize(address, cf->delim, norm, sizeof(norm)) < 0)
+	if (command_normalize(address, norm, sizeof(norm)) < 0)
 		return (0);			/* cannot happen: bounded */
 	if ((ev = store_evidence(d->st, address, cf->bounce_window)) == STORE_ERROR)
 		goto db_failed;
@@ -1567,8 +1616,12 @@ answer(struct deliver_session *ds, const struct smtp_envelope *env,
 	if (store_begin(d->st) == STORE_ERROR)
 		goto db_failed;
 	/* One message, one answer, however many command addresses it names;
-	 * a retry finds its own row (same digest, same request) and goes on. */
-	if ((rc = store_request_sibling(d->st, digest, g->name, address, action)) == STORE_YES) {
+	 * a retry finds its own row (same digest, same request) and goes on.
+	 * A current recipient's unsubscribe is answered all the same: the
+	 * lists it is on bound it. */
+	rc = tok == TOKEN_UNSUBSCRIBE ? STORE_NO
+		: store_request_sibling(d->st, digest, g->name, address, action);
+	if (rc == STORE_YES) {
 		store_rollback(d->st);
 		msg_info("%s: group=%s: no %s notice for <%s>: this message was answered already "
 			 "(one answer per message)", env->id, g->name, name, address);
@@ -1810,7 +1863,8 @@ command_mail(struct deliver_session *ds, const struct smtp_envelope *env,
 	}
 	why = command_automatic(m, env->sender, cf->domain);
 	if (why == NULL && !command_address_ok(env->sender))
-		why = "an address mlistd cannot store";
+		why = "an address in a form mlistd does not answer (quoted, escaped, %, !, "
+			"a literal or a trailing dot)";
 	if (why) {
 		msg_info("%s: group=%s: %s from=<%s> ignored: %s", env->id, g.name,
 			 command_name(cr->c.kind), env->sender, why);

@@ -383,19 +383,48 @@ refused_alike(char **replies, size_t n)
 }
 
 /*
- * mailbox_refusal - is a refusal about the mailbox (enhanced code 5.1.x,
- * addressing: no such user; 5.2.x, the mailbox: disabled, full), rather
- * than about who sends (5.7.x policy: "554 5.7.1 Relay access denied"),
- * the relay itself (5.3.x, 5.4.x), the protocol (5.5.x), or unexplained
- * (no enhanced code, 503)?
+ * sender_refusal - is a refusal at RCPT about mlistd's envelope sender
+ * (X.1.7, X.1.8; Postfix's "Sender address rejected", or one naming the
+ * sender)?  Never a member's bounce, wherever it falls.
  */
 static int
-mailbox_refusal(const char *reply)
+sender_refusal(const char *reply, const char *sender)
 {
+	char	e[16], path[SMTP_ADDR_MAX + 3];
+
+	snprintf(path, sizeof(path), "<%s>", sender);
+	enhanced(reply, e, sizeof(e));
+	return (strcasestr(reply, "sender address") != NULL || strcasestr(reply, path) != NULL
+		|| strcmp(e, "5.1.7") == 0 || strcmp(e, "5.1.8") == 0);
+}
+
+/*
+ * mailbox_refusal - is a refusal about the recipient's mailbox: enhanced
+ * code 5.1.1 to 5.1.4, 5.1.6 or 5.1.10 (no such user, bad system or
+ * syntax, ambiguous, moved, null MX) or 5.2.x (disabled, full, ...)?
+ * Not when it is about who sends: RFC 3463's X.1.7 and X.1.8, Postfix's
+ * "550 5.1.0 <bounce@...>: Sender address rejected", which arrives at
+ * every RCPT under smtpd_delay_reject, or any reply that names sender;
+ * nor about the relay (5.3.x, 5.4.x), policy (5.7.x: "554 5.7.1 Relay
+ * access denied"), the protocol (5.5.x), or unexplained (no enhanced
+ * code, 503).
+ */
+static int
+mailbox_refusal(const char *reply, const char *sender)
+{
+	static const char *const mailbox[] = {"5.1.1", "5.1.2", "5.1.3", "5.1.4", "5.1.6",
+		"5.1.10"};
 	char	e[16];
 
+	if (sender_refusal(reply, sender))
+		return (0);
 	enhanced(reply, e, sizeof(e));
-	return (strncmp(e, "5.1.", 4) == 0 || strncmp(e, "5.2.", 4) == 0);
+	if (strncmp(e, "5.2.", 4) == 0)
+		return (1);
+	for (size_t i = 0; i < sizeof(mailbox) / sizeof(mailbox[0]); i++)
+		if (strcmp(e, mailbox[i]) == 0)
+			return (1);
+	return (0);
 }
 
 /* Per-recipient state within one transaction. */
@@ -784,13 +813,33 @@ relay_send(struct relay *r, const char *sender, unsigned flags,
 		 * first batch, or every member, is dead still gets its bounces.
 		 */
 		if (t.accepted == 0 && t.next == 0 && t.later == 0
-		    && refused_alike(t.reply, t.n) && !mailbox_refusal(t.reply[0])) {
+		    && refused_alike(t.reply, t.n) && !mailbox_refusal(t.reply[0], sender)) {
 			snprintf(res->reply, sizeof(res->reply), "every recipient refused: %s",
 				 t.reply[0]);
 			res->problem = 1;
 			res->deferred += t.n;
 			goto done;
 		}
+		for (size_t j = 0; j < t.n; j++)
+			if (t.state[j] == R_REFUSED && sender_refusal(t.reply[j], sender)) {
+				/* Not the member's doing; and not to be sent twice. */
+				snprintf(res->reply, sizeof(res->reply), "the relay refuses the "
+					 "sender: %s", t.reply[j]);
+				res->problem = 1;
+				res->deferred += t.n;
+				if (t.accepted > 0) {
+					/* Those are served: report them, and only them. */
+					for (size_t i = 0; i < t.n; i++)
+						if (t.state[i] != R_ACCEPTED)
+							t.state[i] = R_LATER;
+					res->accepted += t.accepted;
+					res->transactions++;
+					res->deferred -= t.accepted;
+					if (report(h, &t, rcpt, 1, out) != 0)
+						goto unrecorded;
+				}
+				goto done;
+			}
 		if (t.accepted > 0) {
 			res->accepted += t.accepted;
 			res->transactions++;

@@ -145,24 +145,31 @@ static const char *const queries[Q_COUNT] = {
 	"SELECT id, complete, relayed_at, owner, claimed_at, boot, lease, generation"
 	" FROM relayed WHERE digest = ?2 AND group_name = ?1",
 	"INSERT INTO relayed (group_name, digest, message_id, complete, owner, claimed_at,"
-	" boot, lease, generation) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, 1)",
+	" boot, lease, generation, touched) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, 1, ?8)",
 	"UPDATE relayed SET owner = ?2, claimed_at = ?3, boot = ?4, lease = ?5,"
-	" generation = generation + 1 WHERE id = ?1 RETURNING generation",
+	" generation = generation + 1, touched = ?6 WHERE id = ?1 RETURNING generation",
 	"INSERT OR IGNORE INTO relayed_rcpt (copy_id, address, refused) VALUES (?1, ?2, ?3)",
 	/* Every write of a claim's owner is fenced on owner and generation. */
-	"UPDATE relayed SET lease = ?4 WHERE id = ?1 AND owner = ?2 AND generation = ?3",
-	"UPDATE relayed SET complete = 1, owner = NULL, claimed_at = NULL, boot = NULL,"
-	" lease = NULL, relayed_at = strftime('%Y-%m-%d %H:%M:%S', 'now')"
+	"UPDATE relayed SET lease = ?4, touched = ?5"
+	" WHERE id = ?1 AND owner = ?2 AND generation = ?3",
+	"UPDATE relayed SET complete = 1, owner = NULL, claimed_at = NULL, lease = NULL,"
+	" touched = ?4, relayed_at = strftime('%Y-%m-%d %H:%M:%S', 'now')"
 	" WHERE id = ?1 AND owner = ?2 AND generation = ?3",
 	"DELETE FROM relayed_rcpt WHERE copy_id = ?1",
-	"UPDATE relayed SET owner = NULL, claimed_at = NULL, boot = NULL, lease = NULL"
+	"UPDATE relayed SET owner = NULL, claimed_at = NULL, lease = NULL"
 	" WHERE id = ?1 AND owner = ?2 AND generation = ?3",
+	/*
+	 * Old by the wall clock, and not young by this boot's clock: a step
+	 * of the wall clock forward does not make mlistd forget a copy whose
+	 * retry may still come.
+	 */
 	"DELETE FROM relayed WHERE digest = ?2 AND group_name = ?1"
-	" AND relayed_at < datetime('now', ?3)",
+	" AND relayed_at < datetime('now', ?3)"
+	" AND NOT (boot IS ?4 AND touched > ?5)",
 	/* id grows with time: delete below the oldest row still wanted. */
 	"DELETE FROM relayed WHERE id < coalesce((SELECT id FROM relayed"
 	" WHERE relayed_at >= datetime('now', ?1) ORDER BY id LIMIT 1),"
-	" (SELECT max(id) + 1 FROM relayed))",
+	" (SELECT max(id) + 1 FROM relayed)) AND NOT (boot IS ?2 AND touched > ?3)",
 	"PRAGMA synchronous = NORMAL",
 	"PRAGMA synchronous = FULL",
 	"BEGIN IMMEDIATE",
@@ -303,7 +310,8 @@ schema_apply(struct store *st)
 		&& sqlite3_exec(st->db,
 			"ALTER TABLE relayed ADD COLUMN boot TEXT;"
 			" ALTER TABLE relayed ADD COLUMN lease INTEGER;"
-			" ALTER TABLE relayed ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;",
+			" ALTER TABLE relayed ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;"
+			" ALTER TABLE relayed ADD COLUMN touched INTEGER;",
 			NULL, NULL, &msg) != SQLITE_OK)
 	    /*
 	     * Version 6, self-service: requests.normalized, the address the
@@ -698,7 +706,10 @@ claim(struct store *st, const char *group, const char *digest,
 		return (STORE_ERROR);
 	/* A row from an earlier copy outside the window is not this one. */
 	q = st->stmt[Q_FORGET_STALE];
-	if (bind_copy(q, group, digest, window) < 0 || step_once(q) != SQLITE_DONE)
+	if (bind_copy(q, group, digest, window) < 0
+	    || sqlite3_bind_text(q, 4, o->boot, -1, SQLITE_STATIC) != SQLITE_OK
+	    || sqlite3_bind_int64(q, 5, o->now - (long long) window) != SQLITE_OK
+	    || step_once(q) != SQLITE_DONE)
 		goto failed;
 	if ((rc = copy_row(st, group, digest, c, &cr)) < 0)
 		goto failed;
@@ -714,6 +725,7 @@ claim(struct store *st, const char *group, const char *digest,
 		    || sqlite3_bind_int64(q, 3, o->wall) != SQLITE_OK
 		    || sqlite3_bind_text(q, 4, o->boot, -1, SQLITE_STATIC) != SQLITE_OK
 		    || sqlite3_bind_int64(q, 5, o->now + o->lease) != SQLITE_OK
+		    || sqlite3_bind_int64(q, 6, o->now) != SQLITE_OK
 		    || sqlite3_step(q) != SQLITE_ROW) {
 			(void) sqlite3_reset(q);
 			(void) sqlite3_clear_bindings(q);
@@ -730,6 +742,7 @@ claim(struct store *st, const char *group, const char *digest,
 		    || sqlite3_bind_int64(q, 5, o->wall) != SQLITE_OK
 		    || sqlite3_bind_text(q, 6, o->boot, -1, SQLITE_STATIC) != SQLITE_OK
 		    || sqlite3_bind_int64(q, 7, o->now + o->lease) != SQLITE_OK
+		    || sqlite3_bind_int64(q, 8, o->now) != SQLITE_OK
 		    || step_once(q) != SQLITE_DONE)
 			goto failed;
 		c->id = sqlite3_last_insert_rowid(st->db);
@@ -774,6 +787,7 @@ store_touch(struct store *st, long long copy_id, const struct store_owner *o)
 
 	if (bind_owner(q, copy_id, o) < 0
 	    || sqlite3_bind_int64(q, 4, o->now + o->lease) != SQLITE_OK
+	    || sqlite3_bind_int64(q, 5, o->now) != SQLITE_OK
 	    || step_once(q) != SQLITE_DONE)
 		return (fail(st, "renew claim"));
 	return (sqlite3_changes(st->db) > 0 ? STORE_YES : STORE_NO);
@@ -781,7 +795,7 @@ store_touch(struct store *st, long long copy_id, const struct store_owner *o)
 
 /* prune - forget copies older than the window, now and then */
 static void
-prune(struct store *st, unsigned window)
+prune(struct store *st, unsigned window, const struct store_owner *o)
 {
 	sqlite3_stmt *q = st->stmt[Q_PRUNE];
 	char	since[32];
@@ -790,8 +804,12 @@ prune(struct store *st, unsigned window)
 	if (++st->marks % 100 != 1)
 		return;
 	snprintf(since, sizeof(since), "-%u seconds", window);
-	if (sqlite3_bind_text(q, 1, since, -1, SQLITE_TRANSIENT) == SQLITE_OK)
+	if (sqlite3_bind_text(q, 1, since, -1, SQLITE_TRANSIENT) == SQLITE_OK
+	    && sqlite3_bind_text(q, 2, o->boot, -1, SQLITE_STATIC) == SQLITE_OK
+	    && sqlite3_bind_int64(q, 3, o->now - (long long) window) == SQLITE_OK)
 		(void) step_once(q);
+	else
+		(void) sqlite3_clear_bindings(q);
 }
 
 int
@@ -800,7 +818,9 @@ store_release(struct store *st, long long copy_id, int complete, unsigned window
 {
 	sqlite3_stmt *q = st->stmt[complete ? Q_COMPLETE : Q_RELEASE];
 
-	if (bind_owner(q, copy_id, o) < 0 || step_once(q) != SQLITE_DONE)
+	if (bind_owner(q, copy_id, o) < 0
+	    || (complete && sqlite3_bind_int64(q, 4, o->now) != SQLITE_OK)
+	    || step_once(q) != SQLITE_DONE)
 		return (fail(st, complete ? "remember relayed copy" : "release claim"));
 	if (sqlite3_changes(st->db) == 0)
 		return (STORE_NO);		/* taken over: not ours to end */
@@ -809,7 +829,7 @@ store_release(struct store *st, long long copy_id, int complete, unsigned window
 		q = st->stmt[Q_FORGET_RCPT];
 		if (sqlite3_bind_int64(q, 1, copy_id) != SQLITE_OK || step_once(q) != SQLITE_DONE)
 			return (fail(st, "remember relayed copy"));
-		prune(st, window);
+		prune(st, window, o);
 	}
 	return (STORE_YES);
 }

@@ -1472,6 +1472,12 @@ static const struct relay_case {
 	 "relay-recipient-limit = 2\n", {NULL},
 	 "a1@example.net,deny1@example.net", 250, 1, 1, 1,
 	 "to=<deny1@example.net>, group=t, relay refused: 554 5.7.1", 10},
+	/* The relay refusing mlistd's envelope sender at RCPT (Postfix with
+	 * smtpd_delay_reject): nobody's bounce, even as 5.1.0. */
+	{"the sender refused at every RCPT: the relay, not the members", NULL, {"-R", NULL},
+	 "a1@example.net,a2@example.net", 451, 0, 0, 0, "Sender address rejected", 10},
+	{"the sender refused, a list of one", NULL, {"-R", NULL},
+	 "a1@example.net", 451, 0, 0, 0, "the relay refuses mlistd itself", 10},
 	/* Refusals in a transaction cut by 421 are in doubt (case 1). */
 	{"RCPTs refused, then 421: nobody refused for good", NULL, {"-A", "-K", "3"},
 	 "a1@example.net,a2@example.net,a3@example.net,a4@example.net", 451, 0, 0, 0,
@@ -1721,7 +1727,7 @@ START_TEST(test_threshold_counts_refusals)
 
 	start("bounce-threshold = 2\n", NULL);
 	ck_assert_int_eq(tl_sql(&d, "INSERT INTO group_members VALUES"
-				" ('group1', 'rejectme@example.net')"), 0);
+				" ('group1', 'rejectme@example.net'), ('group1', 'plainme@example.net')"), 0);
 	for (int i = 0; i < 2; i++)
 		ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
 				      POST("alice@example.org")), 250);
@@ -1730,11 +1736,17 @@ START_TEST(test_threshold_counts_refusals)
 	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM unsubscribes WHERE group_name ="
 				    " 'group1' AND address = 'rejectme@example.net'"
 				    " AND source = 'bounces'"), 1);
+	/* "550 User unknown", without an enhanced code, counts too (5.0.0). */
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces WHERE evidence = 1"
+				    " AND address = 'plainme@example.net' AND status = '5.0.0'"), 2);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM unsubscribes WHERE"
+				    " address = 'plainme@example.net' AND source = 'bounces'"), 1);
 	ck_assert_int_eq(post("alice@example.org", "group1@example.com", NULL,
 			      POST("alice@example.org")), 250);
 	n = tl_sink_messages(&k, m, 8);
 	ck_assert_int_eq(n, 3);
 	ck_assert_int_eq(tl_count(m[2], "RCPT TO:<rejectme@example.net>"), 0);
+	ck_assert_int_eq(tl_count(m[2], "RCPT TO:<plainme@example.net>"), 0);
 	ck_assert_int_eq(tl_count(m[2], "RCPT TO:"), 2);
 	tl_free_messages(m, n);
 	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM bounces WHERE"
@@ -1872,6 +1884,72 @@ START_TEST(test_stalled_worker_fenced)
 	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM relayed_rcpt"), 0);
 	ck_assert_int_eq(tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply)), 250);
 	stop();
+}
+END_TEST
+
+/*
+ * A checkpoint that meets a locked database (an administrator's sqlite3
+ * session in BEGIN EXCLUSIVE) tries again while the claim's lease leaves
+ * room, instead of forgetting whom the relay just served: every member
+ * gets one copy, and the post its 250.
+ */
+START_TEST(test_checkpoint_waits_for_lock)
+{
+	const char *msg = "From: x@example.net\r\nMessage-ID: <lock@example.net>\r\n"
+	"Subject: lock\r\n\r\nhi\r\n";
+	char	buf[1024], path[400];
+	sqlite3 *db;
+	int	fd;
+
+	start("relay-recipient-limit = 2\ndata-done-timeout = 20\ndatabase-timeout = 1\n",
+	      "-W", "1", NULL);
+	big_list(3);
+	fd = send_dot("x@example.net", "big@example.com", msg);
+	wait_file(".held");
+	snprintf(path, sizeof(path), "%s/mlistd.db", d.dir);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	release_held();
+	for (int i = 0; i < 200 && tl_logged(&d, "just served or refused yet") < 1; i++)
+		tl_sleep_ms(50);
+	ck_assert_int_eq(tl_logged(&d, "just served or refused yet"), 1);
+	ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+	ck_assert_int_eq(tl_reply(fd, buf, sizeof(buf)), 250);
+	close(fd);
+	exactly_once_at_sink(3);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM relayed WHERE complete = 1"
+				    " AND owner IS NULL"), 1);
+	stop();
+}
+END_TEST
+
+/*
+ * A wall-clock step forward past dedup-window (NTP correcting a machine
+ * without a real-time clock) between two attempts of one post: the copy
+ * relayed in part is still remembered (by the boot clock), and the retry
+ * sends only to the member not yet served.
+ */
+START_TEST(test_clock_step_keeps_memory)
+{
+	const char *msg = "From: x@example.net\r\nMessage-ID: <mem@example.net>\r\n"
+	"Subject: memory\r\n\r\nhi\r\n";
+	const char *rcpt[] = {"big@example.com", NULL};
+	char	clock[300];
+
+	snprintf(clock, sizeof(clock), "/tmp/mlistd-clock.%ld", (long) getpid());
+	write_file(clock, "+0\n");
+	faketime(clock);
+	start("relay-recipient-limit = 1\n", "-F", "2", NULL);
+	ck_assert_int_eq(unsetenv("LD_PRELOAD"), 0);
+	big_list(2);
+	ck_assert_int_eq(tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply)), 451);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM relayed_rcpt"), 1);
+	write_file(clock, "+8d\n");
+	ck_assert_int_eq(tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply)), 250);
+	exactly_once_at_sink(2);
+	stop();
+	(void) unlink(clock);
 }
 END_TEST
 
@@ -2175,6 +2253,8 @@ main(void)
 	tcase_add_test(tc, test_threshold_counts_refusals);
 	tcase_add_test(tc, test_clock_step_keeps_claim);
 	tcase_add_test(tc, test_stalled_worker_fenced);
+	tcase_add_test(tc, test_checkpoint_waits_for_lock);
+	tcase_add_test(tc, test_clock_step_keeps_memory);
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
 }

@@ -521,6 +521,25 @@ START_TEST(test_one_answer_per_address)
 	ck_assert_int_eq(send("victim+2@example.net", "board+help@example.com", NULL), 250);
 	ck_assert_int_eq(notices("Victim+1@Example.NET", NULL), 0);
 	ck_assert_int_eq(notices("victim+2@example.net", NULL), 0);
+	/* Spellings of one mailbox that only quoting, escapes, the percent
+	 * hack or a trailing dot make different: no answer at all. */
+	{
+		static const char *const spelt[] = {"\"victim\"@example.net",
+			"\"vi\\ctim\"@example.net", "victim@example.net.",
+			"victim%example.net@example.org", "host!victim@example.net"};
+		char   *m[64];
+		int	before = tl_sink_messages(&k, m, 64);
+
+		tl_free_messages(m, before);
+		for (size_t i = 0; i < sizeof(spelt) / sizeof(spelt[0]); i++)
+			ck_assert_int_eq(send(spelt[i], "board+subscribe@example.com", NULL), 250);
+		ck_assert_int_eq(tl_sink_messages(&k, m, 64), before);
+		tl_free_messages(m, before);
+		ck_assert_int_ge(logged("in a form mlistd does not answer"), 5);
+	}
+	/* Dots in the local part count as one address too. */
+	ck_assert_int_eq(send("v.ictim@example.net", "board+subscribe@example.com", NULL), 250);
+	ck_assert_int_eq(notices("v.ictim@example.net", NULL), 0);
 	/* Across lists, in separate messages. */
 	ck_assert_int_eq(send("solo@example.net", "club+help@example.com", NULL), 250);
 	ck_assert_int_eq(send("solo@example.net", "list3+help@example.com", NULL), 250);
@@ -574,6 +593,17 @@ START_TEST(test_unsubscribe_always_answered)
 	ck_assert_int_eq(notices("new@example.net", "Confirm: unsubscribe"), 3);
 	ck_assert_int_eq(logged("a valid confirmation request went out at "), 1);
 	ck_assert_int_eq(logged(" UTC and is valid until "), 1);
+	/* One message to the unsubscribe addresses of two lists the member
+	 * is on: each is answered (the one-answer rule is for strangers). */
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO group_members VALUES ('club', 'two@example.net'),"
+				" ('board', 'two@example.net')"), 0);
+	{
+		const char *both[] = {"club+unsubscribe@example.com", "board+unsubscribe@example.com",
+			NULL};
+
+		ck_assert_int_eq(post_to("two@example.net", both), 250);
+	}
+	ck_assert_int_eq(notices("two@example.net", "Confirm: unsubscribe"), 2);
 	/* Strangers stay under the hourly limit. */
 	ck_assert_int_eq(send("stranger@example.net", "club+help@example.com", NULL), 250);
 	ck_assert_int_eq(send("stranger@example.net", "club+unsubscribe@example.com", NULL), 250);

@@ -632,17 +632,41 @@ START_TEST(test_relayed_window)
 	ck_assert_int_eq(store_release(st, c.id, 0, 60, who(1, 1000)), STORE_YES);
 	exec_sql("UPDATE relayed SET relayed_at = datetime('now', '-2 hours')");
 	/* Outside a 3-hour window it is still this copy ... */
-	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 3 * 3600, who(1, 1000), &c),
+	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 3 * 3600, who(1, 8200), &c),
 			 CLAIM_RESUME);
-	ck_assert_int_eq(store_release(st, c.id, 0, 60, who(1, 1000)), STORE_YES);
-	/* ... outside a 1-hour window it is a new one, without the old members. */
-	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 3600, who(1, 1000), &c), CLAIM_NEW);
-	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed_rcpt"), 0);
-	/* The first completion of a connection prunes. */
+	ck_assert_int_eq(store_release(st, c.id, 0, 60, who(1, 8200)), STORE_YES);
+	/*
+	 * ... outside a 1-hour window by the wall clock, but not by this
+	 * boot's clock (the wall clock stepped forward): still this copy ...
+	 */
 	exec_sql("UPDATE relayed SET relayed_at = datetime('now', '-2 hours')");
-	ck_assert_int_eq(store_claim(st, "group1", "new", NULL, 3600, who(1, 1000), &c), CLAIM_NEW);
-	ck_assert_int_eq(store_release(st, c.id, 1, 3600, who(1, 1000)), STORE_YES);
-	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed"), 1);
+	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 3600, who(1, 9000), &c),
+			 CLAIM_RESUME);
+	ck_assert_int_eq(store_release(st, c.id, 0, 60, who(1, 9000)), STORE_YES);
+	/* ... and by both clocks (the claim at 9000 touched it last), or
+	 * from an earlier boot, a new one without the old members. */
+	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 3600, who(1, 9000 + 3601), &c),
+			 CLAIM_NEW);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed_rcpt"), 0);
+	exec_sql("UPDATE relayed SET relayed_at = datetime('now', '-2 hours'),"
+		 " boot = 'boot-0'");
+	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 3600, who(1, 12700), &c),
+			 CLAIM_NEW);
+	/* The first completion of a connection prunes, by both clocks:
+	 * "young" (touched 100 s ago on the boot clock) stays despite its
+	 * wall-clock age, "stale" (touched long ago) goes. */
+	ck_assert_int_eq(store_claim(st, "group1", "young", NULL, 3600, who(1, 12700), &c),
+			 CLAIM_NEW);
+	ck_assert_int_eq(store_claim(st, "group1", "stale", NULL, 3600, who(1, 12700), &c),
+			 CLAIM_NEW);
+	exec_sql("UPDATE relayed SET relayed_at = datetime('now', '-2 hours')");
+	exec_sql("UPDATE relayed SET touched = 1 WHERE digest = 'stale'");
+	ck_assert_int_eq(store_claim(st, "group1", "new", NULL, 3600, who(1, 12800), &c),
+			 CLAIM_NEW);
+	ck_assert_int_eq(store_release(st, c.id, 1, 3600, who(1, 12800)), STORE_YES);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed WHERE digest = 'stale'"), 0);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed WHERE digest = 'young'"), 1);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed WHERE digest = 'old'"), 1);
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed WHERE digest = 'new'"), 1);
 }
 END_TEST

@@ -10,13 +10,15 @@
  *     message as received, dot-stuffing undone, CR LF kept
  *
  * Recipient rules by local part: reject* -> 550 5.1.1, deny* -> 554
- * 5.7.1 (an access rule), defer* -> 450 4.2.1.  Options: -p PORT (required), -d DIR (required), -n N (452 4.5.3
+ * 5.7.1 (an access rule), plain* -> 550 without an enhanced code,
+ * defer* -> 450 4.2.1.  Options: -p PORT (required), -d DIR (required), -n N (452 4.5.3
  * after N recipients in a transaction), -D CODE (reply CODE at the end of
  * data), -x (close the connection after the final dot, without a reply),
  * -X (advertise XVERP), -Q (421 and close at MAIL), -G (a malformed reply
  * at the end of data), -F N (451 at the end of data of the Nth
  * transaction only, counted over all connections in DIR/.count).  Hostile
- * or broken relays: -A (554 5.7.1 to every RCPT), -M (550 5.7.1 to MAIL),
+ * or broken relays: -A (554 5.7.1 to every RCPT), -R (550 5.1.0 "Sender
+ * address rejected" to every RCPT, as Postfix's smtpd_delay_reject gives), -M (550 5.7.1 to MAIL),
  * -K N (421 and close at the Nth RCPT of a transaction), -C N (every RCPT
  * reply with N continuation lines), -T MS (the reply to the dot trickled a
  * byte every MS ms), -H (never answer the dot), -S MS (wait MS ms before
@@ -50,7 +52,7 @@ static const char *dir;
 static int max_rcpt, data_code, drop_after_dot, xverp, shut_at_mail, garbage_at_dot;
 static int fail_nth;
 static int refuse_all, refuse_mail, close_at, cont_lines, trickle_ms, hang_at_dot, slow_ms;
-static int no_utf8, refuse_greeting, faulty_conns, hold_nth;
+static int no_utf8, refuse_greeting, faulty_conns, hold_nth, refuse_sender;
 
 /* eight_bit - any byte above 127 */
 static int
@@ -77,6 +79,7 @@ static void
 behave(void)
 {
 	refuse_all = refuse_mail = close_at = cont_lines = trickle_ms = hang_at_dot = 0;
+	refuse_sender = 0;
 	slow_ms = refuse_greeting = shut_at_mail = garbage_at_dot = drop_after_dot = 0;
 	data_code = fail_nth = max_rcpt = 0;
 }
@@ -137,7 +140,7 @@ static void
 session(int fd)
 {
 	FILE   *in = fdopen(fd, "r"), *out = fdopen(dup(fd), "w"), *msg = NULL;
-	char	line[8192], path[512], tmp[520];
+	char	line[8192], path[512], tmp[520], sender[600] = "";
 	static unsigned seq;
 	int	nrcpt = 0, ncmd = 0, utf8 = 0, nth, ehlo = 0;
 
@@ -171,6 +174,8 @@ session(int fd)
 			reply(out, "550 5.7.1 <bounce>: Sender address rejected: Access denied\r\n");
 		} else if (strncasecmp(line, "MAIL FROM:", 10) == 0) {
 			utf8 = strstr(line, " SMTPUTF8") != NULL;
+			snprintf(sender, sizeof(sender), "%.*s", (int) strcspn(line + 11, ">"),
+				 line + 11);
 			ncmd = 0;
 			snprintf(tmp, sizeof(tmp), "%s/.tmp.%ld.%u", dir, (long) getpid(), ++seq);
 			snprintf(path, sizeof(path), "%s/msg.%ld.%u", dir, (long) getpid(), seq);
@@ -191,12 +196,20 @@ session(int fd)
 			}
 			if (msg == NULL) {
 				reply(out, "503 5.5.1 need MAIL\r\n");
+			} else if (refuse_sender) {
+				/* Postfix with smtpd_delay_reject: the sender's
+				 * refusal comes at every RCPT. */
+				fprintf(out, "550 5.1.0 <%s>: Sender address rejected: User unknown "
+					"in relay recipient table\r\n", sender);
+				fflush(out);
 			} else if (refuse_all) {
 				reply(out, "554 5.7.1 <someone>: Relay access denied\r\n");
 			} else if (eight_bit(line) && (no_utf8 || !utf8)) {
 				reply(out, "553 5.6.7 <someone>: SMTPUTF8 is required\r\n");
 			} else if (strncasecmp(line + 9, "reject", 6) == 0) {
 				reply(out, "550 5.1.1 <rejected>: Recipient address rejected\r\n");
+			} else if (strncasecmp(line + 9, "plain", 5) == 0) {
+				reply(out, "550 User unknown\r\n");
 			} else if (strncasecmp(line + 9, "deny", 4) == 0) {
 				reply(out, "554 5.7.1 <denied>: Recipient address rejected: "
 				      "Access denied\r\n");
@@ -302,7 +315,7 @@ main(int argc, char **argv)
 	struct sockaddr_in sin;
 	int	c, port = 0, lfd, on = 1, lifetime = 300;
 
-	while ((c = getopt(argc, argv, "p:d:n:D:xXt:QGF:AMK:C:T:HS:UBO:W:")) != -1) {
+	while ((c = getopt(argc, argv, "p:d:n:D:xXt:QGF:AMK:C:T:HS:UBO:W:R")) != -1) {
 		switch (c) {
 		case 'p':
 			port = atoi(optarg);
@@ -366,6 +379,9 @@ main(int argc, char **argv)
 			break;
 		case 'W':
 			hold_nth = atoi(optarg);
+			break;
+		case 'R':
+			refuse_sender = 1;
 			break;
 		default:
 			fprintf(stderr, "usage: mlsink -p PORT -d DIR [-n N] [-D CODE] [-x] [-X]\n");
