@@ -1031,7 +1031,17 @@ send_copy(struct deliver_session *ds, const struct smtp_envelope *env,
 		claim_lost(env, g, r);
 		return (-1);
 	}
-	if (res.problem)
+	if (res.problem && (res.accepted > 0 || claim == CLAIM_RESUME)
+	    && strncmp(res.reply, "every recipient refused: ", 25) == 0)
+		/* The relay took this copy for others: an access rule may
+		 * refuse these members alone, or its configuration changed. */
+		msg_warn("%s: group=%s: the relay refused every recipient of a transaction "
+			 "for a reason not about their mailboxes (%s) after it took this copy for "
+			 "other members: either its access rules refuse these members (remove "
+			 "them from the list, or change the rules) or its configuration changed; "
+			 "the post gets 451 and is retried for them alone, never counted as "
+			 "their bounce", env->id, g->name, res.reply + 25);
+	else if (res.problem)
 		msg_warn("%s: group=%s: the relay refuses mlistd itself: %s; every post gets "
 			 "451 until the relay accepts mail from mlistd for any recipient "
 			 "(Postfix: mynetworks or smtpd_relay_restrictions for mlistd's "
