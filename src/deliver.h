@@ -2,11 +2,11 @@
 #ifndef MLISTD_DELIVER_H
 #define MLISTD_DELIVER_H
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 
 #include "conf.h"
+#include "flow.h"
 #include "smtp_session.h"
 
 struct deliver;
@@ -24,13 +24,7 @@ void	deliver_free(struct deliver *);
  * one line per list there: who may post, who may subscribe by mail. */
 int	deliver_check(const struct conf *, FILE *report, char *err, size_t errlen);
 
-/* The handlers; their ctx is a struct deliver_session. */
+/* The handlers; their ctx is a struct deliver_session (flow.h). */
 extern const struct smtp_handlers deliver_handlers;
-
-struct deliver_session {
-	struct deliver *d;
-	const char *client;		/* "unknown[addr]:port" for logs */
-	volatile sig_atomic_t *stop;	/* set when the worker must stop */
-};
 
 #endif

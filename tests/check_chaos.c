@@ -105,7 +105,7 @@ static const char *faketime_lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketim
 #define DDT		3	/* data-done-timeout */
 #define RELAY_TO	1	/* relay-timeout */
 #define DB_TO		1	/* database-timeout */
-/* store_claim's stale limit in send_copy: ddt + 2 * database-timeout + 30 */
+/* store_claim's stale limit in post_send: ddt + 2 * database-timeout + 30 */
 #define STALE		(DDT + 2 * DB_TO + 30)
 #define STEP_SECS	600	/* the wall-clock step */
 
