@@ -222,6 +222,20 @@ proceed(void *arg, double last)
 	return (0);
 }
 
+/* may_send - relay hook before a message goes out: our lease still holds */
+static int
+may_send(void *arg)
+{
+	struct copy_ctx *cx = arg;
+
+	if (cx->c.id == 0 || flow_boot_now() < cx->lease_end)
+		return (0);
+	msg_warn("%s: group=%s: the claim's lease ended before the message went to the "
+		 "relay (the worker was stopped or the machine slept): not sent",
+		 cx->env->id, cx->g->name);
+	return (-1);
+}
+
 /*
  * post_check - may this message go to list g?  Returns 0, or fills in the
  * reply (5xx refusal or 451) and returns -1.
@@ -453,6 +467,7 @@ post_send(struct deliver_session *ds, const struct smtp_envelope *env,
 	}
 	hooks.checkpoint = checkpoint;
 	hooks.proceed = proceed;
+	hooks.may_send = may_send;
 	hooks.arg = &cx;
 	hooks.hard_deadline = cx.deadline;
 	st = relay_send(d->relay, d->bounce_addr, flags, rl.v, rl.n,

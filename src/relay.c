@@ -521,7 +521,7 @@ enum { T_DONE, T_RETRY, T_FAIL };
 static int
 one_txn(struct relay *r, const char *sender, const char *params,
 	char *const *rcpt, struct txn *t, const char *msg, size_t len,
-	struct relay_result *res, int *data_failed)
+	const struct relay_hooks *h, struct relay_result *res, int *data_failed)
 {
 	struct reply rp, mail;
 	size_t	i = 0;
@@ -644,6 +644,24 @@ one_txn(struct relay *r, const char *sender, const char *params,
 		res->problem = rp.code / 100 == 5;	/* 503, 554 to DATA itself */
 		*data_failed = 1;
 		(void) rset(r);
+		return (T_FAIL);
+	}
+	/*
+	 * The last moment to change our mind: a worker stopped (SIGSTOP, a
+	 * machine asleep) before its message went out must not send it
+	 * late, past the deadline or after its claim may have been taken
+	 * over.  Hanging up before the dot makes the relay drop the
+	 * message, so nobody gets this copy from us.
+	 */
+	if ((r->hard_deadline > 0 && sockstream_now() > r->hard_deadline)
+	    || (h && h->may_send && h->may_send(h->arg) != 0)) {
+		snprintf(res->reply, sizeof(res->reply), "relay %s:%u: the message not sent: the "
+			 "deadline or the claim's lease passed before it could go", r->host, r->port);
+		*data_failed = 1;
+		disconnect(r, 0);
+		for (size_t j = 0; j < t->n; j++)
+			if (t->state[j] == R_ACCEPTED)
+				t->state[j] = R_LATER;
 		return (T_FAIL);
 	}
 	if ((rc = send_body(r, msg, len)) != 0 || (rc = read_reply(r, &rp)) != 0) {
@@ -779,7 +797,7 @@ relay_send(struct relay *r, const char *sender, unsigned flags,
 		while (t.n < batch && head < nqueue)
 			t.idx[t.n++] = queue[head++];
 		t0 = sockstream_now();
-		st = one_txn(r, sender, params, rcpt, &t, msg, len, res, &data_failed);
+		st = one_txn(r, sender, params, rcpt, &t, msg, len, h, res, &data_failed);
 		last = sockstream_now() - t0;
 		if (st == T_RETRY) {
 			head -= t.n;		/* nothing happened: the same again */

@@ -49,6 +49,12 @@ struct relay_hooks {
 	 * previous one took, in seconds.  0 to go on, else stop.
 	 */
 	int	(*proceed) (void *arg, double last);
+	/*
+	 * After the relay's 354, before the message goes out: 0 to send
+	 * it, else the connection is dropped before the dot (the relay
+	 * keeps nothing) and the transaction fails.  May be NULL.
+	 */
+	int	(*may_send) (void *arg);
 	void   *arg;
 	double	hard_deadline;	/* no reply is awaited past this
 				 * (sockstream_now() seconds; 0: none) */

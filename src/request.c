@@ -87,7 +87,7 @@ send_notice(struct deliver_session *ds, const struct smtp_envelope *env,
 	char	help[sizeof(post)], confirm[sizeof(post) + TOKEN_MAX + 16], owner[300];
 	char	what[TOKEN_MAX + 16], when[64], why[600], msgid[256], *text, *msg, *rcpt[1];
 	char	list[STORE_NAME_MAX + 1], refusal[RELAY_LINE_MAX] = "";
-	struct relay_hooks hooks = {notice_refusal, NULL, refusal, 0};
+	struct relay_hooks hooks = {.checkpoint = notice_refusal, .arg = refusal};
 	struct notice_vars v;
 	struct relay_result res;
 	enum relay_status st;

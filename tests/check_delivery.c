@@ -1954,6 +1954,42 @@ START_TEST(test_clock_step_keeps_memory)
 END_TEST
 
 /*
+ * A worker stopped past its lease before its message went out (here:
+ * waiting for the relay's 354) must not send it late: when it goes on, it
+ * hangs up before the dot, and the members the retry served get one copy.
+ */
+START_TEST(test_stalled_worker_sends_nothing_late)
+{
+	const char *msg = "From: x@example.net\r\nMessage-ID: <late@example.net>\r\n"
+	"Subject: late\r\n\r\nhi\r\n";
+	const char *rcpt[] = {"big@example.com", NULL};
+	char	buf[1024];
+	pid_t	worker;
+	int	a;
+
+	start("data-done-timeout = 3\ndatabase-timeout = 1\n", "-V", "1", NULL);
+	big_list(2);
+	a = send_dot("x@example.net", "big@example.com", msg);
+	wait_file(".held");
+	worker = (pid_t) tl_sql_int(&d, "SELECT owner FROM relayed");
+	ck_assert_int_gt(worker, 0);
+	ck_assert_int_eq(kill(worker, SIGSTOP), 0);
+	release_held();
+	for (int i = 0; i < 300 && boot_clock() <= tl_sql_int(&d, "SELECT lease FROM relayed"); i++)
+		tl_sleep_ms(100);
+	ck_assert_double_gt(boot_clock(), tl_sql_int(&d, "SELECT lease FROM relayed"));
+	ck_assert_int_eq(tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(kill(worker, SIGCONT), 0);
+	ck_assert_int_eq(tl_reply(a, buf, sizeof(buf)), 451);
+	close(a);
+	exactly_once_at_sink(2);
+	ck_assert_int_ge(tl_logged(&d, "the message not sent: the deadline or the claim's lease "
+				   "passed"), 1);
+	stop();
+}
+END_TEST
+
+/*
  * Crash points: the worker _exit()s at a named point of a 2500-member
  * fan-out in three relay transactions (MLISTD_CRASH_AT, once); Postfix's
  * retry then gives every member exactly one copy.
@@ -2255,6 +2291,7 @@ main(void)
 	tcase_add_test(tc, test_stalled_worker_fenced);
 	tcase_add_test(tc, test_checkpoint_waits_for_lock);
 	tcase_add_test(tc, test_clock_step_keeps_memory);
+	tcase_add_test(tc, test_stalled_worker_sends_nothing_late);
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
 }

@@ -28,7 +28,8 @@
  * ones behave.  -W N: the
  * Nth transaction (over all connections) is held at its final dot: the
  * sink creates DIR/.held, waits until DIR/.go exists, then answers (so
- * a test can stop or kill the client with a reply in flight).  Exits after -t SECONDS (default 300) as a safety
+ * a test can stop or kill the client with a reply in flight).  -V N:
+ * the same for the reply to the Nth DATA command (before the 354).  Exits after -t SECONDS (default 300) as a safety
  * net; the test stops it with SIGTERM.
  */
 #include "config.h"
@@ -52,7 +53,7 @@ static const char *dir;
 static int max_rcpt, data_code, drop_after_dot, xverp, shut_at_mail, garbage_at_dot;
 static int fail_nth;
 static int refuse_all, refuse_mail, close_at, cont_lines, trickle_ms, hang_at_dot, slow_ms;
-static int no_utf8, refuse_greeting, faulty_conns, hold_nth, refuse_sender;
+static int no_utf8, refuse_greeting, faulty_conns, hold_nth, refuse_sender, hold_data;
 
 /* eight_bit - any byte above 127 */
 static int
@@ -227,6 +228,8 @@ session(int fd)
 				reply(out, "554 5.5.1 no valid recipients\r\n");
 				continue;
 			}
+			if (hold_data && next_count(".datas") == hold_data)
+				hold();
 			reply(out, "354 go ahead\r\n");
 			fputs("\n", msg);
 			{
@@ -315,7 +318,7 @@ main(int argc, char **argv)
 	struct sockaddr_in sin;
 	int	c, port = 0, lfd, on = 1, lifetime = 300;
 
-	while ((c = getopt(argc, argv, "p:d:n:D:xXt:QGF:AMK:C:T:HS:UBO:W:R")) != -1) {
+	while ((c = getopt(argc, argv, "p:d:n:D:xXt:QGF:AMK:C:T:HS:UBO:W:RV:")) != -1) {
 		switch (c) {
 		case 'p':
 			port = atoi(optarg);
@@ -382,6 +385,9 @@ main(int argc, char **argv)
 			break;
 		case 'R':
 			refuse_sender = 1;
+			break;
+		case 'V':
+			hold_data = atoi(optarg);
 			break;
 		default:
 			fprintf(stderr, "usage: mlsink -p PORT -d DIR [-n N] [-D CODE] [-x] [-X]\n");
