@@ -1838,6 +1838,35 @@ START_TEST(test_clock_step_keeps_claim)
 END_TEST
 
 /*
+ * stalled_then_taken_over - post msg to list big; when the sink holds it
+ * (-W or -V), stop the worker (SIGSTOP), let the sink answer, wait for
+ * the claim's lease to end on the boot clock, retry (the retry takes the
+ * copy over: 250), then let the worker go on: its attempt gets 451.
+ */
+static void
+stalled_then_taken_over(const char *msg)
+{
+	const char *rcpt[] = {"big@example.com", NULL};
+	char	buf[1024];
+	pid_t	worker;
+	int	a;
+
+	a = send_dot("x@example.net", "big@example.com", msg);
+	wait_file(".held");
+	worker = (pid_t) tl_sql_int(&d, "SELECT owner FROM relayed");
+	ck_assert_int_gt(worker, 0);
+	ck_assert_int_eq(kill(worker, SIGSTOP), 0);
+	release_held();
+	for (int i = 0; i < 300 && boot_clock() <= tl_sql_int(&d, "SELECT lease FROM relayed"); i++)
+		tl_sleep_ms(100);
+	ck_assert_double_gt(boot_clock(), tl_sql_int(&d, "SELECT lease FROM relayed"));
+	ck_assert_int_eq(tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply)), 250);
+	ck_assert_int_eq(kill(worker, SIGCONT), 0);
+	ck_assert_int_eq(tl_reply(a, buf, sizeof(buf)), 451);
+	close(a);
+}
+
+/*
  * Issue 18, case 2, without the clock: a worker stopped (SIGSTOP) with
  * the relay's 250 to the dot on its way, past its lease; a retry takes
  * the copy over and sends it.  When the first worker continues, its
@@ -1850,27 +1879,12 @@ START_TEST(test_stalled_worker_fenced)
 	const char *msg = "From: x@example.net\r\nMessage-ID: <stall@example.net>\r\n"
 	"Subject: stall\r\n\r\nhi\r\n";
 	const char *rcpt[] = {"big@example.com", NULL};
-	char	buf[1024], cmd[1200];
-	pid_t	worker;
-	int	a;
+	char	cmd[1200];
 
 	start("relay-recipient-limit = 2\ndata-done-timeout = 3\ndatabase-timeout = 1\n",
 	      "-W", "1", NULL);
 	big_list(4);
-	a = send_dot("x@example.net", "big@example.com", msg);
-	wait_file(".held");
-	worker = (pid_t) tl_sql_int(&d, "SELECT owner FROM relayed");
-	ck_assert_int_gt(worker, 0);
-	ck_assert_int_eq(kill(worker, SIGSTOP), 0);
-	release_held();
-	/* Its lease runs out on the boot clock. */
-	for (int i = 0; i < 300 && boot_clock() <= tl_sql_int(&d, "SELECT lease FROM relayed"); i++)
-		tl_sleep_ms(100);
-	ck_assert_double_gt(boot_clock(), tl_sql_int(&d, "SELECT lease FROM relayed"));
-	ck_assert_int_eq(tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply)), 250);
-	ck_assert_int_eq(kill(worker, SIGCONT), 0);
-	ck_assert_int_eq(tl_reply(a, buf, sizeof(buf)), 451);
-	close(a);
+	stalled_then_taken_over(msg);
 	snprintf(cmd, sizeof(cmd), "grep -q 'this worker lost its claim on the copy' '%s'", d.log);
 	ck_assert_int_eq(system(cmd), 0);
 	/* m1 and m2 were in flight: two copies; m3 and m4: one. */
@@ -1962,26 +1976,10 @@ START_TEST(test_stalled_worker_sends_nothing_late)
 {
 	const char *msg = "From: x@example.net\r\nMessage-ID: <late@example.net>\r\n"
 	"Subject: late\r\n\r\nhi\r\n";
-	const char *rcpt[] = {"big@example.com", NULL};
-	char	buf[1024];
-	pid_t	worker;
-	int	a;
 
 	start("data-done-timeout = 3\ndatabase-timeout = 1\n", "-V", "1", NULL);
 	big_list(2);
-	a = send_dot("x@example.net", "big@example.com", msg);
-	wait_file(".held");
-	worker = (pid_t) tl_sql_int(&d, "SELECT owner FROM relayed");
-	ck_assert_int_gt(worker, 0);
-	ck_assert_int_eq(kill(worker, SIGSTOP), 0);
-	release_held();
-	for (int i = 0; i < 300 && boot_clock() <= tl_sql_int(&d, "SELECT lease FROM relayed"); i++)
-		tl_sleep_ms(100);
-	ck_assert_double_gt(boot_clock(), tl_sql_int(&d, "SELECT lease FROM relayed"));
-	ck_assert_int_eq(tl_post(&d, "x@example.net", rcpt, msg, reply, sizeof(reply)), 250);
-	ck_assert_int_eq(kill(worker, SIGCONT), 0);
-	ck_assert_int_eq(tl_reply(a, buf, sizeof(buf)), 451);
-	close(a);
+	stalled_then_taken_over(msg);
 	exactly_once_at_sink(2);
 	ck_assert_int_ge(tl_logged(&d, "the message not sent: the deadline or the claim's lease "
 				   "passed"), 1);
