@@ -357,7 +357,9 @@ START_TEST(test_sighup_reload)
 	/* A broken file on reload keeps the running configuration. */
 	tl_write_conf(&d, "workers = none\n");
 	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
-	tl_sleep_ms(1500);
+	for (int i = 0; i < 200 && tl_logged(&d, "reload failed") < 1; i++)
+		tl_sleep_ms(50);
+	ck_assert_int_eq(tl_logged(&d, "reload failed"), 1);
 	fd = tl_connect(&d);
 	ck_assert_int_eq(tl_reply(fd, buf, sizeof(buf)), 220);
 	ck_assert_int_eq(tl_cmd(fd, "EHLO c\r\n", buf, sizeof(buf)), 250);
@@ -819,7 +821,9 @@ START_TEST(test_no_root_link_following)
 	ck_assert_int_eq(owner(shadow), 0);
 	/* A reload is refused the same way, and the daemon keeps running. */
 	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
-	tl_sleep_ms(1000);
+	for (int i = 0; i < 200 && tl_logged(&d, "reload failed") < 1; i++)
+		tl_sleep_ms(50);
+	ck_assert_int_eq(tl_logged(&d, "reload failed"), 1);
 	ck_assert_int_eq(owner(shadow), 0);
 	ck_assert_int_eq(kill(d.pid, 0), 0);
 	ck_assert_int_eq(tl_daemon_stop(&d, 10), 0);
