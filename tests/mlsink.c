@@ -2,7 +2,8 @@
  * mlsink.c - a small SMTP sink for the integration tests, standing in for
  * the relay (Postfix) where a test needs per-recipient answers that
  * Postfix's smtp-sink cannot give.  Loopback only, one process per
- * connection, every transaction written to DIR/msg.PID.N:
+ * connection, every transaction it accepted written to DIR/msg.N, N
+ * counting them over all connections in the order they were accepted:
  *
  *     MAIL FROM:<sender> [params]
  *     RCPT TO:<accepted recipient>     (one line each)
@@ -101,6 +102,18 @@ hold(void)
 		nap(10);
 }
 
+static int next_count(const char *);
+
+/* keep - a transaction's file under its final name, msg.NNNNNNNN in the
+ * order the sink accepted them over all connections (the tests read them
+ * sorted by name, so in that order) */
+static void
+keep(const char *tmp, char *path, size_t len)
+{
+	snprintf(path, len, "%s/msg.%08d", dir, next_count(".files"));
+	(void) rename(tmp, path);
+}
+
 /* next_count - the next number of a counter kept in DIR/NAME, over all
  * connections: .count, ends of data; .conns, sessions that said EHLO */
 static int
@@ -179,7 +192,6 @@ session(int fd)
 				 line + 11);
 			ncmd = 0;
 			snprintf(tmp, sizeof(tmp), "%s/.tmp.%ld.%u", dir, (long) getpid(), ++seq);
-			snprintf(path, sizeof(path), "%s/msg.%ld.%u", dir, (long) getpid(), seq);
 			if (msg)
 				fclose(msg);
 			msg = fopen(tmp, "w");
@@ -259,7 +271,7 @@ session(int fd)
 
 				fclose(msg);
 				msg = NULL;
-				(void) rename(tmp, path);
+				keep(tmp, path, sizeof(path));
 				for (; *t; t++) {
 					fputc(*t, out);
 					fflush(out);
@@ -269,7 +281,7 @@ session(int fd)
 			}
 			if (drop_after_dot) {
 				fclose(msg);
-				(void) rename(tmp, path);
+				keep(tmp, path, sizeof(path));
 				_exit(0);
 			}
 			if (garbage_at_dot) {
@@ -290,7 +302,7 @@ session(int fd)
 			}
 			fclose(msg);
 			msg = NULL;
-			(void) rename(tmp, path);
+			keep(tmp, path, sizeof(path));
 			reply(out, "250 2.0.0 Ok: queued\r\n");
 		} else if (strncasecmp(line, "RSET", 4) == 0) {
 			if (msg) {
