@@ -150,9 +150,11 @@ CREATE TABLE IF NOT EXISTS probes (
 --   touched (version 6): the boot clock at the copy's last claim,
 --     checkpoint or completion (boot stays the boot of that moment).
 --     A row is forgotten after dedup-window by relayed_at, the wall
---     clock, unless it is younger than that by this boot's clock: a step
---     of the wall clock forward never makes mlistd forget a copy whose
---     retry may still come.
+--     clock, unless it is younger than that by this boot's clock, or it
+--     is from an earlier boot and this boot is younger than the window,
+--     or it is claimed: a step of the wall clock forward (a machine
+--     without a real-time clock, set by NTP after it booted) never makes
+--     mlistd forget a copy whose retry may still come.
 --   complete = 1: every member was served; a retry is answered 250 and
 --     nothing is sent again.  complete = 0: relayed_rcpt holds the
 --     members already served (refused = 0) or refused for good by the
@@ -193,7 +195,7 @@ CREATE TABLE IF NOT EXISTS relayed_rcpt (
 --   sent_at: Unix time.  At most one answer per normalized address an
 --     hour, whatever the list: further requests get no answer (no mail
 --     bombs).  The exception: a current recipient's unsubscribe gets
---     its confirmation request, at most 3 per list and address an hour.
+--     its confirmation request, at most 3 per address an hour (any list).
 --   done_at: when the request was confirmed (NULL: pending or never);
 --     a token whose row has done_at is used and never works again.
 --   digest: the SHA-1 of the message that made or completed the row, so

@@ -139,7 +139,7 @@ command_normalize(const char *address, char *out, size_t len)
 			break;
 		}
 	for (size_t i = 0; address[i]; i++) {
-		if (i < local && (i >= cut || (address[i] == '.' && n > 0)))
+		if (i < local && (i >= cut || address[i] == '.'))
 			continue;
 		if (n + 1 >= len)
 			return (-1);
@@ -170,5 +170,5 @@ command_address_ok(const char *a)
 		    || a[n] == ']')
 			return (0);
 	return (n <= 254 && at != NULL && at != a && at[1] != 0 && at[1] != '.'
-		&& a[n - 1] != '.' && strchr(at + 1, '@') == NULL);
+		&& a[n - 1] != '.' && strchr(a, '@') == at);
 }

@@ -52,8 +52,8 @@ const char *command_automatic(const struct rewrite_msg *, const char *sender,
 /*
  * command_normalize - the address the notice limits count: lower case,
  * the local part without a subaddress (from the first "+", unless that
- * is its first character) and without dots after its first character,
- * so that Victim@, victim+1@ and v.ictim@ (one mailbox at providers
+ * is its first character) and without dots, so that Victim@,
+ * victim+1@, .victim@ and v.ictim@ (one mailbox at providers
  * that ignore dots) are one address.  Merging two people's addresses
  * only makes the limit stricter.  The sender's subaddress delimiter is
  * its own site's, so the command-delimiter plays no part.  0, or -1
@@ -63,7 +63,8 @@ int	command_normalize(const char *address, char *out, size_t len);
 
 /* command_address_ok - an address mlistd may store and write to, spelt
  * one way: no controls, spaces, angle brackets, quotes, backslashes, %,
- * !, address literals or trailing dots; one @ with text on both sides;
+ * !, address literals or trailing dots; exactly one @ (Postfix strips
+ * local domains from victim@example.com@example.com), with text on both sides;
  * at most 254 bytes (the schema's CHECK) */
 int	command_address_ok(const char *address);
 

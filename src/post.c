@@ -142,11 +142,11 @@ failed:
  * outcome in one commit (record) before the next transaction starts.  A
  * crash from here on costs at most the transaction in flight.  A worker
  * that lost its claim (it stalled past its lease and another attempt
- * took the copy over) records nothing and stops at once.  A database
- * error (an administrator's sqlite3 session holding a lock, say) is
- * tried again while the lease leaves room: nobody can take the copy over
+ * took the copy over) records nothing and stops at once.  A lock held by
+ * another connection (an administrator's sqlite3 session, say) is tried
+ * again while the lease leaves room: nobody can take the copy over
  * before then, and forgetting whom the relay just served would send them
- * a second copy on the retry.
+ * a second copy on the retry.  Other database errors are not.
  */
 static int
 checkpoint(void *arg, const struct relay_outcome *o, size_t n)
@@ -168,7 +168,8 @@ checkpoint(void *arg, const struct relay_outcome *o, size_t n)
 				 cx->g->name, n);
 			return (-1);
 		}
-		if (cx->c.id == 0 || flow_boot_now() + cf->database_timeout + 1 >= cx->lease_end) {
+		if (cx->c.id == 0 || !store_busy(d->st)
+		    || flow_boot_now() + cf->database_timeout + 1 >= cx->lease_end) {
 			msg_warn("%s: group=%s: cannot record the %zu members just served or refused "
 				 "(the retry sends to them again): %s", cx->env->id, cx->g->name, n,
 				 store_errmsg(d->st));

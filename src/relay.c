@@ -325,7 +325,7 @@ put(struct relay *r, const char *verb, const char *path, const char *params)
 	return (sockstream_write(r->carrier, cmd, (size_t) n));
 }
 
-/* send_body - the message: LF -> CR LF, dot-stuffing, then the dot */
+/* send_body - the message: LF -> CR LF, dot-stuffing; not the dot */
 static int
 send_body(struct relay *r, const char *msg, size_t len)
 {
@@ -344,7 +344,16 @@ send_body(struct relay *r, const char *msg, size_t len)
 			return (rc);
 		i += lf ? (size_t) (lf - (msg + i)) + 1 : len - i;
 	}
-	return (sockstream_write(r->carrier, ".\r\n", 3));
+	return (0);
+}
+
+/* too_late - may the message (or its final dot) no longer go out?  The
+ * hard deadline passed, or the caller's may_send says no. */
+static int
+too_late(struct relay *r, const struct relay_hooks *h)
+{
+	return ((r->hard_deadline > 0 && sockstream_now() > r->hard_deadline)
+		|| (h && h->may_send && h->may_send(h->arg) != 0));
 }
 
 /* enhanced - the enhanced status code of "550 5.1.1 text" ("" if none) */
@@ -383,19 +392,37 @@ refused_alike(char **replies, size_t n)
 }
 
 /*
- * sender_refusal - is a refusal at RCPT about mlistd's envelope sender
- * (X.1.7, X.1.8; Postfix's "Sender address rejected", or one naming the
- * sender)?  Never a member's bounce, wherever it falls.
+ * sender_refusal - is a refusal at RCPT about mlistd's envelope sender?
+ * Enhanced code X.1.7 or X.1.8, or Postfix's form "550 5.1.0 <SENDER>:
+ * Sender address rejected: ...": the address it leads with is the
+ * sender, or its text starts "Sender address rejected".  Only where
+ * Postfix puts them: a remote server's words quoted further on (a
+ * recipient's "... check the sender address") change nothing.  Never a
+ * member's bounce, wherever it falls.
  */
 static int
 sender_refusal(const char *reply, const char *sender)
 {
-	char	e[16], path[SMTP_ADDR_MAX + 3];
+	const char *p = reply + strspn(reply, "0123456789"), *gt;
+	char	e[16];
+	size_t	n = strlen(sender);
 
-	snprintf(path, sizeof(path), "<%s>", sender);
 	enhanced(reply, e, sizeof(e));
-	return (strcasestr(reply, "sender address") != NULL || strcasestr(reply, path) != NULL
-		|| strcmp(e, "5.1.7") == 0 || strcmp(e, "5.1.8") == 0);
+	if (strcmp(e, "5.1.7") == 0 || strcmp(e, "5.1.8") == 0)
+		return (1);
+	p += strspn(p, " -");
+	if (e[0])
+		p += strcspn(p, " ");		/* the enhanced code */
+	p += strspn(p, " ");
+	if (*p == '<' && (gt = strchr(p, '>')) != NULL) {
+		if ((size_t) (gt - p - 1) == n && strncasecmp(p + 1, sender, n) == 0)
+			return (1);
+		p = gt + 1;
+		if (*p == ':')
+			p++;
+		p += strspn(p, " ");
+	}
+	return (strncasecmp(p, "Sender address rejected", 23) == 0);
 }
 
 /*
@@ -653,10 +680,15 @@ one_txn(struct relay *r, const char *sender, const char *params,
 	 * over.  Hanging up before the dot makes the relay drop the
 	 * message, so nobody gets this copy from us.
 	 */
-	if ((r->hard_deadline > 0 && sockstream_now() > r->hard_deadline)
-	    || (h && h->may_send && h->may_send(h->arg) != 0)) {
-		snprintf(res->reply, sizeof(res->reply), "relay %s:%u: the message not sent: the "
-			 "deadline or the claim's lease passed before it could go", r->host, r->port);
+	if (too_late(r, h)
+	    || (rc = send_body(r, msg, len)) != 0 || (rc = sockstream_flush(r->carrier)) != 0
+	    || too_late(r, h)) {
+		if (rc != 0)
+			io_text(r, rc, res->reply, sizeof(res->reply));
+		else
+			snprintf(res->reply, sizeof(res->reply), "relay %s:%u: the message not sent: "
+				 "the deadline or the claim's lease passed before its final dot",
+				 r->host, r->port);
 		*data_failed = 1;
 		disconnect(r, 0);
 		for (size_t j = 0; j < t->n; j++)
@@ -664,7 +696,8 @@ one_txn(struct relay *r, const char *sender, const char *params,
 				t->state[j] = R_LATER;
 		return (T_FAIL);
 	}
-	if ((rc = send_body(r, msg, len)) != 0 || (rc = read_reply(r, &rp)) != 0) {
+	if ((rc = sockstream_write(r->carrier, ".\r\n", 3)) != 0
+	    || (rc = read_reply(r, &rp)) != 0) {
 		/* Maybe delivered, maybe not: nobody counts as served. */
 		io_text(r, rc, res->reply, sizeof(res->reply));
 		*data_failed = 1;

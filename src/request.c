@@ -43,7 +43,7 @@
 
 #define HOUR	3600
 #define UNSUBSCRIBE_PER_HOUR 3	/* confirmation requests to a current
-				 * recipient, per list and address */
+				 * recipient, per address, any list */
 
 /* expiry_text - "2026-12-04 15:00 UTC" */
 static void
@@ -163,8 +163,9 @@ answer_later(struct smtp_reply *r)
  * command address: at most one per normalized address an hour (any list)
  * and one per message, none to an address the relay refused before.  A
  * current recipient's unsubscribe (tok TOKEN_UNSUBSCRIBE) is bounded on
- * its own instead: UNSUBSCRIBE_PER_HOUR per list and address.  The row in `requests` is committed
- * before the notice goes out (so two workers cannot both answer), and
+ * its own instead: UNSUBSCRIBE_PER_HOUR per normalized address, any list
+ * and any message.  The row in `requests` is committed before the notice
+ * goes out (so two workers cannot both answer), and
  * taken back if it could not be sent.  action: the row's action
  * ('subscribe' or 'unsubscribe' with a token, else the notice's kind).
  * 0, or -1 with a 451 set.
@@ -212,11 +213,11 @@ answer(struct deliver_session *ds, const struct smtp_envelope *env,
 	if (tok == TOKEN_UNSUBSCRIBE) {
 		/* A current recipient's way out is not held back by the limit
 		 * that protects strangers; it has a bound of its own. */
-		n = store_request_unsubs(d->st, g->name, address, (long long) now - HOUR, digest,
-					 &last, &valid);
+		n = store_request_unsubs(d->st, g->name, address, norm, (long long) now - HOUR,
+					 digest, &last, &valid);
 		if (n == STORE_ERROR)
 			goto db_failed;
-		if (n >= UNSUBSCRIBE_PER_HOUR) {
+		if (n >= UNSUBSCRIBE_PER_HOUR && last > 0) {
 			char	sent[64], until[64];
 
 			store_rollback(d->st);
@@ -225,6 +226,13 @@ answer(struct deliver_session *ds, const struct smtp_envelope *env,
 			msg_info("%s: group=%s: no %s notice for <%s>: %ld sent within the hour; a "
 				 "valid confirmation request went out at %s and is valid until %s",
 				 env->id, g->name, name, address, n, sent, until);
+			return (0);
+		}
+		if (n >= UNSUBSCRIBE_PER_HOUR) {
+			store_rollback(d->st);
+			msg_info("%s: group=%s: no %s notice for <%s>: %ld unsubscribe confirmations "
+				 "went to it (as <%s>, any list) within the hour; it can ask again "
+				 "after that", env->id, g->name, name, address, n, norm);
 			return (0);
 		}
 		/* Another request in the same second: its own expiry (row, token). */

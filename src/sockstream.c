@@ -94,8 +94,15 @@ static int
 send_all(struct sockstream *s, const char *p, size_t n)
 {
 	while (n > 0) {
-		ssize_t	w = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t	w;
 		int	rc;
+
+		/* Past the deadline nothing more goes out, even when the
+		 * socket has room: a process stopped for a while must not
+		 * finish a write it began long ago. */
+		if (s->deadline > 0 && sockstream_now() > s->deadline)
+			return (ETIMEDOUT);
+		w = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (w < 0 && errno == EINTR)
 			continue;

@@ -128,7 +128,12 @@ static const char *const queries[Q_COUNT] = {
 	" AND (digest IS NULL OR digest <> ?3)",
 	"SELECT 1 FROM requests WHERE digest = ?1"
 	" AND NOT (group_name = ?2 AND address = ?3 AND action = ?4)",
-	"SELECT count(*), coalesce(max(sent_at), 0), coalesce(max(expires), 0) FROM requests"
+	/* Counted over every list, this message's other lists included;
+	 * not this list's own row of this message (its retry). */
+	"SELECT (SELECT count(*) FROM requests WHERE normalized = ?5"
+	" AND action = 'unsubscribe' AND sent_at >= ?3"
+	" AND NOT (group_name = ?1 AND digest IS ?4)),"
+	" coalesce(max(sent_at), 0), coalesce(max(expires), 0) FROM requests"
 	" WHERE group_name = ?1 AND address = ?2 AND action = 'unsubscribe'"
 	" AND sent_at >= ?3 AND (digest IS NULL OR digest <> ?4)",
 	"INSERT OR REPLACE INTO requests (group_name, address, action, sent_at, expires,"
@@ -161,15 +166,18 @@ static const char *const queries[Q_COUNT] = {
 	/*
 	 * Old by the wall clock, and not young by this boot's clock: a step
 	 * of the wall clock forward does not make mlistd forget a copy whose
-	 * retry may still come.
+	 * retry may still come.  Rows of an earlier boot stay until this boot
+	 * is itself older than the window (the wall clock of a machine without
+	 * a real-time clock is wrong at boot), and a claim never goes.
 	 */
 	"DELETE FROM relayed WHERE digest = ?2 AND group_name = ?1"
-	" AND relayed_at < datetime('now', ?3)"
-	" AND NOT (boot IS ?4 AND touched > ?5)",
+	" AND relayed_at < datetime('now', ?3) AND owner IS NULL"
+	" AND NOT (boot IS ?4 AND touched > ?5) AND NOT (boot IS NOT ?4 AND ?6 < 0)",
 	/* id grows with time: delete below the oldest row still wanted. */
 	"DELETE FROM relayed WHERE id < coalesce((SELECT id FROM relayed"
 	" WHERE relayed_at >= datetime('now', ?1) ORDER BY id LIMIT 1),"
-	" (SELECT max(id) + 1 FROM relayed)) AND NOT (boot IS ?2 AND touched > ?3)",
+	" (SELECT max(id) + 1 FROM relayed)) AND owner IS NULL"
+	" AND NOT (boot IS ?2 AND touched > ?3) AND NOT (boot IS NOT ?2 AND ?3 < 0)",
 	"PRAGMA synchronous = NORMAL",
 	"PRAGMA synchronous = FULL",
 	"BEGIN IMMEDIATE",
@@ -182,6 +190,7 @@ struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[Q_COUNT];
 	char	err[512];
+	int	errcode;		/* of the last failure (primary code) */
 	unsigned marks;			/* store_mark_relayed calls, for pruning */
 	unsigned busy_ms;		/* database-timeout */
 	struct timespec busy_since;	/* first retry of the current wait */
@@ -193,7 +202,14 @@ fail(struct store *st, const char *what)
 {
 	snprintf(st->err, sizeof(st->err), "%s: %s", what,
 		 st->db ? sqlite3_errmsg(st->db) : "no database");
+	st->errcode = st->db ? sqlite3_extended_errcode(st->db) & 0xff : SQLITE_ERROR;
 	return (STORE_ERROR);
+}
+
+int
+store_busy(const struct store *st)
+{
+	return (st->errcode == SQLITE_BUSY || st->errcode == SQLITE_LOCKED);
 }
 
 const char *
@@ -709,6 +725,7 @@ claim(struct store *st, const char *group, const char *digest,
 	if (bind_copy(q, group, digest, window) < 0
 	    || sqlite3_bind_text(q, 4, o->boot, -1, SQLITE_STATIC) != SQLITE_OK
 	    || sqlite3_bind_int64(q, 5, o->now - (long long) window) != SQLITE_OK
+	    || sqlite3_bind_int64(q, 6, o->now - (long long) window) != SQLITE_OK
 	    || step_once(q) != SQLITE_DONE)
 		goto failed;
 	if ((rc = copy_row(st, group, digest, c, &cr)) < 0)
@@ -1075,15 +1092,16 @@ store_request_sibling(struct store *st, const char *digest, const char *group,
 
 long
 store_request_unsubs(struct store *st, const char *group, const char *address,
-		     long long since, const char *digest, long long *sent_at,
-		     long long *expires)
+		     const char *normalized, long long since, const char *digest,
+		     long long *sent_at, long long *expires)
 {
 	sqlite3_stmt *q = st->stmt[Q_REQ_UNSUBS];
 	long	n = STORE_ERROR;
 
 	*sent_at = *expires = 0;
 	if (bind_pair(q, group, address) < 0 || sqlite3_bind_int64(q, 3, since) != SQLITE_OK
-	    || bind_opt(q, 4, digest) != SQLITE_OK)
+	    || bind_opt(q, 4, digest) != SQLITE_OK
+	    || sqlite3_bind_text(q, 5, normalized, -1, SQLITE_STATIC) != SQLITE_OK)
 		return (fail(st, "look up requests"));
 	if (sqlite3_step(q) == SQLITE_ROW) {
 		n = (long) sqlite3_column_int64(q, 0);

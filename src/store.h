@@ -98,6 +98,10 @@ void	store_free(struct store *);
 /* store_errmsg - text of the last error */
 const char *store_errmsg(const struct store *);
 
+/* store_busy - was the last error another connection's lock (worth
+ * trying again), rather than a broken, full or read-only database? */
+int	store_busy(const struct store *);
+
 /* store_group - look a list up by local part */
 int	store_group(struct store *, const char *name, struct store_group *);
 
@@ -183,8 +187,9 @@ int	store_subscribe(struct store *, const char *group, const char *address);
  * digest already made a row other than (group, address, action): another
  * command address of the same message was answered.
  * store_request_unsubs: how many unsubscribe confirmation requests went
- * to address for group at or after `since` for other messages, and the
- * newest one's sent_at and expires (0 when none).  store_request_add:
+ * to the normalized address at or after `since`, for any list and any
+ * message but this list's own row of this message (a retry), and the
+ * newest one's sent_at and expires for group and address (0 when none).  store_request_add:
  * remember one sent (and prune rows expired a week ago).
  * store_request_cancel: forget a pending one that could not be sent.
  * store_request_state: REQUEST_PENDING or REQUEST_DONE with the digest of
@@ -201,8 +206,8 @@ int	store_request_recent(struct store *, const char *normalized, long long since
 int	store_request_sibling(struct store *, const char *digest, const char *group,
 			      const char *address, const char *action);
 long	store_request_unsubs(struct store *, const char *group, const char *address,
-			     long long since, const char *digest, long long *sent_at,
-			     long long *expires);
+			     const char *normalized, long long since, const char *digest,
+			     long long *sent_at, long long *expires);
 int	store_request_add(struct store *, const char *group, const char *address,
 			  const char *action, long long sent_at, long long expires,
 			  const char *digest, const char *normalized);

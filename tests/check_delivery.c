@@ -1504,6 +1504,9 @@ static const struct relay_case {
 	 "a1@example.net,a2@example.net", 451, 0, 0, 0, "Sender address rejected", 10},
 	{"the sender refused, a list of one", NULL, {"-R", NULL},
 	 "a1@example.net", 451, 0, 0, 0, "the relay refuses mlistd itself", 10},
+	{"a member's refusal quoting a remote server about 'the sender': the member's",
+	 NULL, {NULL}, "a1@example.net,quoted1@example.net", 250, 1, 1, 1,
+	 "to=<quoted1@example.net>, group=t, relay refused: 550 5.1.1", 10},
 	/* Refusals in a transaction cut by 421 are in doubt (case 1). */
 	{"RCPTs refused, then 421: nobody refused for good", NULL, {"-A", "-K", "3"},
 	 "a1@example.net,a2@example.net,a3@example.net,a4@example.net", 451, 0, 0, 0,

@@ -394,13 +394,15 @@ START_TEST(test_command_address)
 	ck_assert_int_eq(command_address_ok("host!victim@example.com"), 0);
 	ck_assert_int_eq(command_address_ok("victim@[192.0.2.1]"), 0);
 	ck_assert_int_eq(command_address_ok("victim@.example.com"), 0);
+	ck_assert_int_eq(command_address_ok("victim@example.com@example.com"), 0);
+	ck_assert_int_eq(command_address_ok("a@b@c"), 0);
 	ck_assert_int_eq(command_address_ok("victim+list@example.com"), 1);
 	ck_assert_int_eq(command_address_ok("first.last@example.com"), 1);
 }
 END_TEST
 
 /* The address the notice limits count: lower case, no subaddress, no
- * dots in the local part but a leading one. */
+ * dots in the local part. */
 static const struct {
 	const char *in;
 	const char *want;
@@ -413,7 +415,7 @@ static const struct {
 	{"victim-1@example.net", "victim-1@example.net"},
 	{"john-smith@example.net", "john-smith@example.net"},
 	{"+only@example.net", "+only@example.net"},
-	{".lead@example.net", ".lead@example.net"},
+	{".lead@example.net", "lead@example.net"},
 	{"a+b@c+d.example", "a@c+d.example"},
 	{"local+x", "local"},
 };

@@ -604,6 +604,27 @@ START_TEST(test_unsubscribe_always_answered)
 		ck_assert_int_eq(post_to("two@example.net", both), 250);
 	}
 	ck_assert_int_eq(notices("two@example.net", "Confirm: unsubscribe"), 2);
+	/* A forged message naming five lists a victim is on: 3 confirmation
+	 * requests an hour for the address, all lists together. */
+	{
+		const char *five[6];
+		char	names[5][64], sql[200];
+
+		for (int i = 0; i < 5; i++) {
+			snprintf(sql, sizeof(sql), "INSERT INTO groups (name, subscribe) VALUES"
+				 " ('l%d', 'confirm'); INSERT INTO group_members VALUES ('l%d',"
+				 " 'bombed@example.net')", i, i);
+			ck_assert_int_eq(tl_sql(&d, sql), 0);
+			snprintf(names[i], sizeof(names[i]), "l%d+unsubscribe@example.com", i);
+			five[i] = names[i];
+		}
+		five[5] = NULL;
+		ck_assert_int_eq(post_to("bombed@example.net", five), 250);
+		ck_assert_int_eq(notices("bombed@example.net", "Confirm: unsubscribe"), 3);
+		ck_assert_int_eq(post_to("Bombed+x@example.net", five), 250);
+		ck_assert_int_eq(notices("bombed@example.net", "Confirm: unsubscribe"), 3);
+		ck_assert_int_eq(notices("Bombed+x@example.net", NULL), 0);
+	}
 	/* Strangers stay under the hourly limit. */
 	ck_assert_int_eq(send("stranger@example.net", "club+help@example.com", NULL), 250);
 	ck_assert_int_eq(send("stranger@example.net", "club+unsubscribe@example.com", NULL), 250);

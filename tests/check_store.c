@@ -648,17 +648,32 @@ START_TEST(test_relayed_window)
 	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 3600, who(1, 9000 + 3601), &c),
 			 CLAIM_NEW);
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM relayed_rcpt"), 0);
+	/* A claimed copy is never forgotten, however old. */
+	exec_sql("UPDATE relayed SET relayed_at = datetime('now', '-2 hours'), touched = 1");
+	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 3600, who(1, 12700), &c),
+			 CLAIM_RESUME);
+	ck_assert_int_eq(store_release(st, c.id, 0, 3600, who(1, 12700)), STORE_YES);
+	/* Of an earlier boot: kept while this boot is younger than the
+	 * window (its wall clock may have been wrong), forgotten after. */
+	exec_sql("UPDATE relayed SET relayed_at = datetime('now', '-2 hours'),"
+		 " boot = 'boot-0'");
+	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 3600, who(1, 600), &c),
+			 CLAIM_RESUME);
+	ck_assert_int_eq(store_release(st, c.id, 0, 3600, who(1, 600)), STORE_YES);
 	exec_sql("UPDATE relayed SET relayed_at = datetime('now', '-2 hours'),"
 		 " boot = 'boot-0'");
 	ck_assert_int_eq(store_claim(st, "group1", "old", NULL, 3600, who(1, 12700), &c),
 			 CLAIM_NEW);
+	ck_assert_int_eq(store_release(st, c.id, 0, 3600, who(1, 12700)), STORE_YES);
 	/* The first completion of a connection prunes, by both clocks:
 	 * "young" (touched 100 s ago on the boot clock) stays despite its
 	 * wall-clock age, "stale" (touched long ago) goes. */
 	ck_assert_int_eq(store_claim(st, "group1", "young", NULL, 3600, who(1, 12700), &c),
 			 CLAIM_NEW);
+	ck_assert_int_eq(store_release(st, c.id, 0, 3600, who(1, 12700)), STORE_YES);
 	ck_assert_int_eq(store_claim(st, "group1", "stale", NULL, 3600, who(1, 12700), &c),
 			 CLAIM_NEW);
+	ck_assert_int_eq(store_release(st, c.id, 0, 3600, who(1, 12700)), STORE_YES);
 	exec_sql("UPDATE relayed SET relayed_at = datetime('now', '-2 hours')");
 	exec_sql("UPDATE relayed SET touched = 1 WHERE digest = 'stale'");
 	ck_assert_int_eq(store_claim(st, "group1", "new", NULL, 3600, who(1, 12800), &c),
@@ -795,27 +810,28 @@ START_TEST(test_self_service)
 	ck_assert_int_eq(store_request_add(st, "open", "w@example.org", "help", 5000 + 8 * 86400,
 					   5000 + 8 * 86400, NULL, NULL), STORE_YES);
 	ck_assert_int_eq(count_sql("SELECT count(*) FROM requests"), 2);
-	/* Unsubscribe confirmations, per list and address, and the newest. */
+	/* Unsubscribe confirmations per normalized address, any list (this
+	 * list's own row of this message aside), and the newest of the list. */
 	{
 		long long sent, until, t = 900000;
+		const char *u = "u@example.org";
 
-		ck_assert_int_eq(store_request_unsubs(st, "group1", "u@example.org", t, "m3",
-						      &sent, &until), 0);
+		ck_assert_int_eq(store_request_unsubs(st, "group1", u, u, t, "m3", &sent, &until), 0);
 		ck_assert_int_eq(sent, 0);
-		ck_assert_int_eq(store_request_add(st, "group1", "u@example.org", "unsubscribe",
-						   t, t + 5000, "m3", "u@example.org"), STORE_YES);
-		ck_assert_int_eq(store_request_add(st, "group1", "u@example.org", "unsubscribe",
-						   t + 100, t + 5100, "m4", "u@example.org"), STORE_YES);
-		ck_assert_int_eq(store_request_add(st, "board", "u@example.org", "unsubscribe",
-						   t + 200, t + 5200, "m5", "u@example.org"), STORE_YES);
-		ck_assert_int_eq(store_request_unsubs(st, "Group1", "U@example.org", t, "m6",
-						      &sent, &until), 2);
+		ck_assert_int_eq(store_request_add(st, "group1", u, "unsubscribe", t, t + 5000, "m3",
+						   u), STORE_YES);
+		ck_assert_int_eq(store_request_add(st, "group1", u, "unsubscribe", t + 100,
+						   t + 5100, "m4", u), STORE_YES);
+		ck_assert_int_eq(store_request_add(st, "board", u, "unsubscribe", t + 200, t + 5200,
+						   "m5", u), STORE_YES);
+		ck_assert_int_eq(store_request_unsubs(st, "Group1", "U@example.org", u, t, "m6",
+						      &sent, &until), 3);
 		ck_assert_int_eq(sent, t + 100);
 		ck_assert_int_eq(until, t + 5100);
-		ck_assert_int_eq(store_request_unsubs(st, "group1", "u@example.org", t, "m4",
-						      &sent, &until), 1);
-		ck_assert_int_eq(store_request_unsubs(st, "group1", "u@example.org", t + 1, "m6",
-						      &sent, &until), 1);
+		ck_assert_int_eq(store_request_unsubs(st, "group1", u, u, t, "m4", &sent, &until), 2);
+		ck_assert_int_eq(store_request_unsubs(st, "board", u, u, t, "m4", &sent, &until), 3);
+		ck_assert_int_eq(store_request_unsubs(st, "group1", u, u, t + 1, "m6", &sent, &until),
+				 2);
 	}
 }
 END_TEST

@@ -12,6 +12,7 @@
  *
  * Recipient rules by local part: reject* -> 550 5.1.1, deny* -> 554
  * 5.7.1 (an access rule), plain* -> 550 without an enhanced code,
+ * quoted* -> 550 5.1.1 quoting a remote server that names "the sender",
  * defer* -> 450 4.2.1.  Options: -p PORT (required), -d DIR (required), -n N (452 4.5.3
  * after N recipients in a transaction), -D CODE (reply CODE at the end of
  * data), -x (close the connection after the final dot, without a reply),
@@ -221,6 +222,10 @@ session(int fd)
 				reply(out, "553 5.6.7 <someone>: SMTPUTF8 is required\r\n");
 			} else if (strncasecmp(line + 9, "reject", 6) == 0) {
 				reply(out, "550 5.1.1 <rejected>: Recipient address rejected\r\n");
+			} else if (strncasecmp(line + 9, "quoted", 6) == 0) {
+				reply(out, "550 5.1.1 <quoted>: Recipient address rejected: "
+				      "undeliverable address: host mx said: 550 No such user here; "
+				      "check the sender address\r\n");
 			} else if (strncasecmp(line + 9, "plain", 5) == 0) {
 				reply(out, "550 User unknown\r\n");
 			} else if (strncasecmp(line + 9, "deny", 4) == 0) {
