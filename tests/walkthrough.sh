@@ -36,10 +36,20 @@ chmod 755 "$work"	# Postfix's own users walk into it
 pfconf=$work/postfix/conf
 demo_pgid=
 
+# fail - say why on both outputs (CI may keep only one), with the tail
+# of the private Postfix's log when there is one
 fail() {
+	echo "walkthrough: FAIL: $*"
 	echo "walkthrough: FAIL: $*" >&2
+	if [ -f "$work/postfix/maillog" ]; then
+		echo "walkthrough: the last lines of $work/postfix/maillog:"
+		tail -20 "$work/postfix/maillog"
+	fi
 	exit 1
 }
+
+# A command that fails outside fail(): name it and its line.
+trap 'echo "walkthrough: FAIL: line $LINENO: \"$BASH_COMMAND\" exited with $?"' ERR
 
 step() {
 	echo "== walkthrough: $*"
@@ -70,7 +80,8 @@ free_port() {
 	local port
 	for _ in $(seq 1 200); do
 		port=$((20000 + RANDOM % 40000))
-		if ! ss -Htln "sport = :$port" | grep -q .; then
+		# grep -c reads all of ss's output: no SIGPIPE under pipefail
+		if [ "$(ss -Htln "sport = :$port" | grep -c .)" = 0 ]; then
 			echo "$port"
 			return 0
 		fi
@@ -207,7 +218,7 @@ readme_block "Wiring Postfix to mlistd" 3 | sed "s|^127.0.0.1:20382 |127.0.0.1:$
 grep -q "^mlistd " "$pfconf/master.cf" || fail "README's master.cf block"
 grep -q "^127.0.0.1:$riport .*smtpd" "$pfconf/master.cf" || fail "README's reinjection smtpd"
 postfix -c "$pfconf" check || fail "postfix check"
-postfix -c "$pfconf" start
+postfix -c "$pfconf" start || fail "postfix start"
 # The administrator points mlistd at this Postfix (listen and relay).
 sed -i -e "s|^listen = .*|listen = 127.0.0.1:$mlport|" \
 	-e "s|^relay = smtp://127.0.0.1:20382$|relay = smtp://127.0.0.1:$riport|" /etc/mlistd.conf
