@@ -1,5 +1,6 @@
 /*
- * token.c - confirmation tokens for subscribe and unsubscribe requests.
+ * token.c - signed tokens: confirmations of subscribe and unsubscribe
+ * requests, and moderators' decisions on held posts.
  *
  * A request from X for list G makes mlistd send X a confirmation request
  * whose reply address is G+confirm+TOKEN@domain.  TOKEN names the action
@@ -10,10 +11,17 @@
  * computed again for it.  A token for another list or another address,
  * a tampered one and one made with another key are all "forged"; only
  * one of ours past its expiry is "expired".
+ *
+ * A held post gets one token for the approve, reject and discard
+ * addresses of its moderators' notices: G+approve+hID.EXPIRES-MAC@domain.
+ * Its MAC covers the list, the post's id and the expiry (purpose "held"),
+ * not the moderator: the one who acts must be a moderator when the
+ * decision arrives, which the caller asks the database.
  */
 #include "config.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +57,22 @@ token_make(const unsigned char key[PROBE_KEY_LEN], enum token_action action,
 	return (n < 0 || (size_t) n >= len ? -1 : 0);
 }
 
+/* mac_copy - the MAC at p (exactly 2 * PROBE_MAC_BYTES hex digits, then
+ * the end) lower-cased into got; 0, or -1: malformed */
+static int
+mac_copy(const char *p, char got[2 * PROBE_MAC_BYTES + 1])
+{
+	if (strlen(p) != 2 * PROBE_MAC_BYTES)
+		return (-1);
+	for (int i = 0; i < 2 * PROBE_MAC_BYTES; i++) {
+		if (!isxdigit((unsigned char) p[i]))
+			return (-1);
+		got[i] = (char) tolower((unsigned char) p[i]);
+	}
+	got[2 * PROBE_MAC_BYTES] = 0;
+	return (0);
+}
+
 enum token_verdict
 token_check(const unsigned char key[PROBE_KEY_LEN], const char *token, const char *group,
 	    const char *address, unsigned long now, enum token_action *action,
@@ -67,14 +91,8 @@ token_check(const unsigned char key[PROBE_KEY_LEN], const char *token, const cha
 	if (*end != '-' || end - (token + 1) > 16)
 		return (TOKEN_MALFORMED);
 	p = end + 1;
-	if (strlen(p) != 2 * PROBE_MAC_BYTES)
+	if (mac_copy(p, got) < 0)
 		return (TOKEN_MALFORMED);
-	for (int i = 0; i < 2 * PROBE_MAC_BYTES; i++) {
-		if (!isxdigit((unsigned char) p[i]))
-			return (TOKEN_MALFORMED);
-		got[i] = (char) tolower((unsigned char) p[i]);
-	}
-	got[2 * PROBE_MAC_BYTES] = 0;
 	token_mac(key, act, group, address, exp, want);
 	if (!memeql_sec(got, want, 2 * PROBE_MAC_BYTES))
 		return (TOKEN_FORGED);
@@ -82,5 +100,70 @@ token_check(const unsigned char key[PROBE_KEY_LEN], const char *token, const cha
 		*action = act;
 	if (expires)
 		*expires = exp;
+	return (now > exp ? TOKEN_EXPIRED : TOKEN_VALID);
+}
+
+/* held_mac - the MAC of a held post's token */
+static void
+held_mac(const unsigned char key[PROBE_KEY_LEN], const char *group, long long id,
+	 unsigned long expires, char hex[2 * PROBE_MAC_BYTES + 1])
+{
+	char	dec[24];
+	const char *field[2] = {group, dec};
+
+	snprintf(dec, sizeof(dec), "%lld", id);
+	probe_mac_hex(key, "held", field, 2, expires, hex);
+}
+
+int
+token_held_make(const unsigned char key[PROBE_KEY_LEN], const char *group, long long id,
+		unsigned long expires, char *out, size_t len)
+{
+	char	hex[2 * PROBE_MAC_BYTES + 1];
+	int	n;
+
+	if (id < 0)
+		return (-1);
+	held_mac(key, group, id, expires, hex);
+	n = snprintf(out, len, "h%llx.%lx-%s", (unsigned long long) id, expires, hex);
+	return (n < 0 || (size_t) n >= len ? -1 : 0);
+}
+
+/* hex_number - 1 to 16 hex digits at s, then stop, at most max: where
+ * the rest begins, or NULL.  No sign, blank or "0x" as strtoul takes. */
+static const char *
+hex_number(const char *s, char stop, unsigned long long max, unsigned long long *v)
+{
+	unsigned long long n = 0;
+	int	i;
+
+	for (i = 0; i < 16 && isxdigit((unsigned char) s[i]); i++)
+		n = n * 16 + (unsigned long long) (isdigit((unsigned char) s[i]) ? s[i] - '0'
+						   : tolower((unsigned char) s[i]) - 'a' + 10);
+	if (i == 0 || s[i] != stop || n > max)
+		return (NULL);
+	*v = n;
+	return (s + i + 1);
+}
+
+enum token_verdict
+token_held_check(const unsigned char key[PROBE_KEY_LEN], const char *token, const char *group,
+		 unsigned long now, long long *id, unsigned long *expires)
+{
+	char	want[2 * PROBE_MAC_BYTES + 1], got[2 * PROBE_MAC_BYTES + 1];
+	unsigned long long i, exp;
+	const char *p;
+
+	if ((token[0] != 'h' && token[0] != 'H')
+	    || (p = hex_number(token + 1, '.', LLONG_MAX, &i)) == NULL
+	    || (p = hex_number(p, '-', ULONG_MAX, &exp)) == NULL || mac_copy(p, got) < 0)
+		return (TOKEN_MALFORMED);
+	held_mac(key, group, (long long) i, (unsigned long) exp, want);
+	if (!memeql_sec(got, want, 2 * PROBE_MAC_BYTES))
+		return (TOKEN_FORGED);
+	if (id)
+		*id = (long long) i;
+	if (expires)
+		*expires = (unsigned long) exp;
 	return (now > exp ? TOKEN_EXPIRED : TOKEN_VALID);
 }

@@ -1,4 +1,5 @@
-/* token.h - signed confirmation tokens for subscription requests */
+/* token.h - signed tokens: confirmations of subscription requests, and
+ * moderators' decisions on held posts */
 #ifndef MLISTD_TOKEN_H
 #define MLISTD_TOKEN_H
 
@@ -6,8 +7,10 @@
 
 #include "probe.h"
 
-/* "s" or "u", the expiry in hex, "-", the MAC in hex: at most 30 bytes */
-#define TOKEN_MAX	(1 + 16 + 1 + 2 * PROBE_MAC_BYTES)
+/* The longer kind: "h", the held post's id in hex, ".", the expiry in
+ * hex, "-", the MAC in hex: at most 55 bytes ("s" or "u", the expiry, "-",
+ * the MAC: at most 38) */
+#define TOKEN_MAX	(1 + 16 + 1 + 16 + 1 + 2 * PROBE_MAC_BYTES)
 
 enum token_action {
 	TOKEN_SUBSCRIBE = 's',
@@ -43,5 +46,27 @@ enum token_verdict {
 enum token_verdict token_check(const unsigned char key[PROBE_KEY_LEN], const char *token,
 			       const char *group, const char *address, unsigned long now,
 			       enum token_action *action, unsigned long *expires);
+
+/*
+ * token_held_make - the token of a moderator's decision on held post id
+ * (not negative) of group, valid until expires (Unix time):
+ * "h" ID "." EXPIRES "-" MAC, numbers in lower-case hex, MAC an
+ * HMAC-SHA256 (purpose "held") of group, the id in decimal and the
+ * expiry.  It names neither the moderator nor the decision: one token
+ * serves the approve, reject and discard addresses of one notice.  0, or
+ * -1 when it does not fit in len or id is negative.
+ */
+int	token_held_make(const unsigned char key[PROBE_KEY_LEN], const char *group,
+			long long id, unsigned long expires, char *out, size_t len);
+
+/*
+ * token_held_check - is token one we made for a held post of group, alive
+ * at now?  On TOKEN_VALID and TOKEN_EXPIRED, *id and *expires (either may
+ * be NULL) say which post and until when.  Case does not matter.  Who may
+ * decide, and whether the post is still undecided, are the caller's to ask.
+ */
+enum token_verdict token_held_check(const unsigned char key[PROBE_KEY_LEN], const char *token,
+				    const char *group, unsigned long now, long long *id,
+				    unsigned long *expires);
 
 #endif

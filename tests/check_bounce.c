@@ -407,6 +407,94 @@ START_TEST(test_confirm_tokens)
 }
 END_TEST
 
+/*
+ * A held post's token: bound to list, post and expiry; tampered,
+ * expired, another list, another post, another key and malformed tokens
+ * are told apart; a confirmation token is no held one, nor the reverse.
+ */
+START_TEST(test_held_tokens)
+{
+	unsigned char key[PROBE_KEY_LEN], other[PROBE_KEY_LEN];
+	char	tok[TOKEN_MAX + 1], bad[TOKEN_MAX + 16], conf[TOKEN_MAX + 1];
+	long long id = 0;
+	unsigned long exp = 0;
+	static const char *const malformed[] = {
+		"", "h", "hc", "hc.", "hc.77359400", "hc.77359400-",
+		"c.77359400-52d0a4ec9bcee26ff364",		/* no "h" */
+		"sc.77359400-52d0a4ec9bcee26ff364",		/* another letter */
+		"hc77359400-52d0a4ec9bcee26ff364",		/* no "." */
+		"h.77359400-52d0a4ec9bcee26ff364",		/* no id */
+		"hc.-52d0a4ec9bcee26ff364",			/* no expiry */
+		"hc.77359400.52d0a4ec9bcee26ff364",		/* "." for "-" */
+		"hc.77359400-52d0a4ec9bcee26ff36",		/* short MAC */
+		"hc.77359400-52d0a4ec9bcee26ff3640",		/* long MAC */
+		"hc.77359400-52d0a4ec9bcee26ff3zz",		/* not hex */
+		"h+c.77359400-52d0a4ec9bcee26ff364",		/* a sign */
+		"h0xc.77359400-52d0a4ec9bcee26ff364",		/* "0x" */
+		"h c.77359400-52d0a4ec9bcee26ff364",		/* a blank */
+		"hc.-77359400-52d0a4ec9bcee26ff364",		/* a minus */
+		"h11111111111111111.77359400-52d0a4ec9bcee26ff364",	/* 17 digits */
+		"h8000000000000000.77359400-52d0a4ec9bcee26ff364",	/* > LLONG_MAX */
+		"hc.11111111111111111-52d0a4ec9bcee26ff364",
+		"s77359400-1e720315198a60805d7e",		/* a confirmation token */
+		"probe-77359400-ca1ec2a7bcc59434ca05",
+	};
+
+	memset(key, 7, sizeof(key));
+	memset(other, 8, sizeof(other));
+	ck_assert_int_eq(token_held_make(key, "group1", 12, 2000000000UL, tok, sizeof(tok)), 0);
+	/* HMAC-SHA256("held\n" group "\n" id in decimal "\n" expiry in hex). */
+	ck_assert_str_eq(tok, "hc.77359400-52d0a4ec9bcee26ff364");
+	ck_assert_int_eq(token_held_check(key, tok, "group1", 1999999999UL, &id, &exp),
+			 TOKEN_VALID);
+	ck_assert_int_eq(id, 12);
+	ck_assert_uint_eq(exp, 2000000000UL);
+	/* Case of list and token does not matter; now == expires is alive. */
+	ck_assert_int_eq(token_held_check(key, "HC.77359400-52D0A4EC9BCEE26FF364", "Group1",
+					  2000000000UL, NULL, NULL), TOKEN_VALID);
+	/* The longest: the largest id and expiry fit in TOKEN_MAX. */
+	ck_assert_int_eq(token_held_make(key, "group1", 0x7fffffffffffffffLL, (unsigned long) -1,
+					 bad, sizeof(bad)), 0);
+	ck_assert_uint_le(strlen(bad), TOKEN_MAX);
+	ck_assert_int_eq(token_held_check(key, bad, "group1", 0, &id, NULL), TOKEN_VALID);
+	ck_assert_int_eq(id, 0x7fffffffffffffffLL);
+	ck_assert_int_eq(token_held_make(key, "group1", 0, 1, bad, sizeof(bad)), 0);
+	ck_assert_int_eq(token_held_check(key, bad, "group1", 0, &id, NULL), TOKEN_VALID);
+	ck_assert_int_eq(id, 0);
+	/* Expired: ours, too old; it still says which post. */
+	id = 0;
+	ck_assert_int_eq(token_held_check(key, tok, "group1", 2000000001UL, &id, &exp),
+			 TOKEN_EXPIRED);
+	ck_assert_int_eq(id, 12);
+	/* Another list, another key. */
+	ck_assert_int_eq(token_held_check(key, tok, "group2", 0, NULL, NULL), TOKEN_FORGED);
+	ck_assert_int_eq(token_held_check(other, tok, "group1", 0, NULL, NULL), TOKEN_FORGED);
+	/* Tampered: another post (its own token differs), the expiry, a MAC digit. */
+	ck_assert_int_eq(token_held_check(key, "hd.77359400-52d0a4ec9bcee26ff364", "group1", 0,
+					  NULL, NULL), TOKEN_FORGED);
+	ck_assert_int_eq(token_held_make(key, "group1", 13, 2000000000UL, bad, sizeof(bad)), 0);
+	ck_assert_str_eq(bad, "hd.77359400-79abea8982664551f03f");
+	ck_assert_int_eq(token_held_check(key, "hc.77359401-52d0a4ec9bcee26ff364", "group1", 0,
+					  NULL, NULL), TOKEN_FORGED);
+	ck_assert_int_eq(token_held_check(key, "hc.77359400-52d0a4ec9bcee26ff365", "group1", 0,
+					  NULL, NULL), TOKEN_FORGED);
+	/* The same MAC over another purpose: a confirmation token made for
+	 * "group1" and address "12" is no held token. */
+	ck_assert_int_eq(token_make(key, TOKEN_SUBSCRIBE, "group1", "12", 2000000000UL, conf,
+				    sizeof(conf)), 0);
+	snprintf(bad, sizeof(bad), "hc.%s", conf + 1);
+	ck_assert_int_eq(token_held_check(key, bad, "group1", 0, NULL, NULL), TOKEN_FORGED);
+	ck_assert_int_eq(token_check(key, tok, "group1", "12", 0, NULL, NULL), TOKEN_MALFORMED);
+	for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++)
+		ck_assert_msg(token_held_check(key, malformed[i], "group1", 0, &id, &exp)
+			      == TOKEN_MALFORMED, "%s: not malformed", malformed[i]);
+	/* A buffer too small, a negative id. */
+	ck_assert_int_eq(token_held_make(key, "group1", 12, 2000000000UL, bad, 32), -1);
+	ck_assert_int_eq(token_held_make(key, "group1", 12, 2000000000UL, bad, 33), 0);
+	ck_assert_int_eq(token_held_make(key, "group1", -1, 2000000000UL, bad, sizeof(bad)), -1);
+}
+END_TEST
+
 /* The secret: made once, 0600, read back the same; a loose one refused. */
 START_TEST(test_probe_key)
 {
@@ -447,6 +535,7 @@ main(void)
 	tcase_add_test(tc, test_probe_tags);
 	tcase_add_test(tc, test_probe_key);
 	tcase_add_test(tc, test_confirm_tokens);
+	tcase_add_test(tc, test_held_tokens);
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
 }
