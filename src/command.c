@@ -1,7 +1,8 @@
 /*
  * command.c - a list's command addresses: LIST+subscribe,
- * LIST+unsubscribe, LIST+help and LIST+confirm+TOKEN (with "+", or the
- * command-delimiter), and the rules that keep them from answering
+ * LIST+unsubscribe, LIST+help and LIST+confirm+TOKEN, and a moderator's
+ * LIST+approve+TOKEN, LIST+reject+TOKEN and LIST+discard+TOKEN (with "+",
+ * or the command-delimiter), and the rules that keep them from answering
  * machines: no answer to bounces, auto-replies, list traffic or our own
  * mail (RFC 3834), so that no loop and no backscatter can start here.
  */
@@ -14,12 +15,13 @@
 
 #include "command.h"
 
-static const char *const names[] = {"", "subscribe", "unsubscribe", "help", "confirm"};
+static const char *const names[] = {"", "subscribe", "unsubscribe", "help", "confirm",
+	"approve", "reject", "discard"};
 
 const char *
 command_name(enum command_kind k)
 {
-	return (k > CMD_NONE && k <= CMD_CONFIRM ? names[k] : "none");
+	return (k > CMD_NONE && k <= CMD_DISCARD ? names[k] : "none");
 }
 
 /* ends_with - local[0 .. n) ends with delim word; the prefix length, or -1 */
@@ -33,47 +35,99 @@ ends_with(const char *local, size_t n, char delim, const char *word)
 	return ((long) (n - w - 1));
 }
 
-/* token_at - where a token (s|u HEX-HEX{20}) ends local[0 .. n) begins,
- * or -1 */
-static long
-token_at(const char *local, size_t n)
+/* hex_before - how many hex digits (at most max) end local[0 .. i) */
+static size_t
+hex_before(const char *local, size_t i, size_t max)
 {
-	size_t	i = n, hex = 0;
+	size_t	hex = 0;
 
-	while (i > 0 && hex < 2 * PROBE_MAC_BYTES && isxdigit((unsigned char) local[i - 1])) {
-		i--;
+	while (hex < max && hex < i && isxdigit((unsigned char) local[i - hex - 1]))
 		hex++;
-	}
-	if (hex != 2 * PROBE_MAC_BYTES || i == 0 || local[--i] != '-')
-		return (-1);
-	for (hex = 0; i > 0 && isxdigit((unsigned char) local[i - 1]); hex++)
-		i--;
-	if (hex == 0 || hex > 16 || i == 0 || strchr("suSU", local[i - 1]) == NULL)
-		return (-1);
-	return ((long) i - 1);
+	return (hex);
 }
+
+/* mac_at - where the "-MAC" that ends local[0 .. n) begins, or -1 */
+static long
+mac_at(const char *local, size_t n)
+{
+	size_t	hex = hex_before(local, n, 2 * PROBE_MAC_BYTES + 1);
+
+	if (hex != 2 * PROBE_MAC_BYTES || n == hex || local[n - hex - 1] != '-')
+		return (-1);
+	return ((long) (n - hex - 1));
+}
+
+/* number_at - where the letter in "letters" and 1 to 16 hex digits that
+ * end local[0 .. n) begin, or -1 */
+static long
+number_at(const char *local, size_t n, const char *letters)
+{
+	size_t	hex = hex_before(local, n, 17);
+
+	if (hex == 0 || hex > 16 || n == hex || strchr(letters, local[n - hex - 1]) == NULL)
+		return (-1);
+	return ((long) (n - hex - 1));
+}
+
+/* confirm_at - where a confirmation token (s|u HEX-HEX{20}) ending
+ * local[0 .. n) begins, or -1 */
+static long
+confirm_at(const char *local, size_t n)
+{
+	long	m = mac_at(local, n);
+
+	return (m < 0 ? -1 : number_at(local, (size_t) m, "suSU"));
+}
+
+/* held_at - where a held post's token (h HEX.HEX-HEX{20}) ending
+ * local[0 .. n) begins, or -1 */
+static long
+held_at(const char *local, size_t n)
+{
+	long	m = mac_at(local, n), e;
+
+	if (m < 0 || (e = number_at(local, (size_t) m, ".")) < 0)
+		return (-1);
+	return (number_at(local, (size_t) e, "hH"));
+}
+
+/* The command addresses: the word, and the token's shape if it has one. */
+static const struct {
+	const char *word;
+	enum command_kind kind;
+	long	(*token_at)(const char *, size_t);
+} forms[] = {
+	{"confirm", CMD_CONFIRM, confirm_at},
+	{"approve", CMD_APPROVE, held_at},
+	{"reject", CMD_REJECT, held_at},
+	{"discard", CMD_DISCARD, held_at},
+	{"unsubscribe", CMD_UNSUBSCRIBE, NULL},
+	{"subscribe", CMD_SUBSCRIBE, NULL},
+	{"help", CMD_HELP, NULL},
+};
 
 int
 command_parse(const char *local, char delim, struct command *c)
 {
 	size_t	n = strlen(local);
-	long	t, g = -1;
+	long	t = -1, g = -1;
+	size_t	i;
 
 	memset(c, 0, sizeof(*c));
-	if ((t = token_at(local, n)) > 0 && t > 0 && local[t - 1] == delim
-	    && (g = ends_with(local, (size_t) t - 1, delim, "confirm")) > 0) {
-		c->kind = CMD_CONFIRM;
-		snprintf(c->token, sizeof(c->token), "%s", local + t);
-	} else if ((g = ends_with(local, n, delim, "unsubscribe")) > 0)
-		c->kind = CMD_UNSUBSCRIBE;
-	else if ((g = ends_with(local, n, delim, "subscribe")) > 0)
-		c->kind = CMD_SUBSCRIBE;
-	else if ((g = ends_with(local, n, delim, "help")) > 0)
-		c->kind = CMD_HELP;
-	if (c->kind == CMD_NONE || g <= 0 || (size_t) g > STORE_NAME_MAX) {
-		memset(c, 0, sizeof(*c));
-		return (-1);
+	for (i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		g = -1;
+		if (forms[i].token_at == NULL)
+			g = ends_with(local, n, delim, forms[i].word);
+		else if ((t = forms[i].token_at(local, n)) > 0 && local[t - 1] == delim)
+			g = ends_with(local, (size_t) t - 1, delim, forms[i].word);
+		if (g > 0)
+			break;
 	}
+	if (i == sizeof(forms) / sizeof(forms[0]) || (size_t) g > STORE_NAME_MAX)
+		return (-1);
+	c->kind = forms[i].kind;
+	if (forms[i].token_at)
+		snprintf(c->token, sizeof(c->token), "%s", local + t);
 	memcpy(c->group, local, (size_t) g);
 	c->group[g] = 0;
 	return (0);

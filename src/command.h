@@ -13,25 +13,34 @@ enum command_kind {
 	CMD_SUBSCRIBE,		/* LIST+subscribe */
 	CMD_UNSUBSCRIBE,	/* LIST+unsubscribe */
 	CMD_HELP,		/* LIST+help */
-	CMD_CONFIRM		/* LIST+confirm+TOKEN */
+	CMD_CONFIRM,		/* LIST+confirm+TOKEN */
+	CMD_APPROVE,		/* LIST+approve+TOKEN (a held post's) */
+	CMD_REJECT,		/* LIST+reject+TOKEN */
+	CMD_DISCARD		/* LIST+discard+TOKEN */
 };
 
 struct command {
 	enum command_kind kind;
 	char	group[STORE_NAME_MAX + 1];	/* as written: look it up */
-	char	token[TOKEN_MAX + 1];		/* CMD_CONFIRM only */
+	char	token[TOKEN_MAX + 1];		/* CMD_CONFIRM, CMD_APPROVE,
+						 * CMD_REJECT, CMD_DISCARD */
 };
 
 /*
  * command_parse - is local a command address with delimiter delim
  * (LIST+subscribe, LIST+unsubscribe, LIST+help, LIST+confirm+TOKEN,
+ * LIST+approve+TOKEN, LIST+reject+TOKEN, LIST+discard+TOKEN,
  * case-insensitive)?  It is read from its end, so a list name may
  * contain the delimiter when it is not "+" (board-members-subscribe).
- * 0 with c filled in, or -1.  Whether LIST exists is the caller's to ask.
+ * The token must have the shape of its kind (token_check's for confirm,
+ * token_held_check's for the others), or the address is no command.
+ * 0 with c filled in, or -1.  Whether LIST exists, and whether the
+ * token's MAC holds, are the caller's to ask.
  */
 int	command_parse(const char *local, char delim, struct command *c);
 
-/* command_name - "subscribe", "unsubscribe", "help", "confirm" */
+/* command_name - "subscribe", "unsubscribe", "help", "confirm", "approve",
+ * "reject", "discard"; "none" for anything else */
 const char *command_name(enum command_kind);
 
 /* command_address - LIST DELIM WHAT @ DOMAIN, the list name lower-cased

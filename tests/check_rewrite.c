@@ -316,6 +316,42 @@ static const struct {
 	{"club", '+', CMD_NONE, NULL, NULL},
 	{"x123456789x123456789x123456789x123456789x123456789x123456789x12345+help", '+',
 	 CMD_NONE, NULL, NULL},
+	/* A moderator's decisions on a held post. */
+	{"club+approve+hc.77359400-52d0a4ec9bcee26ff364", '+', CMD_APPROVE, "club",
+	 "hc.77359400-52d0a4ec9bcee26ff364"},
+	{"club+reject+hc.77359400-52d0a4ec9bcee26ff364", '+', CMD_REJECT, "club",
+	 "hc.77359400-52d0a4ec9bcee26ff364"},
+	{"club+discard+hc.77359400-52d0a4ec9bcee26ff364", '+', CMD_DISCARD, "club",
+	 "hc.77359400-52d0a4ec9bcee26ff364"},
+	{"Club+APPROVE+HC.77359400-52D0A4EC9BCEE26FF364", '+', CMD_APPROVE, "Club",
+	 "HC.77359400-52D0A4EC9BCEE26FF364"},
+	{"chess-club-reject-h1a.77359400-52d0a4ec9bcee26ff364", '-', CMD_REJECT, "chess-club",
+	 "h1a.77359400-52d0a4ec9bcee26ff364"},
+	{"a-approve-b-discard-h7fffffffffffffff.ffffffffffffffff-52d0a4ec9bcee26ff364", '-',
+	 CMD_DISCARD, "a-approve-b", "h7fffffffffffffff.ffffffffffffffff-52d0a4ec9bcee26ff364"},
+	{"club.approve.h1.5-52d0a4ec9bcee26ff364", '.', CMD_APPROVE, "club",
+	 "h1.5-52d0a4ec9bcee26ff364"},
+	{"club+approve", '+', CMD_NONE, NULL, NULL},
+	{"club+approve+", '+', CMD_NONE, NULL, NULL},
+	{"+approve+hc.5-52d0a4ec9bcee26ff364", '+', CMD_NONE, NULL, NULL},
+	{"approve+hc.5-52d0a4ec9bcee26ff364", '+', CMD_NONE, NULL, NULL},
+	{"club-approve-hc.5-52d0a4ec9bcee26ff364", '+', CMD_NONE, NULL, NULL},
+	{"club+approve+c.5-52d0a4ec9bcee26ff364", '+', CMD_NONE, NULL, NULL},
+	{"club+approve+xc.5-52d0a4ec9bcee26ff364", '+', CMD_NONE, NULL, NULL},
+	{"club+approve+h.5-52d0a4ec9bcee26ff364", '+', CMD_NONE, NULL, NULL},
+	{"club+approve+hc.-52d0a4ec9bcee26ff364", '+', CMD_NONE, NULL, NULL},
+	{"club+approve+hc5-52d0a4ec9bcee26ff364", '+', CMD_NONE, NULL, NULL},
+	{"club+approve+hc.5-52d0a4ec9bcee26ff36", '+', CMD_NONE, NULL, NULL},
+	{"club+approve+hc.5-52d0a4ec9bcee26ff3640", '+', CMD_NONE, NULL, NULL},
+	{"club+approve+hc.5-52d0a4ec9bcee26ff3zz", '+', CMD_NONE, NULL, NULL},
+	{"club+approve+h11111111111111111.5-52d0a4ec9bcee26ff364", '+', CMD_NONE, NULL, NULL},
+	{"club+approve+hc.11111111111111111-52d0a4ec9bcee26ff364", '+', CMD_NONE, NULL, NULL},
+	{"club+approve+s5-1e720315198a60805d7e", '+', CMD_NONE, NULL, NULL},
+	{"club+confirm+hc.5-52d0a4ec9bcee26ff364", '+', CMD_NONE, NULL, NULL},
+	{"club+approvehc.5-52d0a4ec9bcee26ff364", '+', CMD_NONE, NULL, NULL},
+	{"club+accept+hc.5-52d0a4ec9bcee26ff364", '+', CMD_NONE, NULL, NULL},
+	{"club+approve+hc.5-52d0a4ec9bcee26ff364+help", '+', CMD_HELP,
+	 "club+approve+hc.5-52d0a4ec9bcee26ff364", ""},
 };
 
 START_TEST(test_command_parse)
@@ -332,6 +368,24 @@ START_TEST(test_command_parse)
 	ck_assert_str_eq(c.group, cmds[_i].group);
 	if (cmds[_i].token[0])
 		ck_assert_str_eq(c.token, cmds[_i].token);
+	else if (c.kind != CMD_CONFIRM)
+		ck_assert_str_eq(c.token, "");
+}
+END_TEST
+
+/* The names of the kinds, as the logs and the held table spell them. */
+START_TEST(test_command_name)
+{
+	ck_assert_str_eq(command_name(CMD_SUBSCRIBE), "subscribe");
+	ck_assert_str_eq(command_name(CMD_CONFIRM), "confirm");
+	ck_assert_str_eq(command_name(CMD_APPROVE), "approve");
+	ck_assert_str_eq(command_name(CMD_REJECT), "reject");
+	ck_assert_str_eq(command_name(CMD_DISCARD), "discard");
+	ck_assert_str_eq(command_name(CMD_NONE), "none");
+	ck_assert_str_eq(command_name((enum command_kind) (CMD_DISCARD + 1)), "none");
+	/* The existing kinds keep their values (logs, tests). */
+	ck_assert_int_eq(CMD_CONFIRM, 4);
+	ck_assert_int_eq(CMD_APPROVE, 5);
 }
 END_TEST
 
@@ -512,6 +566,7 @@ main(void)
 	tcase_add_test(tc, test_caps);
 	tcase_add_test(tc, test_many_fields);
 	tcase_add_loop_test(tc, test_command_parse, 0, sizeof(cmds) / sizeof(cmds[0]));
+	tcase_add_test(tc, test_command_name);
 	tcase_add_loop_test(tc, test_command_automatic, 0, sizeof(autos) / sizeof(autos[0]));
 	tcase_add_test(tc, test_command_address);
 	tcase_add_loop_test(tc, test_command_normalize, 0, sizeof(normalized) / sizeof(normalized[0]));
