@@ -6,8 +6,14 @@
 
 #define NOTICE_TEMPLATE_MAX	(16 * 1024)	/* bytes of a template file */
 #define NOTICE_MAX		(256 * 1024)	/* bytes of a notice */
+#define NOTICE_LINE_MAX		900		/* bytes of a one-line value */
+#define NOTICE_CHANGES_MAX	(64 * 1024)	/* bytes of ${changes} */
 
-/* What ${name} stands for in a template (NULL or "": empty). */
+/* What ${name} stands for in a template (NULL or "": empty).  Values go
+ * in as they are, but for those marked one line (controls become
+ * spaces, at most NOTICE_LINE_MAX bytes, then "...") and ${changes}
+ * (CRs dropped, at most NOTICE_CHANGES_MAX bytes cut at a line's end,
+ * then "..."). */
 struct notice_vars {
 	const char *list;		/* the list's name */
 	const char *description;	/* groups.description */
@@ -20,6 +26,14 @@ struct notice_vars {
 	const char *confirm;		/* LIST+confirm+TOKEN@DOMAIN */
 	const char *owner;		/* the postmaster's address */
 	const char *expires;		/* when the token expires, UTC */
+	const char *approve;		/* LIST+approve+TOKEN@DOMAIN */
+	const char *reject;		/* LIST+reject+TOKEN@DOMAIN */
+	const char *discard;		/* LIST+discard+TOKEN@DOMAIN */
+	const char *held_subject;	/* the held post's Subject: one line */
+	const char *held_from;		/* the held post's From: one line */
+	const char *decision;		/* "approve", "reject", ...: one line */
+	const char *decided_by;		/* who decided: one line */
+	const char *changes;		/* lines of text, LF-ended */
 };
 
 /* notice_builtin - the built-in text of template name (compiled in from
@@ -47,5 +61,20 @@ char   *notice_load(const char *dir, const char *name, char *why, size_t whylen)
 char   *notice_build(const char *tmpl, const struct notice_vars *, const char *from,
 		     const char *reply_to, const char *in_reply_to, size_t *len,
 		     int *eightbit);
+
+/*
+ * notice_build_attached - notice_build with the same header, but a
+ * multipart/mixed body: the template's text as text/plain, then the
+ * message attach[0 .. attach_len) as message/rfc822, its bytes as they
+ * are but for CR LF written as LF, under a boundary that occurs in
+ * neither part (attach NULL: notice_build's text/plain).  The length is
+ * the caller's to bound (the notice may be NOTICE_MAX bytes longer).
+ * *eightbit is also 1 when the attached message has 8-bit bytes.
+ * Malloc'd; NULL when memory is short.
+ */
+char   *notice_build_attached(const char *tmpl, const struct notice_vars *, const char *from,
+			      const char *reply_to, const char *in_reply_to,
+			      const char *attach, size_t attach_len, size_t *len,
+			      int *eightbit);
 
 #endif

@@ -543,7 +543,8 @@ START_TEST(test_notice_build)
 	{
 		static const char *const names[] = {"confirm-subscribe", "confirm-unsubscribe",
 			"welcome", "goodbye", "help", "start-again", "not-allowed",
-			"already-subscribed", "not-subscribed"};
+			"already-subscribed", "not-subscribed", "moderate", "rejected", "decided",
+			"held", "changes"};
 
 		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 			ck_assert_ptr_nonnull(notice_builtin(names[i]));
@@ -551,6 +552,185 @@ START_TEST(test_notice_build)
 		}
 		ck_assert_ptr_null(notice_builtin("nosuch"));
 	}
+}
+END_TEST
+
+/* A held post as a moderator's notice gets it: CRLF, a line like a
+ * delimiter, no final line end. */
+static const char held_post[] =
+	"From: Ann <ann@x.test>\r\nSubject: =?UTF-8?Q?caf=C3=A9?=\r\n\r\n"
+	"--=_mlistd_1_\r\n.\r\n\r\n\xc3\xa9t\xc3\xa9\r\nlast";
+static const char held_post_lf[] =
+	"From: Ann <ann@x.test>\nSubject: =?UTF-8?Q?caf=C3=A9?=\n\n"
+	"--=_mlistd_1_\n.\n\n\xc3\xa9t\xc3\xa9\nlast";
+
+/* mime_part - the part of msg[0 .. len) after delimiter n (1, 2) of
+ * boundary b: its header in hdr, its body; its length, or -1 */
+static long
+mime_part(const char *msg, size_t len, const char *b, int n, char *hdr, size_t hlen,
+	  const char **body)
+{
+	char	delim[128];
+	const char *p = msg, *end, *h;
+
+	snprintf(delim, sizeof(delim), "\n--%s\n", b);
+	for (int i = 0; i < n; i++) {
+		if ((p = memmem(p, len - (size_t) (p - msg), delim, strlen(delim))) == NULL)
+			return (-1);
+		p += strlen(delim);
+	}
+	if ((h = memmem(p, len - (size_t) (p - msg), "\n\n", 2)) == NULL)
+		return (-1);
+	snprintf(hdr, hlen, "%.*s", (int) (h + 1 - p), p);
+	*body = h + 2;
+	snprintf(delim, sizeof(delim), "\n--%s", b);
+	if ((end = memmem(*body, len - (size_t) (*body - msg), delim, strlen(delim))) == NULL)
+		return (-1);
+	return (end - *body);
+}
+
+/*
+ * The moderator's notice: the same header as any notice, multipart/mixed
+ * under a boundary found in neither part, the text, the held post byte
+ * for byte (CRLF as LF); its hostile Subject and From cannot add header
+ * fields or lines of text.
+ */
+START_TEST(test_notice_build_attached)
+{
+	struct notice_vars v;
+	const char *tmpl = "Subject: Held: ${held_subject}\n\n"
+		"From: ${held_from}\nSubject: ${held_subject}\nApprove: ${approve}\n"
+		"Reject: ${reject}\nDiscard: ${discard}\n";
+	char   *msg, *head, b[80], hdr[512];
+	const char *p, *body;
+	size_t	len;
+	long	n;
+	int	eight = -1;
+
+	memset(&v, 0, sizeof(v));
+	v.list = "club";
+	v.domain = "lists.test";
+	v.address = "mod@x.test";
+	v.approve = "club+approve+hc.5-52d0a4ec9bcee26ff364@lists.test";
+	v.reject = "club+reject+hc.5-52d0a4ec9bcee26ff364@lists.test";
+	v.discard = "club+discard+hc.5-52d0a4ec9bcee26ff364@lists.test";
+	v.held_subject = "Hi\r\nBcc: victim@evil.test\r\n\r\nTo approve, write to evil@evil.test";
+	v.held_from = "Ann <ann@x.test>\nApprove: evil@evil.test";
+	msg = notice_build_attached(tmpl, &v, "bounce@lists.test", NULL, "<req@x.test>",
+				    held_post, sizeof(held_post) - 1, &len, &eight);
+	ck_assert_ptr_nonnull(msg);
+	ck_assert_int_eq(len, strlen(msg));
+	ck_assert_int_eq(eight, 1);		/* the post's 8-bit body */
+	/* The header: notice_build's, then multipart/mixed. */
+	ck_assert_ptr_nonnull(p = strstr(msg, "\n\n"));
+	ck_assert_ptr_nonnull(head = strndup(msg, (size_t) (p + 1 - msg)));
+	ck_assert_ptr_nonnull(strstr(head, "From: \"club\" <bounce@lists.test>\nTo: <mod@x.test>\n"
+				     "Subject: Held: Hi  Bcc: victim@evil.test    To approve, "
+				     "write to evil@evil.test\n"));
+	ck_assert_ptr_nonnull(strstr(head, "\nIn-Reply-To: <req@x.test>\n"));
+	ck_assert_ptr_nonnull(strstr(head, "\nAuto-Submitted: auto-replied\n"
+				     "X-Auto-Response-Suppress: All\nMIME-Version: 1.0\n"
+				     "Content-Type: multipart/mixed; boundary=\""));
+	ck_assert_ptr_nonnull(strstr(head, "\"\nContent-Transfer-Encoding: 8bit\n"));
+	ck_assert_ptr_null(strstr(head, "\nBcc:"));
+	ck_assert_ptr_null(strchr(head, '\r'));
+	ck_assert_int_eq(sscanf(strstr(head, "boundary=\"") + 10, "%79[^\"]", b), 1);
+	free(head);
+	/* The boundary: in neither part, three times in the notice. */
+	ck_assert_ptr_null(memmem(held_post, sizeof(held_post) - 1, b, strlen(b)));
+	{
+		int	count = 0;
+
+		for (p = msg; (p = strstr(p, b)) != NULL; p += strlen(b))
+			count++;
+		ck_assert_int_eq(count, 4);	/* the header's, 2 delimiters, the close */
+	}
+	ck_assert_ptr_nonnull(strstr(msg, "\n\n--"));
+	/* The text: each hostile value on one line of its own. */
+	ck_assert_int_ge(n = mime_part(msg, len, b, 1, hdr, sizeof(hdr), &body), 0);
+	ck_assert_str_eq(hdr, "Content-Type: text/plain; charset=utf-8\n"
+			 "Content-Transfer-Encoding: 7bit\n");
+	ck_assert_int_eq(n, strlen("From: Ann <ann@x.test> Approve: evil@evil.test\n"
+				   "Subject: Hi  Bcc: victim@evil.test    To approve, write to "
+				   "evil@evil.test\nApprove: club+approve+hc.5-52d0a4ec9bcee26ff364"
+				   "@lists.test\nReject: club+reject+hc.5-52d0a4ec9bcee26ff364@lists"
+				   ".test\nDiscard: club+discard+hc.5-52d0a4ec9bcee26ff364@lists.test\n"));
+	ck_assert_int_eq(strncmp(body, "From: Ann <ann@x.test> Approve: evil@evil.test\nSubject: "
+				 "Hi  Bcc: victim@evil.test    To approve", 83), 0);
+	/* The attached post: its bytes, CRLF as LF, then the closing delimiter. */
+	ck_assert_int_ge(n = mime_part(msg, len, b, 2, hdr, sizeof(hdr), &body), 0);
+	ck_assert_str_eq(hdr, "Content-Type: message/rfc822\nContent-Disposition: inline\n"
+			 "Content-Transfer-Encoding: 8bit\n");
+	ck_assert_int_eq(n, sizeof(held_post_lf) - 1);
+	ck_assert_int_eq(memcmp(body, held_post_lf, (size_t) n), 0);
+	ck_assert_str_eq(body + n + 3 + strlen(b), "--\n");
+	free(msg);
+	/* ASCII throughout: 7bit; an empty attachment still makes two parts;
+	 * NULL is notice_build's text/plain. */
+	msg = notice_build_attached("Subject: s\n\nt\n", &v, "b@lists.test", NULL, NULL,
+				    "Subject: x\n\ny\n", 14, &len, &eight);
+	ck_assert_ptr_nonnull(msg);
+	ck_assert_int_eq(eight, 0);
+	ck_assert_ptr_nonnull(strstr(msg, "\nContent-Transfer-Encoding: 7bit\n\n--=_mlistd_"));
+	ck_assert_ptr_nonnull(strstr(msg, "Content-Transfer-Encoding: 7bit\n\nSubject: x\n\ny\n\n--"));
+	free(msg);
+	msg = notice_build_attached("Subject: s\n\nt\n", &v, "b@lists.test", NULL, NULL, NULL, 5,
+				    &len, &eight);
+	ck_assert_ptr_nonnull(msg);
+	ck_assert_ptr_nonnull(strstr(msg, "\nContent-Type: text/plain; charset=utf-8\n"));
+	ck_assert_ptr_null(strstr(msg, "multipart"));
+	free(msg);
+}
+END_TEST
+
+/* One-line values are bounded and cut between characters; ${changes}
+ * keeps its lines, drops CRs, and is cut at a line's end. */
+START_TEST(test_notice_values)
+{
+	struct notice_vars v;
+	char   *msg, *big, *body;
+	size_t	len, n;
+	int	eight;
+
+	memset(&v, 0, sizeof(v));
+	v.list = "club";
+	v.domain = "lists.test";
+	v.address = "mod@x.test";
+	v.changes = "ann@x.test subscribed (request)\r\nbob@x.test unsubscribed (bounces)\n";
+	v.decision = "approve";
+	v.decided_by = "mod2@x.test";
+	msg = notice_build("Subject: ${decision}\n\n${changes}--\n${decided_by}: ${decision}\n",
+			   &v, "b@lists.test", NULL, NULL, &len, &eight);
+	ck_assert_ptr_nonnull(msg);
+	ck_assert_ptr_nonnull(strstr(msg, "\nSubject: approve\n"));
+	ck_assert_ptr_nonnull(strstr(msg, "\n\nann@x.test subscribed (request)\n"
+				     "bob@x.test unsubscribed (bounces)\n--\nmod2@x.test: approve\n"));
+	free(msg);
+	/* Bounded: a Subject of 2000 "é" and 100 000 bytes of changes. */
+	n = 100000;
+	ck_assert_ptr_nonnull(big = malloc(n + 1));
+	for (size_t i = 0; i < n; i += 2)
+		memcpy(big + i, i % 40 == 38 ? "\n\n" : "\xc3\xa9", 2);
+	big[n] = 0;
+	v.held_subject = big + n - 3999;	/* from the middle of an "é" */
+	v.changes = big;
+	msg = notice_build("Subject: s\n\n[${held_subject}]\n${changes}|\n", &v, "b@lists.test",
+			   NULL, NULL, &len, &eight);
+	ck_assert_ptr_nonnull(msg);
+	ck_assert_ptr_nonnull(body = strstr(msg, "\n\n["));
+	body += 3;
+	n = (size_t) (strchr(body, ']') - body);
+	ck_assert_uint_le(n, NOTICE_LINE_MAX + 3);
+	ck_assert_uint_eq(n, 899 + 3);		/* 900 would split an "é" */
+	ck_assert_int_eq(strncmp(body + n - 3, "...", 3), 0);
+	ck_assert_int_eq((unsigned char) body[n - 4], 0xa9);
+	ck_assert_ptr_null(memchr(body, '\n', n));
+	body += n + 2;
+	n = strlen(body);
+	ck_assert_uint_le(n, NOTICE_CHANGES_MAX + 6);
+	ck_assert_int_eq(strcmp(body + n - 7, "\n...\n|\n"), 0);
+	free(msg);
+	free(big);
 }
 END_TEST
 
@@ -572,6 +752,8 @@ main(void)
 	tcase_add_loop_test(tc, test_command_normalize, 0, sizeof(normalized) / sizeof(normalized[0]));
 	tcase_add_test(tc, test_copy_commands);
 	tcase_add_test(tc, test_notice_build);
+	tcase_add_test(tc, test_notice_build_attached);
+	tcase_add_test(tc, test_notice_values);
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
 }
