@@ -41,6 +41,20 @@ CREATE TABLE IF NOT EXISTS members (
 -- a person to handle.  'confirm': anyone who confirms from the address.
 -- 'members': addresses in members who confirm.  In the last two,
 -- current recipients may unsubscribe themselves, confirmed.
+-- Moderation (version 7):
+-- others: what becomes of a post that `posting` does not allow.
+--   'reject' (the default): 550, Postfix returns it to the sender;
+--   'hold': kept for a moderator to decide (the held table); 'discard':
+--   250, logged, nothing sent (for lists that attract spam).
+-- moderated = 1: every post is held, also from those allowed to post
+--   (announce lists, emergency moderation).  A post whose every From:
+--   address is a moderator of the list is never held, nor refused.
+-- notify_owners = 1 (the default): the list's moderators get a short
+--   notice when someone subscribes or unsubscribes by mail or is
+--   unsubscribed by bounces, at most one an hour per moderator.
+-- notify_held = 1: the author of a held post is told it awaits approval
+--   (default 0: no mail to a sender who may be forged), at most one such
+--   notice per address an hour, whatever the list.
 CREATE TABLE IF NOT EXISTS groups (
     name        TEXT NOT NULL PRIMARY KEY COLLATE NOCASE
                 CHECK (name <> '' AND name <> '*' AND length(name) <= 64
@@ -52,7 +66,12 @@ CREATE TABLE IF NOT EXISTS groups (
     posting     TEXT NOT NULL DEFAULT 'members'
                 CHECK (posting IN ('members', 'group', 'anyone')),
     subscribe   TEXT NOT NULL DEFAULT 'closed'
-                CHECK (subscribe IN ('closed', 'confirm', 'members'))
+                CHECK (subscribe IN ('closed', 'confirm', 'members')),
+    others      TEXT NOT NULL DEFAULT 'reject'
+                CHECK (others IN ('reject', 'hold', 'discard')),
+    moderated   INTEGER NOT NULL DEFAULT 0 CHECK (moderated IN (0, 1)),
+    notify_owners INTEGER NOT NULL DEFAULT 1 CHECK (notify_owners IN (0, 1)),
+    notify_held INTEGER NOT NULL DEFAULT 0 CHECK (notify_held IN (0, 1))
 );
 
 -- Who receives a group's mail.
@@ -221,4 +240,95 @@ CREATE INDEX IF NOT EXISTS requests_by_expiry ON requests (expires);
 CREATE INDEX IF NOT EXISTS requests_by_normalized ON requests (normalized, sent_at);
 CREATE INDEX IF NOT EXISTS requests_by_digest ON requests (digest);
 
-PRAGMA user_version = 6;
+-- Moderators (version 7): who decides on a list's held posts, and who
+-- may always post to it.  They are the list's owners too: with
+-- groups.notify_owners they hear of subscriptions and unsubscriptions.
+CREATE TABLE IF NOT EXISTS moderators (
+    group_name TEXT NOT NULL COLLATE NOCASE
+               REFERENCES groups (name) ON UPDATE CASCADE ON DELETE CASCADE,
+    address    TEXT NOT NULL COLLATE NOCASE
+               CHECK (address LIKE '_%@_%' AND length(address) <= 254
+                      AND address NOT GLOB '*[<> ' || char(1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                          11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+                          27, 28, 29, 30, 31, 127) || ']*'),
+    PRIMARY KEY (group_name, address)
+);
+
+-- Held posts (version 7): one row per post kept for a moderator, written
+-- with its file in held-maildir before the 250 (both or neither).
+--   sender: the envelope sender; from_addr, subject: as the post says
+--     (for people to read; hostile input, shown, never trusted).
+--   received, expires: UTC; an undecided post is discarded at expires
+--     (decision 'expire').  reason: 'moderated' or 'not allowed'.
+--   decision: NULL (waiting), 'approve', 'reject', 'discard' or
+--     'expire'.  An administrator decides with
+--       UPDATE held SET decision = 'approve' WHERE id = 12;
+--     and mlistd carries it out within seconds, exactly as a decision
+--     by mail: the first decision wins, and a row with done_at is never
+--     carried out again.
+--   decided_by: the moderator's address ('sqlite3' when typed, 'mlistd'
+--     for an expiry); decided_at, done_at: UTC.
+--   outcome: what carrying it out did (sent, the notice, an error).
+--   maildir_file: NULL once the decision is carried out (the file is
+--     removed then).
+--   eightbit, smtputf8, automatic, attempts, next_try: mlistd's own.
+CREATE TABLE IF NOT EXISTS held (
+    id           INTEGER PRIMARY KEY,
+    group_name   TEXT NOT NULL COLLATE NOCASE,
+    sender       TEXT NOT NULL,
+    from_addr    TEXT,
+    subject      TEXT,
+    size         INTEGER NOT NULL,
+    received     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%S', 'now')),
+    expires      TEXT NOT NULL,
+    reason       TEXT,
+    digest       TEXT NOT NULL,
+    maildir_file TEXT,
+    eightbit     INTEGER NOT NULL DEFAULT 0,
+    smtputf8     INTEGER NOT NULL DEFAULT 0,
+    automatic    INTEGER NOT NULL DEFAULT 0,
+    decision     TEXT CHECK (decision IN ('approve', 'reject', 'discard', 'expire')),
+    decided_by   TEXT,
+    decided_at   TEXT,
+    done_at      TEXT,
+    outcome      TEXT,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_try     INTEGER NOT NULL DEFAULT 0,
+    notified     INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (group_name, digest)
+);
+CREATE INDEX IF NOT EXISTS held_pending ON held (done_at, group_name);
+
+-- mlistd's own memory of the notices it sent about moderation (version
+-- 7): held_notices, one per held post and moderator; notices, the
+-- rate limits (kind 'moderate', 'decided', 'rejected', 'held',
+-- 'changes'; normalized as in requests); changes, subscriptions and
+-- unsubscriptions for the moderators' notices; owner_notices, the last
+-- change each moderator heard of.  Pruned after a week.
+CREATE TABLE IF NOT EXISTS held_notices (
+    held_id  INTEGER NOT NULL,
+    address  TEXT NOT NULL COLLATE NOCASE,
+    sent_at  INTEGER NOT NULL,
+    PRIMARY KEY (held_id, address)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS notices (
+    normalized TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    sent_at    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notices_by_address ON notices (normalized, kind, sent_at);
+CREATE TABLE IF NOT EXISTS changes (
+    id         INTEGER PRIMARY KEY,
+    group_name TEXT NOT NULL COLLATE NOCASE,
+    address    TEXT NOT NULL,
+    what       TEXT NOT NULL,
+    how        TEXT NOT NULL,
+    at         INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS owner_notices (
+    address     TEXT NOT NULL PRIMARY KEY COLLATE NOCASE,
+    last_change INTEGER NOT NULL,
+    sent_at     INTEGER NOT NULL
+);
+
+PRAGMA user_version = 7;

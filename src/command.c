@@ -18,6 +18,12 @@
 static const char *const names[] = {"", "subscribe", "unsubscribe", "help", "confirm",
 	"approve", "reject", "discard"};
 
+int
+command_moderates(const struct command *c)
+{
+	return (c->kind == CMD_APPROVE || c->kind == CMD_REJECT || c->kind == CMD_DISCARD);
+}
+
 const char *
 command_name(enum command_kind k)
 {

@@ -39,6 +39,9 @@ struct command {
  */
 int	command_parse(const char *local, char delim, struct command *c);
 
+/* command_moderates - a moderator's decision (approve, reject, discard) */
+int	command_moderates(const struct command *);
+
 /* command_name - "subscribe", "unsubscribe", "help", "confirm", "approve",
  * "reject", "discard"; "none" for anything else */
 const char *command_name(enum command_kind);

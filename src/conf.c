@@ -147,6 +147,16 @@ static const struct conf_param params[] = {
 	"how long a subscription request can be confirmed"},
 	{"template-dir", 0, T_STR, MLISTD_TEMPLATES, OFF(template_dir), 0, 0, "DIR",
 	"texts of the mail answering the command addresses (missing file: built-in text)"},
+	{"held-maildir", 0, T_OPTSTR, "", OFF(held_maildir), 0, 0, "DIR",
+	"Maildir for posts held for a moderator (default: held beside bounce-maildir)"},
+	{"hold-expiry", 0, T_TIME, "7d", OFF(hold_expiry), 3600, 365 * 86400, "SECONDS",
+	"an undecided held post is discarded after this time"},
+	{"hold-limit", 0, T_UINT, "200", OFF(hold_limit), 1, 1000000, "N",
+	"undecided held posts per list (then 452 4.2.2: Postfix retries)"},
+	{"hold-max-size", 0, T_SIZE, "5m", OFF(hold_max_size), 1024,
+	1024UL * 1024 * 1024, "BYTES", "largest post held for a moderator (then 552 5.2.3)"},
+	{"moderator-notice-limit", 0, T_UINT, "30", OFF(moderator_notice_limit), 1, 100000,
+	"N", "notices about held posts to one moderator an hour (the rest wait)"},
 	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL}
 };
 
@@ -577,6 +587,25 @@ conf_derive(struct conf *cf, char *err, size_t errlen)
 	return (0);
 }
 
+/* held_default - no held-maildir: "held" in bounce-maildir's directory */
+static int
+held_default(struct conf *cf)
+{
+	const char *slash = strrchr(cf->bounce_maildir, '/');
+	size_t	n = slash ? (size_t) (slash - cf->bounce_maildir) + 1 : 0;
+	char   *p;
+
+	if (cf->held_maildir && cf->held_maildir[0])
+		return (0);
+	if ((p = malloc(n + sizeof("held"))) == NULL)
+		return (-1);
+	memcpy(p, cf->bounce_maildir, n);
+	memcpy(p + n, "held", sizeof("held"));
+	free(cf->held_maildir);
+	cf->held_maildir = p;
+	return (0);
+}
+
 /* conf_build - defaults, file, command line; then validate */
 struct conf *
 conf_build(const struct conf_args *args, char *err, size_t errlen)
@@ -613,6 +642,8 @@ conf_build(const struct conf_args *args, char *err, size_t errlen)
 		goto bad;
 	}
 	cf->delim = cf->command_delimiter[0];
+	if (held_default(cf) < 0)
+		goto oom;
 	if (conf_derive(cf, err, errlen) < 0)
 		goto bad;
 	return (cf);

@@ -49,6 +49,11 @@ struct conf {
 	char	delim;			/* derived: its character */
 	char	*template_dir;		/* the notices' texts */
 	unsigned confirm_expiry;	/* seconds a confirmation token lives */
+	char	*held_maildir;		/* posts held for a moderator */
+	unsigned hold_expiry;		/* seconds an undecided post waits */
+	unsigned hold_limit;		/* undecided posts per list */
+	unsigned long hold_max_size;	/* bytes of a post that is held */
+	unsigned moderator_notice_limit;	/* notices per moderator an hour */
 };
 
 /* What the command line asks for. */

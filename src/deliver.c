@@ -45,6 +45,7 @@
 #include "command.h"
 #include "deliver.h"
 #include "flow.h"
+#include "held.h"
 #include "log.h"
 #include "post.h"
 #include "probe.h"
@@ -166,7 +167,8 @@ deliver_check(const struct conf *cf, FILE *report, char *err, size_t errlen)
 			return (-1);
 		}
 	}
-	if (maildir_create(cf->bounce_maildir, err, errlen) < 0)
+	if (maildir_create(cf->bounce_maildir, err, errlen) < 0
+	    || maildir_create(cf->held_maildir, err, errlen) < 0)
 		return (-1);
 	if ((st = store_open(cf->database, cf->database_timeout * 1000, err, errlen)) == NULL)
 		return (-1);
@@ -245,7 +247,8 @@ command_rcpt(struct deliver_session *ds, const struct smtp_envelope *env,
 	if (command_parse(local, cf->delim, &c) < 0)
 		return (-1);
 	rc = store_group(ds->d->st, c.group, &g);
-	if (rc == STORE_YES && g.is_group && g.subscribe == SUB_CLOSED) {
+	/* A moderator's decision is taken whatever the subscribe policy. */
+	if (rc == STORE_YES && g.is_group && g.subscribe == SUB_CLOSED && !command_moderates(&c)) {
 		int	p = store_group(ds->d->st, cf->postmaster_local, &pm);
 
 		if (p == STORE_ERROR)
@@ -329,6 +332,24 @@ d_rcpt(void *vctx, const struct smtp_envelope *env, const char *rcpt,
 	}
 }
 
+/* post_route - one list's post as post_check decided: sent, held for
+ * the moderators, or discarded; 0 or -1 with the reply set */
+static int
+post_route(struct deliver_session *ds, const struct smtp_envelope *env,
+	   const struct rewrite_msg *m, const struct store_group *g, int verdict,
+	   const char *reason, const char *msg, size_t len, const char *digest,
+	   double eod_start, struct smtp_reply *r, unsigned *copies)
+{
+	if (verdict == POST_HOLD)
+		return (held_post(ds, env, m, g, msg, len, digest, reason, r));
+	if (verdict == POST_DISCARD) {
+		msg_info("%s: group=%s, from=<%s>, status=discarded (others=discard)", env->id,
+			 g->name, env->sender);
+		return (0);
+	}
+	return (post_send(ds, env, m, g, digest, eod_start, r, copies));
+}
+
 /* d_data - the end of data */
 static void
 d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
@@ -337,6 +358,8 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 	struct deliver_session *ds = vctx;
 	const struct conf *cf = ds->d->cf;
 	struct store_group *groups = NULL;
+	int    *verdict = NULL;		/* post_check's, per list */
+	const char **reason = NULL;	/* ... why held */
 	struct cmd_rcpt *cmds = NULL;
 	struct rewrite_msg *m = NULL;
 	size_t	ngroups = 0, nbounce = 0, ncmds = 0;
@@ -346,8 +369,12 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 	double	eod_start = sockstream_now();
 
 	if ((groups = calloc(env->nrcpt, sizeof(*groups))) == NULL
+	    || (verdict = calloc(env->nrcpt, sizeof(*verdict))) == NULL
+	    || (reason = calloc(env->nrcpt, sizeof(*reason))) == NULL
 	    || (cmds = calloc(env->nrcpt, sizeof(*cmds))) == NULL) {
 		free(groups);
+		free(verdict);
+		free(reason);
 		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
 		return;
 	}
@@ -414,7 +441,7 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 		}
 	}
 	for (size_t k = 0; k < ngroups && !refused; k++)
-		if (post_check(ds, env, m, &groups[k], r) < 0)
+		if ((verdict[k] = post_check(ds, env, m, &groups[k], r, &reason[k])) < 0)
 			refused = 1;
 	store_read_end(ds->d->st);
 	/* A temporary failure: Postfix retries the whole transaction. */
@@ -476,7 +503,8 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 	if (ngroups > 0 || ncmds > 0)
 		rewrite_digest(m, digest);
 	for (size_t k = 0; k < ngroups; k++)
-		if (post_send(ds, env, m, &groups[k], digest, eod_start, r, &copies) < 0)
+		if (post_route(ds, env, m, &groups[k], verdict[k], reason[k], msg, len, digest,
+			       eod_start, r, &copies) < 0)
 			goto done;
 	for (size_t k = 0; k < ncmds; k++)
 		if (request_mail(ds, env, m, &cmds[k], digest, eod_start, r, &copies) < 0)
@@ -485,5 +513,7 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 done:
 	rewrite_msg_free(m);
 	free(groups);
+	free(verdict);
+	free(reason);
 	free(cmds);
 }

@@ -25,6 +25,7 @@
 
 #include "flow.h"
 #include "log.h"
+#include "relay.h"
 #include "store.h"
 
 /* flow_split - local part and domain of an address (copy of the local part) */
@@ -273,4 +274,48 @@ flow_lookup_failed(struct deliver *d, const struct smtp_envelope *env,
 {
 	msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
 	smtp_reply_set(r, 451, "4.3.0 Error: temporary lookup failure, try again later");
+}
+
+/* notice_refusal - relay hook: keep the reply that refused the addressee */
+static int
+notice_refusal(void *arg, const struct relay_outcome *o, size_t n)
+{
+	char   *reply = arg;
+
+	for (size_t i = 0; i < n; i++)
+		if (!o[i].accepted && o[i].reply)
+			snprintf(reply, RELAY_LINE_MAX, "%s", o[i].reply);
+	return (0);
+}
+
+int
+flow_send_notice(struct deliver *d, const char *id, const char *group,
+		 const char *address, const char *name, const char *msg, size_t len,
+		 int eightbit)
+{
+	const struct conf *cf = d->cf;
+	char	refusal[RELAY_LINE_MAX] = "", *rcpt[1];
+	struct relay_hooks hooks = {.checkpoint = notice_refusal, .arg = refusal};
+	struct relay_result res;
+	enum relay_status st;
+
+	rcpt[0] = (char *) address;
+	st = relay_send(d->relay, d->bounce_addr, (eightbit ? RELAY_8BITMIME : 0)
+			| (flow_needs_utf8(address) ? RELAY_SMTPUTF8 : 0), rcpt, 1, 1, msg, len,
+			&hooks, &res);
+	if (st == RELAY_OK && res.accepted == 1) {
+		msg_info("%s: group=%s, notice=%s, to=<%s>, relay=%s, status=sent (%s)", id,
+			 group, name, address, cf->relay, res.queued);
+		return (0);
+	}
+	if (st == RELAY_OK && res.refused == 1) {
+		msg_info("%s: group=%s, notice=%s, to=<%s>, status=bounced (the relay refused "
+			 "the address)", id, group, name, address);
+		if (flow_refusal_row(d, id, group, address, refusal) < 0)
+			msg_warn("%s: database: %s", id, store_errmsg(d->st));
+		return (0);
+	}
+	msg_warn("%s: group=%s, notice=%s, to=<%s>, relay=%s, status=deferred (%s)", id,
+		 group, name, address, cf->relay, res.reply);
+	return (-1);
 }

@@ -73,4 +73,15 @@ int	flow_stop_requested(const struct deliver_session *);
 void	flow_lookup_failed(struct deliver *, const struct smtp_envelope *,
 			   struct smtp_reply *);
 
+/*
+ * flow_send_notice - a notice mlistd wrote itself (msg, LF line ends)
+ * to one address, through the relay, from the bounce address.  0 when
+ * the relay took it, or refused the address for good (then a refusal
+ * row, evidence, keeps further notices from going there); -1 when it
+ * must be tried again.  name: the template's, for the log.
+ */
+int	flow_send_notice(struct deliver *, const char *id, const char *group,
+			 const char *address, const char *name, const char *msg, size_t len,
+			 int eightbit);
+
 #endif

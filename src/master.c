@@ -18,6 +18,10 @@
  *   SIGINT   transactions in progress, wait at most shutdown-timeout,
  *            SIGKILL what is left, remove the pid file, exit 0.
  *
+ * Beside the workers the master keeps one more child, the held-post
+ * runner (runner.c: carries out moderators' decisions), in the last
+ * slot: it is started, replaced and retired like a worker.
+ *
  * Master-worker communication is signals and exit codes only.
  */
 #include "config.h"
@@ -43,6 +47,7 @@
 #include "conf.h"
 #include "deliver.h"
 #include "privs.h"
+#include "runner.h"
 #include "log.h"
 #include "master.h"
 #include "worker.h"
@@ -282,6 +287,10 @@ spawn(struct master *m, unsigned i)
 		m->slots[i].respawn_at = now() + 1;
 		return (-1);
 	}
+	if (pid == 0 && i + 1 == m->nslots) {
+		(void) close(m->listen_fd);	/* the runner takes no connection */
+		runner_main(m->cf);
+	}
 	if (pid == 0)
 		worker_main(m->cf, m->listen_fd);
 	m->slots[i].pid = pid;
@@ -420,7 +429,7 @@ reload(struct master *m)
 			return;
 		}
 	}
-	if ((slots = calloc(cf->workers, sizeof(*slots))) == NULL) {
+	if ((slots = calloc(cf->workers + 1, sizeof(*slots))) == NULL) {
 		msg_error("reload failed: out of memory");
 		if (fd != m->listen_fd)
 			(void) close(fd);
@@ -443,7 +452,7 @@ reload(struct master *m)
 	retire_workers(m);
 	free(m->slots);
 	m->slots = slots;
-	m->nslots = cf->workers;
+	m->nslots = cf->workers + 1;	/* the last one: the runner */
 	if (fd != m->listen_fd) {
 		(void) close(m->listen_fd);
 		m->listen_fd = fd;
@@ -454,7 +463,7 @@ reload(struct master *m)
 	m->failures = 0;
 	for (unsigned i = 0; i < m->nslots; i++)
 		(void) spawn(m, i);
-	msg_info("reload: %u workers started", m->nslots);
+	msg_info("reload: %u workers started", m->nslots - 1);
 	notify("READY=1");
 }
 
@@ -549,9 +558,9 @@ master_run(struct conf_args *args, struct conf *cf)
 		}
 		m.pidfile_written = 1;
 	}
-	if ((m.slots = calloc(cf->workers, sizeof(*m.slots))) == NULL)
+	if ((m.slots = calloc(cf->workers + 1, sizeof(*m.slots))) == NULL)
 		msg_fatal("out of memory");
-	m.nslots = cf->workers;
+	m.nslots = cf->workers + 1;	/* the last one: the runner */
 	/* Detach from the launcher's stderr before workers inherit it. */
 	if (ready_fd >= 0) {
 		int	devnull = open("/dev/null", O_WRONLY);

@@ -238,17 +238,76 @@ may_send(void *arg)
 }
 
 /*
- * post_check - may this message go to list g?  Returns 0, or fills in the
- * reply (5xx refusal or 451) and returns -1.
+ * from_verdict - who wrote the post (From:), and what that means for list
+ * g: POST_SEND when every From: address moderates the list (a
+ * moderator's own post is never held) or may post and the list is not
+ * moderated; POST_HOLD when it may post to a moderated list; 0 with
+ * *who set when one of them may not post (or no usable From:, who "");
+ * -1 with a 4xx reply set.
+ */
+static int
+from_verdict(struct deliver_session *ds, const struct smtp_envelope *env,
+	     const struct rewrite_msg *m, const struct store_group *g,
+	     struct smtp_reply *r, char *who, size_t wholen)
+{
+	struct rewrite_from from;
+	size_t	mods = 0;
+	int	rc, allowed = 1;
+
+	who[0] = 0;
+	if ((rc = rewrite_from(m, &from)) == -2) {
+		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
+		return (-1);
+	}
+	if (rc < 0)
+		from.n = 0;
+	/*
+	 * Several mailboxes in From: each of them must be allowed to post.
+	 * posting = 'group' means the list's current recipients: in
+	 * group_members and not unsubscribed from it or from every list.
+	 */
+	for (size_t i = 0; i < from.n; i++) {
+		int	mod = g->is_group ? store_is_moderator(ds->d->st, g->name, from.addr[i])
+			: STORE_NO;
+		int	ok = mod == STORE_YES || g->posting == POST_ANYONE ? STORE_YES
+			: g->posting == POST_MEMBERS ? store_is_member(ds->d->st, from.addr[i])
+			: store_is_recipient(ds->d->st, g->name, from.addr[i]);
+
+		if (mod == STORE_ERROR || ok == STORE_ERROR) {
+			flow_lookup_failed(ds->d, env, r);
+			return (-1);
+		}
+		mods += mod == STORE_YES;
+		if (ok == STORE_NO && allowed) {
+			allowed = 0;
+			snprintf(who, wholen, "%s", from.addr[i]);
+		}
+	}
+	if (from.n > 0 && mods == from.n)
+		return (POST_SEND);
+	if (from.n == 0 && g->posting != POST_ANYONE)
+		allowed = 0;
+	if (!allowed)
+		return (0);
+	return (g->is_group && g->moderated ? POST_HOLD : POST_SEND);
+}
+
+/*
+ * post_check - may this message go to list g, and how?  POST_SEND,
+ * POST_HOLD (for a moderator: the list is moderated, or others = hold)
+ * or POST_DISCARD (others = discard); -1 with the reply set (a 5xx
+ * refusal, or 4xx).  *reason says why a post is held.
  */
 int
 post_check(struct deliver_session *ds, const struct smtp_envelope *env,
 	   const struct rewrite_msg *m, const struct store_group *g,
-	   struct smtp_reply *r)
+	   struct smtp_reply *r, const char **reason)
 {
 	const struct conf *cf = ds->d->cf;
-	struct rewrite_from from;
+	char	who[sizeof(((struct rewrite_from *) 0)->addr[0])];
+	int	v;
 
+	*reason = "";
 	if (rewrite_has_list_id(m, g->name, cf->domain)) {
 		msg_info("%s: reject: loop: message already carries List-Id <%s.%s>",
 			 env->id, g->name, cf->domain);
@@ -262,43 +321,32 @@ post_check(struct deliver_session *ds, const struct smtp_envelope *env,
 			       "post to a list", g->name, cf->domain);
 		return (-1);
 	}
-	if (g->posting == POST_ANYONE)
-		return (0);
-	switch (rewrite_from(m, &from)) {
-	case 0:
-		break;
-	case -2:
-		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
-		return (-1);
-	default:
+	if ((v = from_verdict(ds, env, m, g, r, who, sizeof(who))) != 0) {
+		if (v == POST_HOLD)
+			*reason = "moderated";
+		return (v);
+	}
+	/* Not allowed to post: the list's others policy (lists only). */
+	if (g->is_group && g->others == OTHERS_HOLD) {
+		*reason = "not allowed";
+		return (POST_HOLD);
+	}
+	if (g->is_group && g->others == OTHERS_DISCARD) {
+		msg_info("%s: discard: from=<%s> may not post to %s (posting=%s, others=discard)",
+			 env->id, who, g->name, g->posting == POST_MEMBERS ? "members" : "group");
+		return (POST_DISCARD);
+	}
+	if (who[0] == 0) {
 		msg_info("%s: reject: no usable From: address for list %s", env->id, g->name);
 		smtp_reply_set(r, 550, "5.7.1 <%s@%s>: the message has no valid From: "
 			       "address", g->name, cf->domain);
 		return (-1);
 	}
-	/*
-	 * Several mailboxes in From: each of them must be allowed to post.
-	 * posting = 'group' means the list's current recipients: in
-	 * group_members and not unsubscribed from it or from every list.
-	 */
-	for (size_t i = 0; i < from.n; i++) {
-		int	ok = g->posting == POST_MEMBERS ? store_is_member(ds->d->st, from.addr[i])
-			: store_is_recipient(ds->d->st, g->name, from.addr[i]);
-
-		if (ok == STORE_ERROR) {
-			flow_lookup_failed(ds->d, env, r);
-			return (-1);
-		}
-		if (ok == STORE_NO) {
-			msg_info("%s: reject: from=<%s> may not post to %s (posting=%s)", env->id,
-				 from.addr[i], g->name,
-				 g->posting == POST_MEMBERS ? "members" : "group");
-			smtp_reply_set(r, 550, "5.7.1 <%s@%s>: %s is not allowed to post to this "
-				       "list", g->name, cf->domain, from.addr[i]);
-			return (-1);
-		}
-	}
-	return (0);
+	msg_info("%s: reject: from=<%s> may not post to %s (posting=%s)", env->id, who,
+		 g->name, g->posting == POST_MEMBERS ? "members" : "group");
+	smtp_reply_set(r, 550, "5.7.1 <%s@%s>: %s is not allowed to post to this list",
+		       g->name, cf->domain, who);
+	return (-1);
 }
 
 /* verp_chosen - is this post (by its hex digest) the one in n */

@@ -5,11 +5,16 @@
 #include "flow.h"
 #include "rewrite.h"
 
-/* post_check - may this message go to list g?  0, or -1 with the reply
- * set (a 5xx refusal, or 4xx). */
+/* post_check - may this message go to list g, and how?  *reason says why
+ * a post is held ("moderated", "not allowed"). */
+enum {
+	POST_SEND = 1,		/* to the members now */
+	POST_HOLD,		/* for a moderator (held.c) */
+	POST_DISCARD		/* 250, logged, nothing sent */
+};
 int	post_check(struct deliver_session *, const struct smtp_envelope *,
 		   const struct rewrite_msg *, const struct store_group *,
-		   struct smtp_reply *);
+		   struct smtp_reply *, const char **reason);
 
 /* post_send - list g's copy: claim, relay in transactions with a
  * checkpoint after each, release; counts a copy done in *copies.  0, or

@@ -221,16 +221,19 @@ state_entry(const char *name, const void *arg)
 {
 	const struct conf *cf = arg;
 	const char *db = strrchr(cf->database, '/'), *md = strrchr(cf->bounce_maildir, '/');
+	const char *hd = strrchr(cf->held_maildir, '/');
 	size_t	n;
 
 	db = db ? db + 1 : cf->database;
 	md = md ? md + 1 : cf->bounce_maildir;
+	hd = hd ? hd + 1 : cf->held_maildir;
 	n = strlen(db);
 	if (strncmp(name, db, n) == 0 && (name[n] == 0 || strcmp(name + n, "-wal") == 0
 					  || strcmp(name + n, "-shm") == 0
 					  || strcmp(name + n, "-journal") == 0))
 		return (1);
-	return (strcmp(name, md) == 0 || strncmp(name, "mlistd.", 7) == 0);
+	return (strcmp(name, md) == 0 || strcmp(name, hd) == 0
+		|| strncmp(name, "mlistd.", 7) == 0);
 }
 
 /* maildir_entry - what a Maildir holds at its top */
@@ -373,15 +376,20 @@ privs_check(const struct conf *cf, FILE *report, char *err, size_t errlen)
 		if (own(path, 0, 1, NULL, NULL, uid, gid, err, errlen) < 0)
 			return (-1);
 	}
-	if (own(cf->bounce_maildir, 1, 1, maildir_entry, NULL, uid, gid, err, errlen) < 0)
-		return (-1);
-	/* Its tmp, new, cur (a missing one is made by the user later). */
-	for (size_t i = 0; i < 3; i++) {
-		static const char *const sub[] = {"tmp", "new", "cur"};
+	/* The Maildirs, and their tmp, new, cur (a missing one is made by
+	 * the user later). */
+	for (size_t k = 0; k < 2; k++) {
+		const char *md = k == 0 ? cf->bounce_maildir : cf->held_maildir;
 
-		snprintf(path, sizeof(path), "%s/%s", cf->bounce_maildir, sub[i]);
-		if (own(path, 0, 1, NULL, NULL, uid, gid, err, errlen) < 0)
+		if (own(md, 1, 1, maildir_entry, NULL, uid, gid, err, errlen) < 0)
 			return (-1);
+		for (size_t i = 0; i < 3; i++) {
+			static const char *const sub[] = {"tmp", "new", "cur"};
+
+			snprintf(path, sizeof(path), "%s/%s", md, sub[i]);
+			if (own(path, 0, 1, NULL, NULL, uid, gid, err, errlen) < 0)
+				return (-1);
+		}
 	}
 	/* Open everything as the user, in a child. */
 	if (pipe(pfd) < 0 || (pid = fork()) < 0) {

@@ -33,6 +33,7 @@
 #include "command.h"
 #include "flow.h"
 #include "log.h"
+#include "moderate.h"
 #include "notice.h"
 #include "post.h"
 #include "relay.h"
@@ -56,18 +57,6 @@ expiry_text(unsigned long t, char *buf, size_t len)
 	(void) strftime(buf, len, "%Y-%m-%d %H:%M UTC", &tm);
 }
 
-/* notice_refusal - relay hook: keep the reply that refused the addressee */
-static int
-notice_refusal(void *arg, const struct relay_outcome *o, size_t n)
-{
-	char   *reply = arg;
-
-	for (size_t i = 0; i < n; i++)
-		if (!o[i].accepted && o[i].reply)
-			snprintf(reply, RELAY_LINE_MAX, "%s", o[i].reply);
-	return (0);
-}
-
 /*
  * send_notice - template `name` to address about list g, through the
  * relay, from the bounce address (its bounces are recorded as any other).
@@ -85,14 +74,11 @@ send_notice(struct deliver_session *ds, const struct smtp_envelope *env,
 	const struct conf *cf = d->cf;
 	char	post[STORE_NAME_MAX + 300], sub[sizeof(post)], unsub[sizeof(post)];
 	char	help[sizeof(post)], confirm[sizeof(post) + TOKEN_MAX + 16], owner[300];
-	char	what[TOKEN_MAX + 16], when[64], why[600], msgid[256], *text, *msg, *rcpt[1];
-	char	list[STORE_NAME_MAX + 1], refusal[RELAY_LINE_MAX] = "";
-	struct relay_hooks hooks = {.checkpoint = notice_refusal, .arg = refusal};
+	char	what[TOKEN_MAX + 16], when[64], why[600], msgid[256], *text, *msg;
+	char	list[STORE_NAME_MAX + 1];
 	struct notice_vars v;
-	struct relay_result res;
-	enum relay_status st;
 	size_t	len;
-	int	eightbit = 0, rc = -1;
+	int	eightbit = 0, rc;
 
 	for (size_t i = 0; i < sizeof(list); i++)
 		if ((list[i] = (char) tolower((unsigned char) g->name[i])) == 0)
@@ -130,24 +116,8 @@ send_notice(struct deliver_session *ds, const struct smtp_envelope *env,
 			 name, address);
 		return (-1);
 	}
-	rcpt[0] = (char *) address;
-	st = relay_send(d->relay, d->bounce_addr, (eightbit ? RELAY_8BITMIME : 0)
-			| (flow_needs_utf8(address) ? RELAY_SMTPUTF8 : 0), rcpt, 1, 1, msg, len,
-			&hooks, &res);
+	rc = flow_send_notice(d, env->id, g->name, address, name, msg, len, eightbit);
 	free(msg);
-	if (st == RELAY_OK && res.accepted == 1) {
-		msg_info("%s: group=%s, notice=%s, to=<%s>, relay=%s, status=sent (%s)", env->id,
-			 g->name, name, address, cf->relay, res.queued);
-		rc = 0;
-	} else if (st == RELAY_OK && res.refused == 1) {
-		msg_info("%s: group=%s, notice=%s, to=<%s>, status=bounced (the relay refused "
-			 "the address)", env->id, g->name, name, address);
-		if (flow_refusal_row(d, env->id, g->name, address, refusal) < 0)
-			msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
-		rc = 0;
-	} else
-		msg_warn("%s: group=%s, notice=%s, to=<%s>, relay=%s, status=deferred (%s)",
-			 env->id, g->name, name, address, cf->relay, res.reply);
 	return (rc);
 }
 
@@ -409,6 +379,31 @@ request(struct deliver_session *ds, const struct smtp_envelope *env,
 }
 
 /*
+ * to_postmaster - a closed list's command mail, for the person behind
+ * the postmaster alias: checked as a post to it would be, but never held
+ * (a sender the alias does not take is refused) or discarded.
+ */
+static int
+to_postmaster(struct deliver_session *ds, const struct smtp_envelope *env,
+	      const struct rewrite_msg *m, const struct store_group *pm, const char *digest,
+	      double eod_start, struct smtp_reply *r, unsigned *copies)
+{
+	const char *reason;
+	int	v = post_check(ds, env, m, pm, r, &reason);
+
+	if (v < 0)
+		return (-1);
+	if (v == POST_DISCARD)
+		return (0);
+	if (v == POST_HOLD && strcmp(reason, "moderated") != 0) {
+		smtp_reply_set(r, 550, "5.7.1 <%s@%s>: not allowed to write to this address",
+			       pm->name, ds->d->cf->domain);
+		return (-1);
+	}
+	return (post_send(ds, env, m, pm, digest, eod_start, r, copies));
+}
+
+/*
  * request_mail - the end of data for one command address.  0 when done
  * with (answered, forwarded, or ignored on purpose), -1 with the reply set.
  */
@@ -435,12 +430,13 @@ request_mail(struct deliver_session *ds, const struct smtp_envelope *env,
 			 cr->rcpt);
 		return (0);
 	}
+	if (command_moderates(&cr->c))
+		return (moderate_mail(ds, env, m, &cr->c, &g, r));
 	if (g.subscribe == SUB_CLOSED) {
 		/* As in the original design: a person handles it, and the
 		 * mail is checked as mail to the postmaster alias would be. */
 		if ((rc = store_group(d->st, cf->postmaster_local, &pm)) == STORE_YES)
-			return (post_check(ds, env, m, &pm, r) < 0 ? -1
-				: post_send(ds, env, m, &pm, digest, eod_start, r, copies));
+			return (to_postmaster(ds, env, m, &pm, digest, eod_start, r, copies));
 		if (rc == STORE_ERROR) {
 			flow_lookup_failed(d, env, r);
 			return (-1);

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "store.h"
+#include "store_int.h"
 
 extern const char store_schema_sql[];
 
@@ -79,8 +80,12 @@ enum {
 	Q_COUNT
 };
 
+_Static_assert(Q_COUNT <= sizeof(((struct store *) 0)->stmt)
+	       / sizeof(((struct store *) 0)->stmt[0]), "struct store: stmt too small");
+
 static const char *const queries[Q_COUNT] = {
-	"SELECT name, description, is_group, posting, subscribe FROM groups WHERE name = ?1",
+	"SELECT name, description, is_group, posting, subscribe, others, moderated,"
+	" notify_owners, notify_held FROM groups WHERE name = ?1",
 	"SELECT 1 FROM members WHERE address = ?1",
 	"SELECT 1 FROM group_members WHERE group_name = ?1 AND address = ?2",
 	"SELECT gm.address FROM group_members gm WHERE gm.group_name = ?1"
@@ -146,7 +151,8 @@ static const char *const queries[Q_COUNT] = {
 	" normalized) VALUES (?1, ?2, ?3, ?5, ?4, ?5, ?6, lower(?2)) ON CONFLICT DO UPDATE"
 	" SET done_at = ?5, digest = ?6",
 	"DELETE FROM requests WHERE expires < ?1",
-	"SELECT name, is_group, posting, subscribe FROM groups ORDER BY name",
+	"SELECT name, NULL, is_group, posting, subscribe, others, moderated,"
+	" notify_owners, notify_held FROM groups ORDER BY name",
 	"SELECT id, complete, relayed_at, owner, claimed_at, boot, lease, generation"
 	" FROM relayed WHERE digest = ?2 AND group_name = ?1",
 	"INSERT INTO relayed (group_name, digest, message_id, complete, owner, claimed_at,"
@@ -186,19 +192,9 @@ static const char *const queries[Q_COUNT] = {
 	"ROLLBACK",
 };
 
-struct store {
-	sqlite3 *db;
-	sqlite3_stmt *stmt[Q_COUNT];
-	char	err[512];
-	int	errcode;		/* of the last failure (primary code) */
-	unsigned marks;			/* store_mark_relayed calls, for pruning */
-	unsigned busy_ms;		/* database-timeout */
-	struct timespec busy_since;	/* first retry of the current wait */
-};
-
-/* fail - remember the error text, return STORE_ERROR */
-static int
-fail(struct store *st, const char *what)
+/* store_fail - remember the error text, return STORE_ERROR */
+int
+store_fail(struct store *st, const char *what)
 {
 	snprintf(st->err, sizeof(st->err), "%s: %s", what,
 		 st->db ? sqlite3_errmsg(st->db) : "no database");
@@ -260,7 +256,90 @@ has_column(struct store *st, const char *table, const char *column)
 	return (ok);
 }
 
-/* schema_apply - create tables in a new database; refuse a newer one */
+/*
+ * The in-place upgrades, in order.  Each runs when the database is older
+ * than `below` (and at least `from`), and, where column is set, only if
+ * table lacks that column (a table made by hand from a newer schema.sql
+ * has it already; a missing table is made by schema.sql afterwards).
+ *   3 -> 4: the claim columns (its rows are copies a retry must find);
+ *   1, 2: `relayed` was another table, only a memory of recent copies:
+ *     made anew;
+ *   5: who may subscribe (groups.subscribe), who made an opt-out
+ *     (unsubscribes.source); a name with the command delimiter "+" is
+ *     refused by a trigger where the table predates the CHECK;
+ *   6: fenced claims (relayed.boot, lease, generation: a claim left by
+ *     an older mlistd has no boot and is judged by its claimed_at),
+ *     requests.normalized (older rows: lower(address); gone within a
+ *     week), probes.alive_at;
+ *   7: moderation: groups.others, moderated, notify_owners,
+ *     notify_held (their defaults change nothing: others = 'reject').
+ */
+static const struct migration {
+	int	from, below;
+	const char *table, *column;	/* run only if table lacks column */
+	const char *sql;
+} migrations[] = {
+	{3, 4, NULL, NULL,
+	 "ALTER TABLE relayed ADD COLUMN owner INTEGER;"
+	 " ALTER TABLE relayed ADD COLUMN claimed_at INTEGER;"
+	 " ALTER TABLE relayed_rcpt ADD COLUMN refused INTEGER NOT NULL"
+	 " DEFAULT 0 CHECK (refused IN (0, 1));"},
+	{1, 4, "bounces", "evidence",
+	 "ALTER TABLE bounces ADD COLUMN evidence INTEGER NOT NULL DEFAULT 0"
+	 " CHECK (evidence IN (0, 1));"},
+	{1, 3, NULL, NULL, "DROP TABLE IF EXISTS relayed_rcpt; DROP TABLE IF EXISTS relayed"},
+	{1, 5, "groups", "subscribe",
+	 "ALTER TABLE groups ADD COLUMN subscribe TEXT NOT NULL DEFAULT 'closed'"
+	 " CHECK (subscribe IN ('closed', 'confirm', 'members'));"
+	 " CREATE TRIGGER IF NOT EXISTS groups_name_insert BEFORE INSERT ON groups"
+	 " WHEN NEW.name GLOB '*+*' BEGIN SELECT RAISE(ABORT,"
+	 " 'a list name may not contain \"+\"'); END;"
+	 " CREATE TRIGGER IF NOT EXISTS groups_name_update BEFORE UPDATE OF name"
+	 " ON groups WHEN NEW.name GLOB '*+*' BEGIN SELECT RAISE(ABORT,"
+	 " 'a list name may not contain \"+\"'); END;"},
+	{1, 5, "unsubscribes", "source", "ALTER TABLE unsubscribes ADD COLUMN source TEXT"},
+	{3, 6, "relayed", "generation",
+	 "ALTER TABLE relayed ADD COLUMN boot TEXT;"
+	 " ALTER TABLE relayed ADD COLUMN lease INTEGER;"
+	 " ALTER TABLE relayed ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;"
+	 " ALTER TABLE relayed ADD COLUMN touched INTEGER;"},
+	{1, 6, "requests", "normalized",
+	 "ALTER TABLE requests ADD COLUMN normalized TEXT;"
+	 " UPDATE requests SET normalized = lower(address);"},
+	{1, 6, "probes", "alive_at", "ALTER TABLE probes ADD COLUMN alive_at INTEGER"},
+	{1, 7, "groups", "others",
+	 "ALTER TABLE groups ADD COLUMN others TEXT NOT NULL DEFAULT 'reject'"
+	 " CHECK (others IN ('reject', 'hold', 'discard'));"
+	 " ALTER TABLE groups ADD COLUMN moderated INTEGER NOT NULL DEFAULT 0"
+	 " CHECK (moderated IN (0, 1));"
+	 " ALTER TABLE groups ADD COLUMN notify_owners INTEGER NOT NULL DEFAULT 1"
+	 " CHECK (notify_owners IN (0, 1));"
+	 " ALTER TABLE groups ADD COLUMN notify_held INTEGER NOT NULL DEFAULT 0"
+	 " CHECK (notify_held IN (0, 1));"},
+};
+
+/* migrate - the upgrades a database of this version needs; 0 or -1 */
+static int
+migrate(struct store *st, int version, char **msg)
+{
+	for (size_t i = 0; i < sizeof(migrations) / sizeof(migrations[0]); i++) {
+		const struct migration *mg = &migrations[i];
+
+		if (version < mg->from || version >= mg->below)
+			continue;
+		/* A table that does not exist yet: schema.sql makes it. */
+		if (mg->table && !has_column(st, mg->table, "*"))
+			continue;
+		if (mg->table && has_column(st, mg->table, mg->column))
+			continue;
+		if (sqlite3_exec(st->db, mg->sql, NULL, NULL, msg) != SQLITE_OK)
+			return (-1);
+	}
+	return (0);
+}
+
+/* schema_apply - create tables in a new database, upgrade an older one
+ * in place, refuse a newer one */
 static int
 schema_apply(struct store *st)
 {
@@ -269,12 +348,12 @@ schema_apply(struct store *st)
 	char   *msg = NULL;
 
 	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &q, NULL) != SQLITE_OK)
-		return (fail(st, "read schema version"));
+		return (store_fail(st, "read schema version"));
 	if (sqlite3_step(q) == SQLITE_ROW)
 		version = sqlite3_column_int(q, 0);
 	sqlite3_finalize(q);
 	if (version < 0)
-		return (fail(st, "read schema version"));
+		return (store_fail(st, "read schema version"));
 	if (version > STORE_SCHEMA_VERSION) {
 		snprintf(st->err, sizeof(st->err), "database schema version %d is newer "
 			 "than this mlistd (%d)", version, STORE_SCHEMA_VERSION);
@@ -282,70 +361,9 @@ schema_apply(struct store *st)
 	}
 	if (version == STORE_SCHEMA_VERSION)
 		return (STORE_YES);
-	/*
-	 * New, empty, or made by hand from schema.sql: it is idempotent.
-	 * Version 3 gets the claim columns of version 4 in place (its rows
-	 * are copies that a retry must still find).  Versions 1 and 2 had
-	 * no or another `relayed` table; it is only a memory of recent
-	 * copies, so it is simply made anew.  Version 5 adds who may
-	 * subscribe (groups.subscribe), who made an opt-out
-	 * (unsubscribes.source) and the requests table; a name with the
-	 * command delimiter "+" is refused by a trigger where the table
-	 * predates the CHECK that refuses it in a new database.  Version 6
-	 * fences claims: relayed.boot, lease and generation (a claim left by
-	 * an older mlistd has no boot and is judged by its claimed_at).
-	 */
+	/* New, empty, or made by hand from schema.sql: it is idempotent. */
 	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK
-	    || (version == 3 && sqlite3_exec(st->db,
-			"ALTER TABLE relayed ADD COLUMN owner INTEGER;"
-			" ALTER TABLE relayed ADD COLUMN claimed_at INTEGER;"
-			" ALTER TABLE relayed_rcpt ADD COLUMN refused INTEGER NOT NULL"
-			" DEFAULT 0 CHECK (refused IN (0, 1));", NULL, NULL, &msg) != SQLITE_OK)
-	    || (version > 0 && version < 4 && !has_column(st, "bounces", "evidence")
-		&& sqlite3_exec(st->db,
-			"ALTER TABLE bounces ADD COLUMN evidence INTEGER NOT NULL DEFAULT 0"
-			" CHECK (evidence IN (0, 1));", NULL, NULL, &msg) != SQLITE_OK)
-	    || (version > 0 && version < 3 && sqlite3_exec(st->db,
-			"DROP TABLE IF EXISTS relayed_rcpt; DROP TABLE IF EXISTS relayed",
-			NULL, NULL, &msg) != SQLITE_OK)
-	    || (version > 0 && version < 5 && !has_column(st, "groups", "subscribe")
-		&& sqlite3_exec(st->db,
-			"ALTER TABLE groups ADD COLUMN subscribe TEXT NOT NULL DEFAULT 'closed'"
-			" CHECK (subscribe IN ('closed', 'confirm', 'members'));"
-			" CREATE TRIGGER IF NOT EXISTS groups_name_insert BEFORE INSERT ON groups"
-			" WHEN NEW.name GLOB '*+*' BEGIN SELECT RAISE(ABORT,"
-			" 'a list name may not contain \"+\"'); END;"
-			" CREATE TRIGGER IF NOT EXISTS groups_name_update BEFORE UPDATE OF name"
-			" ON groups WHEN NEW.name GLOB '*+*' BEGIN SELECT RAISE(ABORT,"
-			" 'a list name may not contain \"+\"'); END;",
-			NULL, NULL, &msg) != SQLITE_OK)
-	    || (version > 0 && version < 5 && !has_column(st, "unsubscribes", "source")
-		&& sqlite3_exec(st->db, "ALTER TABLE unsubscribes ADD COLUMN source TEXT",
-				NULL, NULL, &msg) != SQLITE_OK)
-	    || (version >= 3 && version < 6 && !has_column(st, "relayed", "generation")
-		&& sqlite3_exec(st->db,
-			"ALTER TABLE relayed ADD COLUMN boot TEXT;"
-			" ALTER TABLE relayed ADD COLUMN lease INTEGER;"
-			" ALTER TABLE relayed ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;"
-			" ALTER TABLE relayed ADD COLUMN touched INTEGER;",
-			NULL, NULL, &msg) != SQLITE_OK)
-	    /*
-	     * Version 6, self-service: requests.normalized, the address the
-	     * hourly notice limit counts (older rows get lower(address); they
-	     * are gone within a week).  Only where the table predates it:
-	     * schema.sql below makes a missing table with the column.
-	     */
-	    || (version > 0 && version < 6 && has_column(st, "requests", "address")
-		&& !has_column(st, "requests", "normalized")
-		&& sqlite3_exec(st->db,
-			"ALTER TABLE requests ADD COLUMN normalized TEXT;"
-			" UPDATE requests SET normalized = lower(address);",
-			NULL, NULL, &msg) != SQLITE_OK)
-	    /* Version 6, probes.alive_at: a probe's proof of life. */
-	    || (version > 0 && version < 6 && has_column(st, "probes", "address")
-		&& !has_column(st, "probes", "alive_at")
-		&& sqlite3_exec(st->db, "ALTER TABLE probes ADD COLUMN alive_at INTEGER",
-				NULL, NULL, &msg) != SQLITE_OK)
+	    || (version > 0 && migrate(st, version, &msg) < 0)
 	    || sqlite3_exec(st->db, store_schema_sql, NULL, NULL, &msg) != SQLITE_OK
 	    || sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(st->err, sizeof(st->err), "apply schema: %s",
@@ -421,6 +439,8 @@ store_free(struct store *st)
 		return;
 	for (int i = 0; i < Q_COUNT; i++)
 		sqlite3_finalize(st->stmt[i]);
+	for (int i = 0; i < STORE_MORE_MAX; i++)
+		sqlite3_finalize(st->more[i]);
 	if (st->db)
 		(void) sqlite3_close(st->db);
 	free(st);
@@ -448,7 +468,40 @@ exists(struct store *st, sqlite3_stmt *q, const char *what)
 		return (STORE_YES);
 	if (rc == SQLITE_DONE)
 		return (STORE_NO);
-	return (fail(st, what));
+	return (store_fail(st, what));
+}
+
+/* text_is - column i of q is the text want */
+static int
+text_is(sqlite3_stmt *q, int i, const char *want)
+{
+	const unsigned char *s = sqlite3_column_text(q, i);
+
+	return (s != NULL && strcmp((const char *) s, want) == 0);
+}
+
+/* group_row - a groups row (Q_GROUP, Q_GROUPS) into g; an unknown value
+ * is read as the safe default (posting members, subscribe closed,
+ * others reject) */
+static void
+group_row(sqlite3_stmt *q, struct store_group *g)
+{
+	const unsigned char *s;
+
+	if ((s = sqlite3_column_text(q, 0)) != NULL)
+		snprintf(g->name, sizeof(g->name), "%s", (const char *) s);
+	if ((s = sqlite3_column_text(q, 1)) != NULL)
+		snprintf(g->description, sizeof(g->description), "%s", (const char *) s);
+	g->is_group = sqlite3_column_int(q, 2) != 0;
+	g->posting = text_is(q, 3, "anyone") ? POST_ANYONE
+		: text_is(q, 3, "group") ? POST_GROUP : POST_MEMBERS;
+	g->subscribe = text_is(q, 4, "confirm") ? SUB_CONFIRM
+		: text_is(q, 4, "members") ? SUB_MEMBERS : SUB_CLOSED;
+	g->others = text_is(q, 5, "hold") ? OTHERS_HOLD
+		: text_is(q, 5, "discard") ? OTHERS_DISCARD : OTHERS_REJECT;
+	g->moderated = sqlite3_column_int(q, 6) != 0;
+	g->notify_owners = sqlite3_column_int(q, 7) != 0;
+	g->notify_held = sqlite3_column_int(q, 8) != 0;
 }
 
 int
@@ -459,39 +512,16 @@ store_group(struct store *st, const char *name, struct store_group *g)
 
 	memset(g, 0, sizeof(*g));
 	if (sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) != SQLITE_OK)
-		return (fail(st, "look up group"));
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW) {
-		const unsigned char *s;
-
-		if ((s = sqlite3_column_text(q, 0)) != NULL)
-			snprintf(g->name, sizeof(g->name), "%s", (const char *) s);
-		if ((s = sqlite3_column_text(q, 1)) != NULL)
-			snprintf(g->description, sizeof(g->description), "%s",
-				 (const char *) s);
-		g->is_group = sqlite3_column_int(q, 2) != 0;
-		s = sqlite3_column_text(q, 3);
-		if (s && strcmp((const char *) s, "anyone") == 0)
-			g->posting = POST_ANYONE;
-		else if (s && strcmp((const char *) s, "group") == 0)
-			g->posting = POST_GROUP;
-		else
-			g->posting = POST_MEMBERS;	/* the safe default */
-		s = sqlite3_column_text(q, 4);
-		if (s && strcmp((const char *) s, "confirm") == 0)
-			g->subscribe = SUB_CONFIRM;
-		else if (s && strcmp((const char *) s, "members") == 0)
-			g->subscribe = SUB_MEMBERS;
-		else
-			g->subscribe = SUB_CLOSED;	/* the safe default */
-	}
+		return (store_fail(st, "look up group"));
+	if ((rc = sqlite3_step(q)) == SQLITE_ROW)
+		group_row(q, g);
 	(void) sqlite3_reset(q);
 	(void) sqlite3_clear_bindings(q);
 	if (rc == SQLITE_ROW)
 		return (STORE_YES);
 	if (rc == SQLITE_DONE)
 		return (STORE_NO);
-	return (fail(st, "look up group"));
+	return (store_fail(st, "look up group"));
 }
 
 int
@@ -500,7 +530,7 @@ store_is_member(struct store *st, const char *address)
 	sqlite3_stmt *q = st->stmt[Q_MEMBER];
 
 	if (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK)
-		return (fail(st, "look up member"));
+		return (store_fail(st, "look up member"));
 	return (exists(st, q, "look up member"));
 }
 
@@ -511,7 +541,7 @@ store_in_group(struct store *st, const char *group, const char *address)
 
 	if (sqlite3_bind_text(q, 1, group, -1, SQLITE_STATIC) != SQLITE_OK
 	    || sqlite3_bind_text(q, 2, address, -1, SQLITE_STATIC) != SQLITE_OK)
-		return (fail(st, "look up group member"));
+		return (store_fail(st, "look up group member"));
 	return (exists(st, q, "look up group member"));
 }
 
@@ -525,7 +555,7 @@ store_recipients(struct store *st, const char *group, long long skip_copy,
 
 	if (sqlite3_bind_text(q, 1, group, -1, SQLITE_STATIC) != SQLITE_OK
 	    || (skip_copy && sqlite3_bind_int64(q, 2, skip_copy) != SQLITE_OK))
-		return (fail(st, "list recipients"));
+		return (store_fail(st, "list recipients"));
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		const unsigned char *a = sqlite3_column_text(q, 0);
 
@@ -544,7 +574,7 @@ store_recipients(struct store *st, const char *group, long long skip_copy,
 		return (STORE_ERROR);
 	}
 	if (rc != SQLITE_DONE)
-		return (fail(st, "list recipients"));
+		return (store_fail(st, "list recipients"));
 	return (n);
 }
 
@@ -570,10 +600,10 @@ store_add_bounce(struct store *st, const struct store_bounce *b)
 	    || bind_opt(q, 7, b->group_name) != SQLITE_OK
 	    || sqlite3_bind_int(q, 8, b->evidence != 0) != SQLITE_OK) {
 		(void) sqlite3_clear_bindings(q);
-		return (fail(st, "record bounce"));
+		return (store_fail(st, "record bounce"));
 	}
 	if (step_once(q) != SQLITE_DONE)
-		return (fail(st, "record bounce"));
+		return (store_fail(st, "record bounce"));
 	return (sqlite3_last_insert_rowid(st->db));
 }
 
@@ -587,12 +617,12 @@ store_evidence(struct store *st, const char *address, unsigned days)
 	snprintf(window, sizeof(window), "-%u days", days);
 	if (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK
 	    || sqlite3_bind_text(q, 2, window, -1, SQLITE_TRANSIENT) != SQLITE_OK)
-		return (fail(st, "count bounces"));
+		return (store_fail(st, "count bounces"));
 	if (sqlite3_step(q) == SQLITE_ROW)
 		n = (long) sqlite3_column_int64(q, 0);
 	(void) sqlite3_reset(q);
 	(void) sqlite3_clear_bindings(q);
-	return (n == STORE_ERROR ? fail(st, "count bounces") : n);
+	return (n == STORE_ERROR ? store_fail(st, "count bounces") : n);
 }
 
 int
@@ -604,10 +634,16 @@ store_unsubscribe(struct store *st, const char *group, const char *address,
 	if (sqlite3_bind_text(q, 1, group, -1, SQLITE_STATIC) != SQLITE_OK
 	    || sqlite3_bind_text(q, 2, address, -1, SQLITE_STATIC) != SQLITE_OK
 	    || bind_opt(q, 3, source) != SQLITE_OK)
-		return (fail(st, "unsubscribe"));
+		return (store_fail(st, "unsubscribe"));
 	if (step_once(q) != SQLITE_DONE)
-		return (fail(st, "unsubscribe"));
-	return (sqlite3_changes(st->db) > 0 ? STORE_YES : STORE_NO);
+		return (store_fail(st, "unsubscribe"));
+	if (sqlite3_changes(st->db) == 0)
+		return (STORE_NO);
+	/* mlistd's own opt-outs are news for the list's moderators. */
+	if (source && store_change_add(st, group, address, "unsubscribed", source,
+				       (long long) time(NULL)) == STORE_ERROR)
+		return (STORE_ERROR);
+	return (STORE_YES);
 }
 
 /* bind_copy - ?1 group, ?2 digest, and ?3 "-N seconds" when window > 0 */
@@ -770,7 +806,7 @@ claim(struct store *st, const char *group, const char *digest,
 		goto failed;
 	return (result);
 failed:
-	(void) fail(st, "claim copy");
+	(void) store_fail(st, "claim copy");
 	store_rollback(st);
 	return (STORE_ERROR);
 }
@@ -784,7 +820,7 @@ store_mark_rcpt(struct store *st, long long copy_id, const char *address, int re
 	    || sqlite3_bind_text(q, 2, address, -1, SQLITE_STATIC) != SQLITE_OK
 	    || sqlite3_bind_int(q, 3, refused != 0) != SQLITE_OK
 	    || step_once(q) != SQLITE_DONE)
-		return (fail(st, "remember served member"));
+		return (store_fail(st, "remember served member"));
 	return (STORE_YES);
 }
 
@@ -806,7 +842,7 @@ store_touch(struct store *st, long long copy_id, const struct store_owner *o)
 	    || sqlite3_bind_int64(q, 4, o->now + o->lease) != SQLITE_OK
 	    || sqlite3_bind_int64(q, 5, o->now) != SQLITE_OK
 	    || step_once(q) != SQLITE_DONE)
-		return (fail(st, "renew claim"));
+		return (store_fail(st, "renew claim"));
 	return (sqlite3_changes(st->db) > 0 ? STORE_YES : STORE_NO);
 }
 
@@ -838,14 +874,14 @@ store_release(struct store *st, long long copy_id, int complete, unsigned window
 	if (bind_owner(q, copy_id, o) < 0
 	    || (complete && sqlite3_bind_int64(q, 4, o->now) != SQLITE_OK)
 	    || step_once(q) != SQLITE_DONE)
-		return (fail(st, complete ? "remember relayed copy" : "release claim"));
+		return (store_fail(st, complete ? "remember relayed copy" : "release claim"));
 	if (sqlite3_changes(st->db) == 0)
 		return (STORE_NO);		/* taken over: not ours to end */
 	if (complete) {
 		/* Complete: who was served no longer matters. */
 		q = st->stmt[Q_FORGET_RCPT];
 		if (sqlite3_bind_int64(q, 1, copy_id) != SQLITE_OK || step_once(q) != SQLITE_DONE)
-			return (fail(st, "remember relayed copy"));
+			return (store_fail(st, "remember relayed copy"));
 		prune(st, window, o);
 	}
 	return (STORE_YES);
@@ -873,7 +909,7 @@ text_row(struct store *st, sqlite3_stmt *q, char *out, size_t len, int *flag,
 	(void) sqlite3_clear_bindings(q);
 	if (rc == SQLITE_ROW)
 		return (STORE_YES);
-	return (rc == SQLITE_DONE ? STORE_NO : fail(st, what));
+	return (rc == SQLITE_DONE ? STORE_NO : store_fail(st, what));
 }
 
 int
@@ -884,7 +920,7 @@ store_member_group(struct store *st, const char *address, const char *prefer,
 
 	if (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK
 	    || bind_opt(q, 2, prefer) != SQLITE_OK)
-		return (fail(st, "look up member's list"));
+		return (store_fail(st, "look up member's list"));
 	return (text_row(st, q, group, len, NULL, "look up member's list"));
 }
 
@@ -896,14 +932,14 @@ store_probe_due(struct store *st, const char *address, unsigned interval, long l
 	int	rc;
 
 	if (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK)
-		return (fail(st, "look up probes"));
+		return (store_fail(st, "look up probes"));
 	rc = sqlite3_step(q);
 	if (rc == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL)
 		last = sqlite3_column_int64(q, 0);
 	(void) sqlite3_reset(q);
 	(void) sqlite3_clear_bindings(q);
 	if (rc != SQLITE_ROW)
-		return (fail(st, "look up probes"));
+		return (store_fail(st, "look up probes"));
 	return (last < 0 || now - last >= (long long) interval ? STORE_YES : STORE_NO);
 }
 
@@ -918,7 +954,7 @@ store_probe_sent(struct store *st, const char *address, const char *group,
 	    || sqlite3_bind_int64(q, 3, now) != SQLITE_OK
 	    || sqlite3_bind_int64(q, 4, expires) != SQLITE_OK
 	    || step_once(q) != SQLITE_DONE)
-		return (fail(st, "record probe"));
+		return (store_fail(st, "record probe"));
 	q = st->stmt[Q_PROBE_PRUNE];
 	if (sqlite3_bind_int64(q, 1, now - 30 * 86400LL) == SQLITE_OK)
 		(void) step_once(q);	/* harmless if it fails */
@@ -934,7 +970,7 @@ store_probe_find(struct store *st, const char *address, long long expires,
 	*bounced = 0;
 	if (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK
 	    || sqlite3_bind_int64(q, 2, expires) != SQLITE_OK)
-		return (fail(st, "look up probe"));
+		return (store_fail(st, "look up probe"));
 	return (text_row(st, q, group, len, bounced, "look up probe"));
 }
 
@@ -949,7 +985,7 @@ probe_stamp(struct store *st, int which, const char *address, long long expires,
 	if (sqlite3_bind_text(q, 1, address, -1, SQLITE_STATIC) != SQLITE_OK
 	    || sqlite3_bind_int64(q, 2, expires) != SQLITE_OK
 	    || sqlite3_bind_int64(q, 3, now) != SQLITE_OK || step_once(q) != SQLITE_DONE)
-		return (fail(st, what));
+		return (store_fail(st, what));
 	return (STORE_YES);
 }
 
@@ -974,7 +1010,7 @@ store_pragma_int(struct store *st, const char *name)
 
 	snprintf(sql, sizeof(sql), "PRAGMA %s", name);
 	if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK)
-		return (fail(st, "pragma"));
+		return (store_fail(st, "pragma"));
 	if (sqlite3_step(q) == SQLITE_ROW)
 		v = (long) sqlite3_column_int64(q, 0);
 	sqlite3_finalize(q);
@@ -985,7 +1021,7 @@ store_pragma_int(struct store *st, const char *name)
 static int
 step_simple(struct store *st, int which, const char *what)
 {
-	return (step_once(st->stmt[which]) == SQLITE_DONE ? STORE_YES : fail(st, what));
+	return (step_once(st->stmt[which]) == SQLITE_DONE ? STORE_YES : store_fail(st, what));
 }
 
 int
@@ -1036,7 +1072,7 @@ store_is_recipient(struct store *st, const char *group, const char *address)
 	sqlite3_stmt *q = st->stmt[Q_IS_RCPT];
 
 	if (bind_pair(q, group, address) < 0)
-		return (fail(st, "look up recipient"));
+		return (store_fail(st, "look up recipient"));
 	return (exists(st, q, "look up recipient"));
 }
 
@@ -1046,7 +1082,7 @@ store_blocked(struct store *st, const char *group, const char *address)
 	sqlite3_stmt *q = st->stmt[Q_BLOCKED];
 
 	if (bind_pair(q, group, address) < 0)
-		return (fail(st, "look up unsubscribes"));
+		return (store_fail(st, "look up unsubscribes"));
 	return (exists(st, q, "look up unsubscribes"));
 }
 
@@ -1055,11 +1091,18 @@ store_subscribe(struct store *st, const char *group, const char *address)
 {
 	sqlite3_stmt *q = st->stmt[Q_SUB_GROUP];
 
+	int	changed;
+
 	if (bind_pair(q, group, address) < 0 || step_once(q) != SQLITE_DONE)
-		return (fail(st, "subscribe"));
+		return (store_fail(st, "subscribe"));
+	changed = sqlite3_changes(st->db) > 0;
 	q = st->stmt[Q_SUB_CLEAR];
 	if (bind_pair(q, group, address) < 0 || step_once(q) != SQLITE_DONE)
-		return (fail(st, "subscribe"));
+		return (store_fail(st, "subscribe"));
+	changed |= sqlite3_changes(st->db) > 0;
+	if (changed && store_change_add(st, group, address, "subscribed", "request",
+					(long long) time(NULL)) == STORE_ERROR)
+		return (STORE_ERROR);
 	return (STORE_YES);
 }
 
@@ -1072,7 +1115,7 @@ store_request_recent(struct store *st, const char *normalized, long long since,
 	if (sqlite3_bind_text(q, 1, normalized, -1, SQLITE_STATIC) != SQLITE_OK
 	    || sqlite3_bind_int64(q, 2, since) != SQLITE_OK
 	    || bind_opt(q, 3, digest) != SQLITE_OK)
-		return (fail(st, "look up requests"));
+		return (store_fail(st, "look up requests"));
 	return (exists(st, q, "look up requests"));
 }
 
@@ -1086,7 +1129,7 @@ store_request_sibling(struct store *st, const char *digest, const char *group,
 	    || sqlite3_bind_text(q, 2, group, -1, SQLITE_STATIC) != SQLITE_OK
 	    || sqlite3_bind_text(q, 3, address, -1, SQLITE_STATIC) != SQLITE_OK
 	    || sqlite3_bind_text(q, 4, action, -1, SQLITE_STATIC) != SQLITE_OK)
-		return (fail(st, "look up requests"));
+		return (store_fail(st, "look up requests"));
 	return (exists(st, q, "look up requests"));
 }
 
@@ -1102,7 +1145,7 @@ store_request_unsubs(struct store *st, const char *group, const char *address,
 	if (bind_pair(q, group, address) < 0 || sqlite3_bind_int64(q, 3, since) != SQLITE_OK
 	    || bind_opt(q, 4, digest) != SQLITE_OK
 	    || sqlite3_bind_text(q, 5, normalized, -1, SQLITE_STATIC) != SQLITE_OK)
-		return (fail(st, "look up requests"));
+		return (store_fail(st, "look up requests"));
 	if (sqlite3_step(q) == SQLITE_ROW) {
 		n = (long) sqlite3_column_int64(q, 0);
 		*sent_at = sqlite3_column_int64(q, 1);
@@ -1110,7 +1153,7 @@ store_request_unsubs(struct store *st, const char *group, const char *address,
 	}
 	(void) sqlite3_reset(q);
 	(void) sqlite3_clear_bindings(q);
-	return (n == STORE_ERROR ? fail(st, "look up requests") : n);
+	return (n == STORE_ERROR ? store_fail(st, "look up requests") : n);
 }
 
 /* bind_request - ?1 group, ?2 address, ?3 action, ?4 expires */
@@ -1136,11 +1179,11 @@ store_request_add(struct store *st, const char *group, const char *address,
 	    || sqlite3_bind_int64(q, 5, expires) != SQLITE_OK
 	    || bind_opt(q, 6, digest) != SQLITE_OK || bind_opt(q, 7, normalized) != SQLITE_OK
 	    || step_once(q) != SQLITE_DONE)
-		return (fail(st, "record request"));
+		return (store_fail(st, "record request"));
 	q = st->stmt[Q_REQ_PRUNE];
 	if (sqlite3_bind_int64(q, 1, sent_at - 7 * 86400LL) != SQLITE_OK
 	    || step_once(q) != SQLITE_DONE)
-		return (fail(st, "prune requests"));
+		return (store_fail(st, "prune requests"));
 	return (STORE_YES);
 }
 
@@ -1152,7 +1195,7 @@ store_request_cancel(struct store *st, const char *group, const char *address,
 
 	if (bind_request(q, group, address, action, expires) < 0
 	    || step_once(q) != SQLITE_DONE)
-		return (fail(st, "cancel request"));
+		return (store_fail(st, "cancel request"));
 	return (STORE_YES);
 }
 
@@ -1164,7 +1207,7 @@ store_request_state(struct store *st, const char *group, const char *address,
 	int	done = 0, rc;
 
 	if (bind_request(q, group, address, action, expires) < 0)
-		return (fail(st, "look up request"));
+		return (store_fail(st, "look up request"));
 	rc = text_row(st, q, digest, len, &done, "look up request");
 	if (rc != STORE_YES)
 		return (rc);
@@ -1181,7 +1224,7 @@ store_request_done(struct store *st, const char *group, const char *address,
 	if (bind_request(q, group, address, action, expires) < 0
 	    || sqlite3_bind_int64(q, 5, now) != SQLITE_OK
 	    || bind_opt(q, 6, digest) != SQLITE_OK || step_once(q) != SQLITE_DONE)
-		return (fail(st, "record confirmation"));
+		return (store_fail(st, "record confirmation"));
 	return (STORE_YES);
 }
 
@@ -1194,24 +1237,14 @@ store_groups(struct store *st, int (*fn) (void *, const struct store_group *), v
 	int	rc;
 
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		const unsigned char *s;
-
 		memset(&g, 0, sizeof(g));
-		if ((s = sqlite3_column_text(q, 0)) != NULL)
-			snprintf(g.name, sizeof(g.name), "%s", (const char *) s);
-		g.is_group = sqlite3_column_int(q, 1) != 0;
-		s = sqlite3_column_text(q, 2);
-		g.posting = s && strcmp((const char *) s, "anyone") == 0 ? POST_ANYONE
-			: s && strcmp((const char *) s, "group") == 0 ? POST_GROUP : POST_MEMBERS;
-		s = sqlite3_column_text(q, 3);
-		g.subscribe = s && strcmp((const char *) s, "confirm") == 0 ? SUB_CONFIRM
-			: s && strcmp((const char *) s, "members") == 0 ? SUB_MEMBERS : SUB_CLOSED;
+		group_row(q, &g);
 		n++;
 		if (fn(arg, &g) != 0)
 			break;
 	}
 	(void) sqlite3_reset(q);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return (fail(st, "list groups"));
+		return (store_fail(st, "list groups"));
 	return (n);
 }

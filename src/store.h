@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 /* Results: found/yes, not found/no, or a database problem (-> 451). */
 enum {
@@ -62,6 +62,13 @@ enum store_subscribe {
 	SUB_MEMBERS		/* addresses in members who confirm */
 };
 
+/* What becomes of a post that posting does not allow (groups.others). */
+enum store_others {
+	OTHERS_REJECT,		/* 550 */
+	OTHERS_HOLD,		/* held for a moderator */
+	OTHERS_DISCARD		/* 250, nothing sent */
+};
+
 #define STORE_NAME_MAX 64	/* a list name is a local part (RFC 5321) */
 
 struct store_group {
@@ -70,6 +77,10 @@ struct store_group {
 	int	is_group;
 	enum store_posting posting;
 	enum store_subscribe subscribe;
+	enum store_others others;
+	int	moderated;		/* every post held but a moderator's */
+	int	notify_owners;		/* moderators hear of (un)subscriptions */
+	int	notify_held;		/* the author hears that a post is held */
 };
 
 struct store_bounce {
@@ -268,5 +279,142 @@ void	store_rollback(struct store *);
  * locks.  store_read_end() never fails (a read has nothing to lose). */
 int	store_read_begin(struct store *);
 void	store_read_end(struct store *);
+
+/*
+ * Moderation (store_held.c): held posts, moderators, the notices about
+ * them and their rate limits.  Times are Unix seconds unless named _text.
+ */
+#define STORE_ADDR_MAX 320
+
+struct store_held {
+	long long id;
+	char	group[STORE_NAME_MAX + 1];
+	char	sender[STORE_ADDR_MAX];		/* envelope sender, "" for <> */
+	char	from_addr[STORE_ADDR_MAX];	/* as the post says ("" none) */
+	char	subject[256];			/* as the post says, one line */
+	char	reason[32];			/* "moderated", "not allowed" */
+	char	digest[41];
+	char	maildir_file[512];		/* "" once carried out */
+	char	decision[16];			/* "" while waiting */
+	char	decided_by[STORE_ADDR_MAX];
+	char	received_text[32];		/* UTC */
+	long long size;
+	long long expires;
+	int	eightbit, smtputf8, automatic;
+	int	attempts;
+	int	notified;			/* HELD_NOTIFIED_ bits */
+};
+
+enum {
+	HELD_NEW = 30,		/* stored now */
+	HELD_EXISTS,		/* this post is held (or was decided) already */
+	HELD_FULL		/* the list holds hold-limit posts already */
+};
+
+#define HELD_NOTIFIED_MODERATORS 1	/* every moderator has its notice */
+#define HELD_NOTIFIED_AUTHOR	 2	/* the author's (notify_held) is done */
+
+/* store_held_find - the row of (group, digest): STORE_YES with h filled
+ * in, STORE_NO, STORE_ERROR */
+int	store_held_find(struct store *, const char *group, const char *digest,
+			struct store_held *h);
+
+/*
+ * store_held_add - one held row for h (its file written already), unless
+ * the post is there already (HELD_EXISTS, h->id set to that row) or the
+ * list has `limit` undecided posts (HELD_FULL).  expires = now +
+ * hold-expiry.  HELD_NEW with h->id set, or STORE_ERROR.
+ */
+int	store_held_add(struct store *, struct store_held *h, unsigned limit);
+
+/* store_held_get - the row with this id: STORE_YES, STORE_NO */
+int	store_held_get(struct store *, long long id, struct store_held *h);
+
+/*
+ * store_held_decide - the first decision on held post id of group wins:
+ * STORE_YES when this one is it; STORE_NO when there is no such post
+ * (h->id 0) or it was decided already (h holds the row: decision and
+ * decided_by say by whom); STORE_ERROR.
+ */
+int	store_held_decide(struct store *, long long id, const char *group,
+			  const char *decision, const char *by, struct store_held *h);
+
+/*
+ * store_held_due - the runner's work, at most max rows, oldest first:
+ * decisions not carried out whose next_try has come, and undecided posts
+ * past expires (their decision then reads "expire").  fn returns 0 to go
+ * on.  The count, or STORE_ERROR.
+ */
+long	store_held_due(struct store *, long long now, unsigned max,
+		       int (*fn) (void *, const struct store_held *), void *arg);
+
+/* store_held_unnotified - undecided posts whose notices are not all
+ * sent (notified lacks a bit of want), at most max */
+long	store_held_unnotified(struct store *, unsigned max,
+			      int (*fn) (void *, const struct store_held *), void *arg);
+
+/* store_held_expire - an undecided post past its time: decision
+ * 'expire' by mlistd; STORE_YES, STORE_NO (decided meanwhile) */
+int	store_held_expire(struct store *, long long id);
+
+/* store_held_done - the decision carried out: done_at, outcome, the
+ * file forgotten (decided_by 'sqlite3' when nobody is named) */
+int	store_held_done(struct store *, long long id, const char *outcome);
+
+/* store_held_retry - carrying it out failed now: try again at next_try */
+int	store_held_retry(struct store *, long long id, long long next_try,
+			 const char *outcome);
+
+/* store_held_notified - set bits in notified */
+int	store_held_notified(struct store *, long long id, int bits);
+
+/* store_held_notice - STORE_YES if address has its notice about held_id;
+ * store_held_notice_add remembers one sent */
+int	store_held_notice(struct store *, long long held_id, const char *address);
+int	store_held_notice_add(struct store *, long long held_id, const char *address,
+			      long long now);
+
+/* store_is_moderator - address moderates group */
+int	store_is_moderator(struct store *, const char *group, const char *address);
+
+/* store_moderators - a group's moderators, in address order; fn returns
+ * 0 to go on.  The count, or STORE_ERROR. */
+long	store_moderators(struct store *, const char *group,
+			 int (*fn) (void *, const char *), void *arg);
+
+/* store_notice_count - notices of kind to the normalized address at or
+ * after since; store_notice_add - one sent now (prunes week-old rows) */
+long	store_notice_count(struct store *, const char *normalized, const char *kind,
+			   long long since);
+int	store_notice_add(struct store *, const char *normalized, const char *kind,
+			 long long now);
+
+/* store_change_add - a subscription change for the moderators' notice
+ * (what 'subscribed' or 'unsubscribed', how 'request' or 'bounces') */
+int	store_change_add(struct store *, const char *group, const char *address,
+			 const char *what, const char *how, long long now);
+
+/* A change, for store_changes. */
+struct store_change {
+	long long id;
+	const char *group, *address, *what, *how;
+	long long at;
+};
+
+/*
+ * store_changes - the changes of lists that moderator moderates with
+ * notify_owners = 1, after the last one it heard of (owner_notices), at
+ * most max; fn returns 0 to go on.  The count or STORE_ERROR.
+ * store_owner_notice_due - STORE_YES when moderator heard nothing since
+ * `since`.  store_owner_notice_sent - it heard of changes up to last.
+ */
+long	store_changes(struct store *, const char *moderator, unsigned max,
+		      int (*fn) (void *, const struct store_change *), void *arg);
+int	store_owner_notice_due(struct store *, const char *moderator, long long since);
+int	store_owner_notice_sent(struct store *, const char *moderator, long long last,
+				long long now);
+
+/* store_moderators_all - every address in moderators once; fn as above */
+long	store_moderators_all(struct store *, int (*fn) (void *, const char *), void *arg);
 
 #endif

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "runner.h"
 #include "testlib.h"
 
 static struct tl_daemon *live[8];
@@ -137,8 +138,9 @@ tl_write_conf(struct tl_daemon *d, const char *extra)
 		exit(1);
 	}
 	fprintf(fp, "# written by testlib\nlisten = %s\npidfile = %s\nworkers = 2\n"
-		"database = %s/mlistd.db\nbounce-maildir = %s/bounces\nuser = %s\n%s",
-		d->listen, d->pidfile, d->dir, d->dir, TL_USER, extra ? extra : "");
+		"database = %s/mlistd.db\nbounce-maildir = %s/bounces\n"
+		"held-maildir = %s/held\nuser = %s\n%s",
+		d->listen, d->pidfile, d->dir, d->dir, d->dir, TL_USER, extra ? extra : "");
 	if (fclose(fp) != 0) {
 		perror(d->conf);
 		exit(1);
@@ -345,10 +347,12 @@ tl_workers(pid_t master, pid_t *out, int max)
 		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
 		if ((fp = fopen(path, "r")) == NULL)
 			continue;
+		/* The held-post runner is no worker. */
 		if (fgets(buf, sizeof(buf), fp) != NULL
 		    && (p = strrchr(buf, ')')) != NULL
 		    && sscanf(p + 1, " %c %ld", &state, &ppid) == 2
-		    && ppid == (long) master && state != 'Z')
+		    && ppid == (long) master && state != 'Z'
+		    && strstr(buf, "(" RUNNER_NAME ")") == NULL)
 			out[n++] = (pid_t) atol(e->d_name);
 		(void) fclose(fp);
 	}
