@@ -5,7 +5,7 @@
 #   harness, default 60.  Run longer by hand, e.g. 3600.
 # Crashes are written to tests/fuzz/crashes/; after fixing one, copy the
 # input into the harness's seed directory (tests/fuzz/smtp, rewrite,
-# bounce) so that `make check` replays it for ever.
+# bounce, command) so that `make check` replays it for ever.
 set -eu
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:?usage: run.sh BUILDDIR [SECONDS]}" && pwd)
@@ -46,4 +46,7 @@ run smtp "tests/fuzz/smtp" 65536 "$src/src/smtp_session.c"
 run rewrite "tests/fuzz/rewrite" 1048576 "$src/src/rewrite.c" "$src/src/command.c" \
 	"$src/src/notice.c" "$build/src/templates.c"
 run bounce "tests/bounces tests/fuzz/bounce" 65536 "$src/src/bounce.c"
+run command "tests/fuzz/command" 65536 "$src/src/command.c" "$src/src/token.c" \
+	"$src/src/probe.c" "$src/src/rewrite.c" "$src/src/notice.c" "$build/src/templates.c" \
+	-lnettle
 echo "fuzzing: no crash"
