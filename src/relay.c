@@ -539,140 +539,160 @@ rset(struct relay *r)
 /* Outcome of one transaction, for relay_send's loop. */
 enum { T_DONE, T_RETRY, T_FAIL };
 
+/* rcpt_state - recipient j's state from its reply to RCPT; 0, ENOMEM, or
+ * ECONNRESET when the relay is closing (421) */
+static int
+rcpt_state(struct relay *r, struct txn *t, size_t j, const struct reply *rp,
+	   struct relay_result *res, int *full)
+{
+	if (rp->code / 100 == 2) {
+		t->state[j] = R_ACCEPTED;
+		t->accepted++;
+	} else if (rp->code / 100 == 5) {
+		t->state[j] = R_REFUSED;
+		if ((t->reply[j] = strdup(rp->text)) == NULL)
+			return (ENOMEM);
+		t->refused++;
+	} else if (rp->code == 452) {
+		t->state[j] = R_NEXT;	/* too many: the next transaction */
+		t->next++;
+		if (!r->pipelining) {
+			/* Lock-step: no point asking for more. */
+			for (size_t k = j + 1; k < t->n; k++, t->next++)
+				t->state[k] = R_NEXT;
+			*full = 1;
+		}
+	} else if (rp->code == 421) {
+		/* Closing: this one and the rest are not done. */
+		snprintf(res->reply, sizeof(res->reply), "%s", rp->text);
+		t->state[j] = R_LATER;
+		return (ECONNRESET);
+	} else {
+		t->state[j] = R_LATER;	/* 450, 451: for the retry */
+		t->later++;
+		snprintf(res->reply, sizeof(res->reply), "%s", rp->text);
+	}
+	return (0);
+}
+
 /*
- * one_txn - MAIL, the RCPTs of t, DATA, message, dot.  Sets each
- * recipient's state; T_DONE when the transaction ended as the relay
- * wanted (t says who is served), T_RETRY when a reused connection was
- * found closed before anything happened, T_FAIL with res filled in.
+ * envelope - MAIL and the RCPTs of t, in windows with PIPELINING (the
+ * last one carries DATA: *data_sent), else one by one; the replies set
+ * the recipients' states.  0, or an I/O error for txn_failed (*mail_read:
+ * mail holds the reply to MAIL).
  */
 static int
-one_txn(struct relay *r, const char *sender, const char *params,
-	char *const *rcpt, struct txn *t, const char *msg, size_t len,
-	const struct relay_hooks *h, struct relay_result *res, int *data_failed)
+envelope(struct relay *r, const char *sender, const char *params, char *const *rcpt,
+	 struct txn *t, struct reply *mail, int *mail_read, int *data_sent,
+	 struct relay_result *res)
 {
-	struct reply rp, mail;
+	struct reply rp;
 	size_t	i = 0;
-	int	rc, data_sent = 0, mail_read = 0, full = 0, was_reused = r->reused;
+	int	rc, full = 0;
 
-	*data_failed = 0;
-	for (size_t j = 0; j < t->n; j++)
-		t->state[j] = R_WAIT;
 	if ((rc = put(r, "MAIL FROM", sender, params)) != 0)
-		goto io_failed;
-	mail.code = 0;
+		return (rc);
+	mail->code = 0;
 	if (!r->pipelining) {
-		if ((rc = read_reply(r, &mail)) != 0)
-			goto io_failed;
-		mail_read = 1;
+		if ((rc = read_reply(r, mail)) != 0)
+			return (rc);
+		*mail_read = 1;
 	}
-	while (i < t->n && (mail.code == 0 || mail.code / 100 == 2)) {
+	while (i < t->n && (mail->code == 0 || mail->code / 100 == 2)) {
 		size_t	wend = r->pipelining ? (i + PIPE_WINDOW < t->n ? i + PIPE_WINDOW : t->n)
 			: i + 1;
 
 		for (size_t j = i; j < wend; j++)
 			if ((rc = put(r, "RCPT TO", rcpt[t->idx[j]], NULL)) != 0)
-				goto io_failed;
+				return (rc);
 		/* The last window carries DATA too (RFC 2920: DATA ends a group). */
 		if (r->pipelining && wend == t->n) {
 			if ((rc = sockstream_write(r->carrier, "DATA\r\n", 6)) != 0)
-				goto io_failed;
-			data_sent = 1;
+				return (rc);
+			*data_sent = 1;
 		}
 		sockstream_quickack(r->carrier, r->pipelining);
-		if (!mail_read) {
-			if ((rc = read_reply(r, &mail)) != 0)
-				goto io_failed;
-			mail_read = 1;
+		if (!*mail_read) {
+			if ((rc = read_reply(r, mail)) != 0)
+				return (rc);
+			*mail_read = 1;
 		}
 		for (size_t j = i; j < wend; j++) {
 			if ((rc = read_reply(r, &rp)) != 0)
-				goto io_failed;
-			if (mail.code / 100 != 2)
+				return (rc);
+			if (mail->code / 100 != 2)
 				continue;	/* their 503s say nothing of them */
-			if (rp.code / 100 == 2) {
-				t->state[j] = R_ACCEPTED;
-				t->accepted++;
-			} else if (rp.code / 100 == 5) {
-				t->state[j] = R_REFUSED;
-				if ((t->reply[j] = strdup(rp.text)) == NULL) {
-					rc = ENOMEM;
-					goto io_failed;
-				}
-				t->refused++;
-			} else if (rp.code == 452) {
-				t->state[j] = R_NEXT;	/* too many: the next transaction */
-				t->next++;
-				if (!r->pipelining) {
-					/* Lock-step: no point asking for more. */
-					for (size_t k = j + 1; k < t->n; k++, t->next++)
-						t->state[k] = R_NEXT;
-					full = 1;
-				}
-			} else if (rp.code == 421) {
-				/* Closing: this one and the rest are not done. */
-				snprintf(res->reply, sizeof(res->reply), "%s", rp.text);
-				t->state[j] = R_LATER;
-				rc = ECONNRESET;
-				goto io_failed;
-			} else {
-				t->state[j] = R_LATER;	/* 450, 451: for the retry */
-				t->later++;
-				snprintf(res->reply, sizeof(res->reply), "%s", rp.text);
-			}
+			if ((rc = rcpt_state(r, t, j, &rp, res, &full)) != 0)
+				return (rc);
 		}
 		sockstream_quickack(r->carrier, 0);
 		i = full ? t->n : wend;
 	}
-	if (mail.code / 100 != 2) {
-		/* Refused: us, not the members (5xx is a relay problem). */
-		if (data_sent && (rc = read_reply(r, &rp)) != 0)
-			goto io_failed;
-		if (mail.code == 421 && was_reused) {
-			disconnect(r, 0);	/* closed while idle: start over */
-			return (T_RETRY);
-		}
-		r->reused = 1;
-		snprintf(res->reply, sizeof(res->reply), "%s", mail.text);
-		res->problem = mail.code / 100 == 5;
-		if (mail.code == 421)
-			disconnect(r, 0);
-		else
-			(void) rset(r);
-		return (T_FAIL);
+	return (0);
+}
+
+/* mail_refused - MAIL refused (its reply to DATA, if sent, read): T_RETRY
+ * on a reused connection closed while idle, else T_FAIL */
+static int
+mail_refused(struct relay *r, const struct reply *mail, int was_reused,
+	     struct relay_result *res)
+{
+	if (mail->code == 421 && was_reused) {
+		disconnect(r, 0);	/* closed while idle: start over */
+		return (T_RETRY);
 	}
 	r->reused = 1;
-	if (!data_sent && t->accepted > 0) {
-		if ((rc = sockstream_write(r->carrier, "DATA\r\n", 6)) != 0)
-			goto io_failed;
-		data_sent = 1;
-	}
-	if (data_sent && (rc = read_reply(r, &rp)) != 0)
-		goto io_failed;
-	if (t->accepted == 0) {
-		/* Nobody to send to: the relay refused DATA (or was not asked). */
-		if (data_sent && rp.code == 354) {
-			snprintf(res->reply, sizeof(res->reply), "relay %s:%u: 354 to DATA "
-				 "without a recipient: %.300s", r->host, r->port, rp.text);
-			res->problem = 1;
-			disconnect(r, 0);
-			return (T_FAIL);
-		}
-		/* The refusals count only if the relay ends the transaction
-		 * in order: a 421 or a hang-up here leaves them in doubt. */
-		if (rset(r) < 0) {
-			snprintf(res->reply, sizeof(res->reply), "relay %s:%u: connection lost "
-				 "after refusing every recipient", r->host, r->port);
-			return (T_FAIL);
-		}
-		return (T_DONE);
-	}
-	if (rp.code != 354) {
-		snprintf(res->reply, sizeof(res->reply), "%s", rp.text);
-		res->problem = rp.code / 100 == 5;	/* 503, 554 to DATA itself */
-		*data_failed = 1;
+	snprintf(res->reply, sizeof(res->reply), "%s", mail->text);
+	res->problem = mail->code / 100 == 5;
+	if (mail->code == 421)
+		disconnect(r, 0);
+	else
 		(void) rset(r);
+	return (T_FAIL);
+}
+
+/* no_recipient - end a transaction the relay accepted nobody in (rp: its
+ * reply to DATA, if data_sent); T_DONE or T_FAIL */
+static int
+no_recipient(struct relay *r, int data_sent, const struct reply *rp,
+	     struct relay_result *res)
+{
+	/* Nobody to send to: the relay refused DATA (or was not asked). */
+	if (data_sent && rp->code == 354) {
+		snprintf(res->reply, sizeof(res->reply), "relay %s:%u: 354 to DATA "
+			 "without a recipient: %.300s", r->host, r->port, rp->text);
+		res->problem = 1;
+		disconnect(r, 0);
 		return (T_FAIL);
 	}
+	/* The refusals count only if the relay ends the transaction
+	 * in order: a 421 or a hang-up here leaves them in doubt. */
+	if (rset(r) < 0) {
+		snprintf(res->reply, sizeof(res->reply), "relay %s:%u: connection lost "
+			 "after refusing every recipient", r->host, r->port);
+		return (T_FAIL);
+	}
+	return (T_DONE);
+}
+
+/* defer_accepted - the recipients accepted in t are owed, not served */
+static void
+defer_accepted(struct txn *t)
+{
+	for (size_t j = 0; j < t->n; j++)
+		if (t->state[j] == R_ACCEPTED)
+			t->state[j] = R_LATER;
+}
+
+/* send_message - after 354, the message and the dot; T_DONE (res->queued:
+ * the relay's reply to the dot) or T_FAIL */
+static int
+send_message(struct relay *r, struct txn *t, const char *msg, size_t len,
+	     const struct relay_hooks *h, struct relay_result *res, int *data_failed)
+{
+	struct reply rp;
+	int	rc = 0;
+
 	/*
 	 * The last moment to change our mind: a worker stopped (SIGSTOP, a
 	 * machine asleep) before its message went out must not send it
@@ -691,9 +711,7 @@ one_txn(struct relay *r, const char *sender, const char *params,
 				 r->host, r->port);
 		*data_failed = 1;
 		disconnect(r, 0);
-		for (size_t j = 0; j < t->n; j++)
-			if (t->state[j] == R_ACCEPTED)
-				t->state[j] = R_LATER;
+		defer_accepted(t);
 		return (T_FAIL);
 	}
 	if ((rc = sockstream_write(r->carrier, ".\r\n", 3)) != 0
@@ -702,29 +720,35 @@ one_txn(struct relay *r, const char *sender, const char *params,
 		io_text(r, rc, res->reply, sizeof(res->reply));
 		*data_failed = 1;
 		disconnect(r, 0);
-		for (size_t j = 0; j < t->n; j++)
-			if (t->state[j] == R_ACCEPTED)
-				t->state[j] = R_LATER;
+		defer_accepted(t);
 		return (T_FAIL);
 	}
 	if (rp.code / 100 != 2) {
 		snprintf(res->reply, sizeof(res->reply), "%s", rp.text);
 		*data_failed = rp.code / 100 == 5 ? 5 : 4;
-		for (size_t j = 0; j < t->n; j++)
-			if (t->state[j] == R_ACCEPTED)
-				t->state[j] = R_LATER;
+		defer_accepted(t);
 		return (T_FAIL);
 	}
 	snprintf(res->queued, sizeof(res->queued), "%s", rp.text);
 	return (T_DONE);
-io_failed:
+}
+
+/*
+ * txn_failed - a transaction cut short by the I/O error rc (a hang-up, a
+ * timeout, 421, a malformed reply): T_RETRY when a reused connection
+ * failed before any reply, else T_FAIL with nobody in it served.
+ */
+static int
+txn_failed(struct relay *r, struct txn *t, int rc, int mail_read, const struct reply *mail,
+	   int was_reused, struct relay_result *res)
+{
 	sockstream_quickack(r->carrier, 0);
 	/* A reused connection that failed before any reply: start over. */
 	if (was_reused && !mail_read && rc != MU_ERR_BADREPLY) {
 		disconnect(r, 0);
 		return (T_RETRY);
 	}
-	if (mail_read && mail.code == 421 && was_reused) {
+	if (mail_read && mail->code == 421 && was_reused) {
 		disconnect(r, 0);
 		return (T_RETRY);
 	}
@@ -737,6 +761,53 @@ io_failed:
 		if (t->state[j] == R_ACCEPTED || t->state[j] == R_WAIT)
 			t->state[j] = R_LATER;
 	return (T_FAIL);
+}
+
+/*
+ * one_txn - MAIL, the RCPTs of t, DATA, message, dot.  Sets each
+ * recipient's state; T_DONE when the transaction ended as the relay
+ * wanted (t says who is served), T_RETRY when a reused connection was
+ * found closed before anything happened, T_FAIL with res filled in.
+ */
+static int
+one_txn(struct relay *r, const char *sender, const char *params,
+	char *const *rcpt, struct txn *t, const char *msg, size_t len,
+	const struct relay_hooks *h, struct relay_result *res, int *data_failed)
+{
+	struct reply rp, mail;
+	int	rc, data_sent = 0, mail_read = 0, was_reused = r->reused;
+
+	*data_failed = 0;
+	for (size_t j = 0; j < t->n; j++)
+		t->state[j] = R_WAIT;
+	if ((rc = envelope(r, sender, params, rcpt, t, &mail, &mail_read, &data_sent, res)) != 0)
+		goto io_failed;
+	if (mail.code / 100 != 2) {
+		/* Refused: us, not the members (5xx is a relay problem). */
+		if (data_sent && (rc = read_reply(r, &rp)) != 0)
+			goto io_failed;
+		return (mail_refused(r, &mail, was_reused, res));
+	}
+	r->reused = 1;
+	if (!data_sent && t->accepted > 0) {
+		if ((rc = sockstream_write(r->carrier, "DATA\r\n", 6)) != 0)
+			goto io_failed;
+		data_sent = 1;
+	}
+	if (data_sent && (rc = read_reply(r, &rp)) != 0)
+		goto io_failed;
+	if (t->accepted == 0)
+		return (no_recipient(r, data_sent, &rp, res));
+	if (rp.code != 354) {
+		snprintf(res->reply, sizeof(res->reply), "%s", rp.text);
+		res->problem = rp.code / 100 == 5;	/* 503, 554 to DATA itself */
+		*data_failed = 1;
+		(void) rset(r);
+		return (T_FAIL);
+	}
+	return (send_message(r, t, msg, len, h, res, data_failed));
+io_failed:
+	return (txn_failed(r, t, rc, mail_read, &mail, was_reused, res));
 }
 
 /* mail_params - the ESMTP parameters for MAIL FROM; -1 with why */
