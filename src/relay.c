@@ -845,6 +845,156 @@ valid_path(const char *a)
 	return (n > 0 && n <= SMTP_ADDR_MAX);
 }
 
+/* What a finished transaction leaves relay_send to do. */
+enum { F_NEXT, F_END, F_UNRECORDED };
+
+/* txn_ready - may the next transaction start: the proceed hook (after
+ * the first), a connection, the MAIL parameters; 0, or -1 with res set */
+static int
+txn_ready(struct relay *r, unsigned flags, const struct relay_hooks *h, unsigned started,
+	  double last, char *params, size_t plen, struct relay_result *res)
+{
+	if (started > 0 && h && h->proceed && h->proceed(h->arg, last) != 0) {
+		res->stopped = 1;
+		snprintf(res->reply, sizeof(res->reply), "stopped before the next "
+			 "transaction (deadline or shutdown)");
+		return (-1);
+	}
+	if (r->smtp == NULL
+	    && connect_relay(r, res->reply, sizeof(res->reply), &res->problem) < 0)
+		return (-1);
+	return (mail_params(r, flags, params, plen, res));
+}
+
+/*
+ * sender_refused - was a member of t refused at RCPT for mlistd's sender
+ * (see sender_refusal)?  F_NEXT if not, else F_END once whom t served is
+ * reported, or F_UNRECORDED.
+ */
+static int
+sender_refused(const struct relay_hooks *h, struct txn *t, char *const *rcpt,
+	       const char *sender, struct relay_outcome *out, struct relay_result *res)
+{
+	for (size_t j = 0; j < t->n; j++)
+		if (t->state[j] == R_REFUSED && sender_refusal(t->reply[j], sender)) {
+			/* Not the member's doing; and not to be sent twice. */
+			snprintf(res->reply, sizeof(res->reply), "the relay refuses the "
+				 "sender: %s", t->reply[j]);
+			res->problem = 1;
+			res->deferred += t->n;
+			if (t->accepted > 0) {
+				/* Those are served: report them, and only them. */
+				for (size_t i = 0; i < t->n; i++)
+					if (t->state[i] != R_ACCEPTED)
+						t->state[i] = R_LATER;
+				res->accepted += t->accepted;
+				res->transactions++;
+				res->deferred -= t->accepted;
+				if (report(h, t, rcpt, 1, out) != 0)
+					return (F_UNRECORDED);
+			}
+			return (F_END);
+		}
+	return (F_NEXT);
+}
+
+/* requeue - the recipients of t told 452 back to the queue's head, for
+ * the next transaction; how many */
+static size_t
+requeue(const struct txn *t, size_t *queue, size_t *head)
+{
+	size_t	k = 0;
+
+	for (size_t j = 0; j < t->n; j++)
+		if (t->state[j] == R_NEXT)
+			k++;
+	*head -= k;
+	for (size_t j = 0, w = *head; j < t->n; j++)
+		if (t->state[j] == R_NEXT)
+			queue[w++] = t->idx[j];
+	return (k);
+}
+
+/*
+ * txn_done - a transaction that ended in order: whom it served, refused
+ * or owes, reported to the checkpoint hook, and its 452s back in the
+ * queue.  F_NEXT, F_END (res says why) or F_UNRECORDED.
+ */
+static int
+txn_done(struct relay *r, const char *sender, char *const *rcpt, struct txn *t,
+	 size_t *queue, size_t *head, const struct relay_hooks *h,
+	 struct relay_outcome *out, struct relay_result *res)
+{
+	int	rc;
+
+	/*
+	 * Every recipient of a transaction refused alike for a reason
+	 * that is not about the mailbox (see mailbox_refusal): that is
+	 * a rule of the relay's, which refuses mlistd (relay access, a
+	 * configuration change, also in the middle of a fan-out), not a
+	 * verdict on these members.  Refusals about the mailbox (550
+	 * 5.1.1 no such user) are always the members', so a list whose
+	 * first batch, or every member, is dead still gets its bounces.
+	 */
+	if (t->accepted == 0 && t->next == 0 && t->later == 0
+	    && refused_alike(t->reply, t->n) && !mailbox_refusal(t->reply[0], sender)) {
+		snprintf(res->reply, sizeof(res->reply), "every recipient refused: %s",
+			 t->reply[0]);
+		res->problem = 1;
+		res->deferred += t->n;
+		return (F_END);
+	}
+	if ((rc = sender_refused(h, t, rcpt, sender, out, res)) != F_NEXT)
+		return (rc);
+	if (t->accepted > 0) {
+		res->accepted += t->accepted;
+		res->transactions++;
+	}
+	/* 452: back to the queue's head, for the next transaction. */
+	if (requeue(t, queue, head) == t->n) {
+		snprintf(res->reply, sizeof(res->reply), "relay %s:%u took no "
+			 "recipient (452 to the first)", r->host, r->port);
+		return (F_END);
+	}
+	for (size_t j = 0; j < t->n; j++)
+		if (t->state[j] == R_LATER)
+			res->deferred++;
+	res->refused += t->refused;
+	if (report(h, t, rcpt, 1, out) != 0)
+		return (F_UNRECORDED);
+	return (F_NEXT);
+}
+
+/* valid_queue - the indexes of the recipients fit to send into queue;
+ * how many */
+static size_t
+valid_queue(char *const *rcpt, size_t nrcpt, size_t *queue)
+{
+	size_t	n = 0;
+
+	/* Nothing that could smuggle a command goes on the wire. */
+	for (size_t i = 0; i < nrcpt; i++)
+		if (valid_path(rcpt[i]))
+			queue[n++] = i;
+		else
+			msg_warn("relay: invalid recipient address skipped");
+	return (n);
+}
+
+/* cut_short - res after a transaction that failed (T_FAIL) */
+static void
+cut_short(const struct txn *t, int data_failed, struct relay_result *res)
+{
+	/*
+	 * Cut short (421, a hang-up, a timeout, a refusal of MAIL,
+	 * DATA or the dot): nobody in it is done with, not even a
+	 * member refused at RCPT, whose refusal is in doubt.
+	 */
+	res->deferred += t->n;
+	if (data_failed == 5 && res->transactions == 0)
+		res->status = RELAY_PERM;
+}
+
 enum relay_status
 relay_send(struct relay *r, const char *sender, unsigned flags,
 	   char *const *rcpt, size_t nrcpt, size_t batch,
@@ -876,26 +1026,12 @@ relay_send(struct relay *r, const char *sender, unsigned flags,
 		snprintf(res->reply, sizeof(res->reply), "out of memory");
 		goto done;
 	}
-	/* Nothing that could smuggle a command goes on the wire. */
-	for (size_t i = 0; i < nrcpt; i++)
-		if (valid_path(rcpt[i]))
-			queue[nqueue++] = i;
-		else
-			msg_warn("relay: invalid recipient address skipped");
+	nqueue = valid_queue(rcpt, nrcpt, queue);
 	while (head < nqueue) {
 		double	t0;
 		int	st, data_failed;
 
-		if (started > 0 && h && h->proceed && h->proceed(h->arg, last) != 0) {
-			res->stopped = 1;
-			snprintf(res->reply, sizeof(res->reply), "stopped before the next "
-				 "transaction (deadline or shutdown)");
-			goto done;
-		}
-		if (r->smtp == NULL
-		    && connect_relay(r, res->reply, sizeof(res->reply), &res->problem) < 0)
-			goto done;
-		if (mail_params(r, flags, params, sizeof(params), res) < 0)
+		if (txn_ready(r, flags, h, started, last, params, sizeof(params), res) < 0)
 			goto done;
 		txn_clear(&t);
 		while (t.n < batch && head < nqueue)
@@ -915,79 +1051,12 @@ relay_send(struct relay *r, const char *sender, unsigned flags,
 		retried = 0;
 		started++;
 		if (st == T_FAIL) {
-			/*
-			 * Cut short (421, a hang-up, a timeout, a refusal of MAIL,
-			 * DATA or the dot): nobody in it is done with, not even a
-			 * member refused at RCPT, whose refusal is in doubt.
-			 */
-			res->deferred += t.n;
-			if (data_failed == 5 && res->transactions == 0)
-				res->status = RELAY_PERM;
+			cut_short(&t, data_failed, res);
 			goto done;
 		}
-		/*
-		 * Every recipient of a transaction refused alike for a reason
-		 * that is not about the mailbox (see mailbox_refusal): that is
-		 * a rule of the relay's, which refuses mlistd (relay access, a
-		 * configuration change, also in the middle of a fan-out), not a
-		 * verdict on these members.  Refusals about the mailbox (550
-		 * 5.1.1 no such user) are always the members', so a list whose
-		 * first batch, or every member, is dead still gets its bounces.
-		 */
-		if (t.accepted == 0 && t.next == 0 && t.later == 0
-		    && refused_alike(t.reply, t.n) && !mailbox_refusal(t.reply[0], sender)) {
-			snprintf(res->reply, sizeof(res->reply), "every recipient refused: %s",
-				 t.reply[0]);
-			res->problem = 1;
-			res->deferred += t.n;
+		if ((st = txn_done(r, sender, rcpt, &t, queue, &head, h, out, res)) == F_END)
 			goto done;
-		}
-		for (size_t j = 0; j < t.n; j++)
-			if (t.state[j] == R_REFUSED && sender_refusal(t.reply[j], sender)) {
-				/* Not the member's doing; and not to be sent twice. */
-				snprintf(res->reply, sizeof(res->reply), "the relay refuses the "
-					 "sender: %s", t.reply[j]);
-				res->problem = 1;
-				res->deferred += t.n;
-				if (t.accepted > 0) {
-					/* Those are served: report them, and only them. */
-					for (size_t i = 0; i < t.n; i++)
-						if (t.state[i] != R_ACCEPTED)
-							t.state[i] = R_LATER;
-					res->accepted += t.accepted;
-					res->transactions++;
-					res->deferred -= t.accepted;
-					if (report(h, &t, rcpt, 1, out) != 0)
-						goto unrecorded;
-				}
-				goto done;
-			}
-		if (t.accepted > 0) {
-			res->accepted += t.accepted;
-			res->transactions++;
-		}
-		/* 452: back to the queue's head, for the next transaction. */
-		{
-			size_t	k = 0;
-
-			for (size_t j = 0; j < t.n; j++)
-				if (t.state[j] == R_NEXT)
-					k++;
-			head -= k;
-			for (size_t j = 0, w = head; j < t.n; j++)
-				if (t.state[j] == R_NEXT)
-					queue[w++] = t.idx[j];
-			if (k == t.n) {
-				snprintf(res->reply, sizeof(res->reply), "relay %s:%u took no "
-					 "recipient (452 to the first)", r->host, r->port);
-				goto done;
-			}
-		}
-		for (size_t j = 0; j < t.n; j++)
-			if (t.state[j] == R_LATER)
-				res->deferred++;
-		res->refused += t.refused;
-		if (report(h, &t, rcpt, 1, out) != 0)
+		if (st == F_UNRECORDED)
 			goto unrecorded;
 	}
 	res->status = res->deferred > 0 ? RELAY_TEMP : RELAY_OK;
