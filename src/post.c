@@ -374,6 +374,284 @@ claim_lost(const struct smtp_envelope *env, const struct store_group *g,
 		       "another attempt, try again later");
 }
 
+/* What a step of post_send leaves it to do. */
+enum { STEP_ON, STEP_SENT, STEP_FAILED, STEP_RELEASE };
+
+/*
+ * claim_copy - claim the copy (list, digest) in a committed write before
+ * the relay is contacted.  STEP_ON (*claim: CLAIM_NEW or CLAIM_RESUME),
+ * STEP_SENT (relayed completely before) or STEP_FAILED (reply set).
+ */
+static int
+claim_copy(struct copy_ctx *cx, const struct rewrite_msg *m, const char *digest,
+	   struct smtp_reply *r, unsigned *copies, int *claim)
+{
+	struct deliver *d = cx->ds->d;
+	const struct conf *cf = d->cf;
+	const struct smtp_envelope *env = cx->env;
+	const struct store_group *g = cx->g;
+	char	msgid[256];
+
+	rewrite_message_id(m, msgid, sizeof(msgid));
+	flow_owner_now(cf, &cx->o);
+	*claim = store_claim(d->st, g->name, digest, msgid[0] ? msgid : NULL,
+			     cf->dedup_window, &cx->o, &cx->c);
+	cx->lease_end = (double) (cx->o.now + cx->o.lease);
+	switch (*claim) {
+	case STORE_ERROR:
+		flow_lookup_failed(d, env, r);
+		return (STEP_FAILED);
+	case CLAIM_DONE:
+		msg_info("%s: group=%s, from=<%s>, status=duplicate (already relayed at "
+			 "%s UTC; not sent again)", env->id, g->name, env->sender, cx->c.when);
+		(*copies)++;
+		return (STEP_SENT);
+	case CLAIM_BUSY:
+		msg_info("%s: group=%s, from=<%s>, status=deferred (the same message is "
+			 "being relayed by process %ld since %s UTC; not sent twice)",
+			 env->id, g->name, env->sender, cx->c.owner, cx->c.when);
+		smtp_reply_set(r, 451, "4.3.0 Error: this message is being sent to the "
+			       "list right now, try again later");
+		return (STEP_FAILED);
+	case CLAIM_RESUME:
+		msg_info("%s: group=%s, from=<%s>, resuming a copy first claimed at %s UTC: "
+			 "members already served are skipped", env->id, g->name,
+			 env->sender, cx->c.when);
+		break;
+	}
+	flow_crash_point("claimed", 0);
+	return (STEP_ON);
+}
+
+/*
+ * copy_recipients - the members to send to into rl (on a resumed claim,
+ * those no transaction has served yet).  With nobody left the copy is
+ * released complete: STEP_SENT.  Else STEP_ON, or STEP_FAILED or
+ * STEP_RELEASE with the reply set.
+ */
+static int
+copy_recipients(struct copy_ctx *cx, int claim, struct rcpt_list *rl,
+		struct smtp_reply *r, unsigned *copies)
+{
+	struct deliver *d = cx->ds->d;
+	const struct conf *cf = d->cf;
+	const struct smtp_envelope *env = cx->env;
+	long	n;
+	int	rc;
+
+	if (store_read_begin(d->st) == STORE_ERROR)
+		n = STORE_ERROR;
+	else
+		n = store_recipients(d->st, cx->g->name, claim == CLAIM_RESUME ? cx->c.id : 0,
+				     flow_collect, rl);
+	store_read_end(d->st);
+	if (n == STORE_ERROR) {
+		flow_lookup_failed(d, env, r);
+		return (STEP_RELEASE);
+	}
+	if (rl->n > 0)
+		return (STEP_ON);
+	if (cx->c.id && (rc = store_release(d->st, cx->c.id, 1, cf->dedup_window, &cx->o))
+	    != STORE_YES) {
+		if (rc == STORE_ERROR)
+			flow_lookup_failed(d, env, r);
+		else
+			claim_lost(env, cx->g, r);
+		return (STEP_FAILED);
+	}
+	msg_info("%s: group=%s, from=<%s>, nrcpt=0, status=sent (no %srecipients)",
+		 env->id, cx->g->name, env->sender, claim == CLAIM_RESUME ? "more " : "");
+	(*copies)++;
+	return (STEP_SENT);
+}
+
+/* copy_text - the list's rewritten copy, malloc'd; NULL if out of memory */
+static char *
+copy_text(const struct copy_ctx *cx, const struct rewrite_msg *m, size_t *clen)
+{
+	const struct conf *cf = cx->ds->d->cf;
+	const struct store_group *g = cx->g;
+	struct rewrite_list l;
+
+	l.group = g->name;
+	l.description = g->description;
+	l.domain = cf->domain;
+	l.bounce_local = cf->bounce_local;
+	l.postmaster_local = cf->postmaster_local;
+	l.is_group = g->is_group;
+	l.delim = g->is_group && g->subscribe != SUB_CLOSED ? cf->delim : 0;
+	return (rewrite_copy(m, &l, clen));
+}
+
+/* copy_flags - the relay flags of this copy: XVERP, 8BITMIME, SMTPUTF8 */
+static unsigned
+copy_flags(const struct copy_ctx *cx, const char *digest, const struct rcpt_list *rl)
+{
+	struct deliver *d = cx->ds->d;
+	const struct conf *cf = d->cf;
+	unsigned flags = 0;
+
+	/*
+	 * XVERP: Postfix gives each member's copy the envelope sender
+	 * bounce+member=domain@listdomain, so a bounce names its member even
+	 * when it is not a proper DSN.  It costs Postfix one delivery
+	 * transaction per member, so with verp-interval N only about one
+	 * post in N goes with it, chosen by the post's digest: a retry of the
+	 * same post makes the same choice.
+	 */
+	if (cf->verp && verp_chosen(digest, cf->verp_interval)) {
+		if (relay_has_capa(d->relay, "XVERP") == 0 && !d->verp_warned++)
+			msg_warn("relay %s does not offer XVERP: bounces cannot be traced to "
+				 "members by address (Postfix: smtpd_authorized_verp_clients = "
+				 "127.0.0.1, [::1])", cf->relay);
+		flags |= RELAY_XVERP;
+	}
+	if (cx->env->body_8bit)
+		flags |= RELAY_8BITMIME;
+	if (cx->env->smtputf8)
+		flags |= RELAY_SMTPUTF8;
+	for (size_t i = 0; i < rl->n && !(flags & RELAY_SMTPUTF8); i++)
+		if (flow_needs_utf8(rl->v[i]))
+			flags |= RELAY_SMTPUTF8;
+	return (flags);
+}
+
+/*
+ * relay_copy - rewrite the copy and relay it to rl with a checkpoint
+ * after each transaction; sent in several, mark it complete.  STEP_ON
+ * with *st and res filled in, or STEP_RELEASE (reply set).
+ */
+static int
+relay_copy(struct copy_ctx *cx, const struct rewrite_msg *m, const char *digest,
+	   const struct rcpt_list *rl, enum relay_status *st, struct relay_result *res,
+	   struct smtp_reply *r)
+{
+	struct deliver *d = cx->ds->d;
+	const struct conf *cf = d->cf;
+	struct relay_hooks hooks;
+	char   *copy;
+	unsigned flags;
+	size_t	clen;
+	int	rc;
+
+	if ((copy = copy_text(cx, m, &clen)) == NULL) {
+		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
+		return (STEP_RELEASE);
+	}
+	flags = copy_flags(cx, digest, rl);
+	cx->total = rl->n;
+	/* The lease, again, right before the relay is contacted: the machine
+	 * may have slept since the claim (later transactions: proceed). */
+	if (cx->c.id && flow_boot_now() >= cx->lease_end) {
+		free(copy);
+		msg_warn("%s: group=%s: the claim's lease ended before the relay was contacted "
+			 "(the worker was stopped or the machine slept); the retry sends",
+			 cx->env->id, cx->g->name);
+		smtp_reply_set(r, 451, "4.4.0 Error: cannot relay the list copy now, "
+			       "try again later");
+		return (STEP_RELEASE);
+	}
+	hooks.checkpoint = checkpoint;
+	hooks.proceed = proceed;
+	hooks.may_send = may_send;
+	hooks.arg = cx;
+	hooks.hard_deadline = cx->deadline;
+	*st = relay_send(d->relay, d->bounce_addr, flags, rl->v, rl->n,
+			 cf->relay_recipient_limit, copy, clen, &hooks, res);
+	free(copy);
+	if (*st == RELAY_OK && cx->c.id && !cx->completed) {
+		/* Sent in several transactions, each committed: now complete.
+		 * Should this fail, the retry finds nobody left and says 250. */
+		flow_crash_point("before-mark", 0);
+		if ((rc = store_release(d->st, cx->c.id, 1, cf->dedup_window, &cx->o)) == STORE_YES)
+			cx->completed = 1;
+		else if (rc == STORE_NO)
+			cx->lost = 1;
+		else
+			msg_warn("%s: database: %s", cx->env->id, store_errmsg(d->st));
+	}
+	return (STEP_ON);
+}
+
+/* relay_problem - the warning for a relay that refuses mlistd, if it does */
+static void
+relay_problem(const struct copy_ctx *cx, int claim, const struct relay_result *res)
+{
+	const char *id = cx->env->id, *group = cx->g->name;
+
+	if (res->problem && (res->accepted > 0 || claim == CLAIM_RESUME)
+	    && strncmp(res->reply, "every recipient refused: ", 25) == 0)
+		/* The relay took this copy for others: an access rule may
+		 * refuse these members alone, or its configuration changed. */
+		msg_warn("%s: group=%s: the relay refused every recipient of a transaction "
+			 "for a reason not about their mailboxes (%s) after it took this copy for "
+			 "other members: either its access rules refuse these members (remove "
+			 "them from the list, or change the rules) or its configuration changed; "
+			 "the post gets 451 and is retried for them alone, never counted as "
+			 "their bounce", id, group, res->reply + 25);
+	else if (res->problem)
+		msg_warn("%s: group=%s: the relay refuses mlistd itself: %s; every post gets "
+			 "451 until the relay accepts mail from mlistd for any recipient "
+			 "(Postfix: mynetworks or smtpd_relay_restrictions for mlistd's "
+			 "address, smtpd_recipient_limit >= relay-recipient-limit)",
+			 id, group, res->reply);
+}
+
+/*
+ * copy_outcome - the relay's answer for this copy: its log line and, short
+ * of complete, the reply.  STEP_SENT, STEP_FAILED (the claim is lost) or
+ * STEP_RELEASE.
+ */
+static int
+copy_outcome(const struct copy_ctx *cx, int claim, const struct rcpt_list *rl,
+	     enum relay_status st, const struct relay_result *res, struct smtp_reply *r,
+	     unsigned *copies)
+{
+	const struct conf *cf = cx->ds->d->cf;
+	const struct smtp_envelope *env = cx->env;
+	const struct store_group *g = cx->g;
+
+	if (st == RELAY_OK && (cx->completed || cx->c.id == 0)) {
+		flow_crash_point("before-reply", 0);
+		msg_info("%s: group=%s, from=<%s>, nrcpt=%zu, refused=%zu, relay=%s, "
+			 "status=sent (%s)", env->id, g->name, env->sender, res->accepted,
+			 res->refused, cf->relay, res->accepted ? res->queued : "every member refused");
+		(*copies)++;
+		return (STEP_SENT);
+	}
+	if (cx->lost) {
+		claim_lost(env, g, r);
+		return (STEP_FAILED);
+	}
+	relay_problem(cx, claim, res);
+	msg_warn("%s: group=%s, from=<%s>, nrcpt=%zu, served=%zu, refused=%zu, "
+		 "deferred=%zu, relay=%s, status=%s (%s)", env->id, g->name, env->sender,
+		 rl->n, res->accepted, res->refused, res->deferred, cf->relay,
+		 st == RELAY_PERM ? "bounced" : "deferred",
+		 st == RELAY_OK ? "could not record the copy as complete" : res->reply);
+	/* 5xx upstream only when no member got anything, in any attempt. */
+	if (st == RELAY_PERM && *copies == 0 && claim != CLAIM_RESUME)
+		smtp_reply_set(r, 554, "5.3.0 Error: the relay refused the list copy: %s",
+			       res->reply);
+	else
+		smtp_reply_set(r, 451, "4.4.0 Error: cannot relay the list copy now, "
+			       "try again later");
+	return (STEP_RELEASE);
+}
+
+/* release_claim - let go of the claim on a copy this attempt did not finish */
+static void
+release_claim(const struct copy_ctx *cx)
+{
+	struct deliver *d = cx->ds->d;
+
+	/* The retry resumes where this attempt stopped. */
+	if (cx->c.id && store_release(d->st, cx->c.id, 0, d->cf->dedup_window, &cx->o)
+	    == STORE_ERROR)
+		msg_warn("%s: group=%s: cannot release the claim (a retry waits until its "
+			 "lease ends): %s", cx->env->id, cx->g->name, store_errmsg(d->st));
+}
+
 /*
  * post_send - one list: claim, recipients, rewrite, relay with a
  * checkpoint after each transaction, release.  0 or -1 (reply set).
@@ -392,194 +670,25 @@ post_send(struct deliver_session *ds, const struct smtp_envelope *env,
 	  const char *digest, double eod_start, struct smtp_reply *r,
 	  unsigned *copies)
 {
-	struct deliver *d = ds->d;
-	const struct conf *cf = d->cf;
 	struct rcpt_list rl = {NULL, 0, 0, g->name};
-	struct rewrite_list l;
 	struct relay_result res;
 	struct copy_ctx cx;
-	struct relay_hooks hooks;
 	enum relay_status st;
-	char   *copy, msgid[256];
-	unsigned flags = 0;
-	size_t	clen;
-	long	n;
-	int	claim = CLAIM_NEW, rc;
+	int	claim = CLAIM_NEW, step;
 
 	memset(&cx, 0, sizeof(cx));
 	cx.ds = ds;
 	cx.env = env;
 	cx.g = g;
-	cx.deadline = eod_start + cf->data_done_timeout;
-	if (cf->dedup_window > 0) {
-		rewrite_message_id(m, msgid, sizeof(msgid));
-		flow_owner_now(cf, &cx.o);
-		claim = store_claim(d->st, g->name, digest, msgid[0] ? msgid : NULL,
-				    cf->dedup_window, &cx.o, &cx.c);
-		cx.lease_end = (double) (cx.o.now + cx.o.lease);
-		switch (claim) {
-		case STORE_ERROR:
-			flow_lookup_failed(d, env, r);
-			return (-1);
-		case CLAIM_DONE:
-			msg_info("%s: group=%s, from=<%s>, status=duplicate (already relayed at "
-				 "%s UTC; not sent again)", env->id, g->name, env->sender, cx.c.when);
-			(*copies)++;
-			return (0);
-		case CLAIM_BUSY:
-			msg_info("%s: group=%s, from=<%s>, status=deferred (the same message is "
-				 "being relayed by process %ld since %s UTC; not sent twice)",
-				 env->id, g->name, env->sender, cx.c.owner, cx.c.when);
-			smtp_reply_set(r, 451, "4.3.0 Error: this message is being sent to the "
-				       "list right now, try again later");
-			return (-1);
-		case CLAIM_RESUME:
-			msg_info("%s: group=%s, from=<%s>, resuming a copy first claimed at %s UTC: "
-				 "members already served are skipped", env->id, g->name,
-				 env->sender, cx.c.when);
-			break;
-		}
-		flow_crash_point("claimed", 0);
-	}
-	if (store_read_begin(d->st) == STORE_ERROR)
-		n = STORE_ERROR;
-	else
-		n = store_recipients(d->st, g->name, claim == CLAIM_RESUME ? cx.c.id : 0,
-				     flow_collect, &rl);
-	store_read_end(d->st);
-	if (n == STORE_ERROR) {
-		flow_rcpt_free(&rl);
-		flow_lookup_failed(d, env, r);
-		goto release;
-	}
-	if (rl.n == 0) {
-		flow_rcpt_free(&rl);
-		if (cx.c.id && (rc = store_release(d->st, cx.c.id, 1, cf->dedup_window, &cx.o))
-		    != STORE_YES) {
-			if (rc == STORE_ERROR)
-				flow_lookup_failed(d, env, r);
-			else
-				claim_lost(env, g, r);
-			return (-1);
-		}
-		msg_info("%s: group=%s, from=<%s>, nrcpt=0, status=sent (no %srecipients)",
-			 env->id, g->name, env->sender, claim == CLAIM_RESUME ? "more " : "");
-		(*copies)++;
-		return (0);
-	}
-	l.group = g->name;
-	l.description = g->description;
-	l.domain = cf->domain;
-	l.bounce_local = cf->bounce_local;
-	l.postmaster_local = cf->postmaster_local;
-	l.is_group = g->is_group;
-	l.delim = g->is_group && g->subscribe != SUB_CLOSED ? cf->delim : 0;
-	if ((copy = rewrite_copy(m, &l, &clen)) == NULL) {
-		flow_rcpt_free(&rl);
-		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
-		goto release;
-	}
-	/*
-	 * XVERP: Postfix gives each member's copy the envelope sender
-	 * bounce+member=domain@listdomain, so a bounce names its member even
-	 * when it is not a proper DSN.  It costs Postfix one delivery
-	 * transaction per member, so with verp-interval N only about one
-	 * post in N goes with it, chosen by the post's digest: a retry of the
-	 * same post makes the same choice.
-	 */
-	if (cf->verp && verp_chosen(digest, cf->verp_interval)) {
-		if (relay_has_capa(d->relay, "XVERP") == 0 && !d->verp_warned++)
-			msg_warn("relay %s does not offer XVERP: bounces cannot be traced to "
-				 "members by address (Postfix: smtpd_authorized_verp_clients = "
-				 "127.0.0.1, [::1])", cf->relay);
-		flags |= RELAY_XVERP;
-	}
-	if (env->body_8bit)
-		flags |= RELAY_8BITMIME;
-	if (env->smtputf8)
-		flags |= RELAY_SMTPUTF8;
-	for (size_t i = 0; i < rl.n && !(flags & RELAY_SMTPUTF8); i++)
-		if (flow_needs_utf8(rl.v[i]))
-			flags |= RELAY_SMTPUTF8;
-	cx.total = rl.n;
-	/* The lease, again, right before the relay is contacted: the machine
-	 * may have slept since the claim (later transactions: proceed). */
-	if (cx.c.id && flow_boot_now() >= cx.lease_end) {
-		free(copy);
-		flow_rcpt_free(&rl);
-		msg_warn("%s: group=%s: the claim's lease ended before the relay was contacted "
-			 "(the worker was stopped or the machine slept); the retry sends",
-			 env->id, g->name);
-		smtp_reply_set(r, 451, "4.4.0 Error: cannot relay the list copy now, "
-			       "try again later");
-		goto release;
-	}
-	hooks.checkpoint = checkpoint;
-	hooks.proceed = proceed;
-	hooks.may_send = may_send;
-	hooks.arg = &cx;
-	hooks.hard_deadline = cx.deadline;
-	st = relay_send(d->relay, d->bounce_addr, flags, rl.v, rl.n,
-			cf->relay_recipient_limit, copy, clen, &hooks, &res);
-	free(copy);
-	if (st == RELAY_OK && cx.c.id && !cx.completed) {
-		/* Sent in several transactions, each committed: now complete.
-		 * Should this fail, the retry finds nobody left and says 250. */
-		flow_crash_point("before-mark", 0);
-		if ((rc = store_release(d->st, cx.c.id, 1, cf->dedup_window, &cx.o)) == STORE_YES)
-			cx.completed = 1;
-		else if (rc == STORE_NO)
-			cx.lost = 1;
-		else
-			msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
-	}
-	if (st == RELAY_OK && (cx.completed || cx.c.id == 0)) {
-		flow_crash_point("before-reply", 0);
-		msg_info("%s: group=%s, from=<%s>, nrcpt=%zu, refused=%zu, relay=%s, "
-			 "status=sent (%s)", env->id, g->name, env->sender, res.accepted,
-			 res.refused, cf->relay, res.accepted ? res.queued : "every member refused");
-		(*copies)++;
-		flow_rcpt_free(&rl);
-		return (0);
-	}
-	if (cx.lost) {
-		flow_rcpt_free(&rl);
-		claim_lost(env, g, r);
-		return (-1);
-	}
-	if (res.problem && (res.accepted > 0 || claim == CLAIM_RESUME)
-	    && strncmp(res.reply, "every recipient refused: ", 25) == 0)
-		/* The relay took this copy for others: an access rule may
-		 * refuse these members alone, or its configuration changed. */
-		msg_warn("%s: group=%s: the relay refused every recipient of a transaction "
-			 "for a reason not about their mailboxes (%s) after it took this copy for "
-			 "other members: either its access rules refuse these members (remove "
-			 "them from the list, or change the rules) or its configuration changed; "
-			 "the post gets 451 and is retried for them alone, never counted as "
-			 "their bounce", env->id, g->name, res.reply + 25);
-	else if (res.problem)
-		msg_warn("%s: group=%s: the relay refuses mlistd itself: %s; every post gets "
-			 "451 until the relay accepts mail from mlistd for any recipient "
-			 "(Postfix: mynetworks or smtpd_relay_restrictions for mlistd's "
-			 "address, smtpd_recipient_limit >= relay-recipient-limit)",
-			 env->id, g->name, res.reply);
-	msg_warn("%s: group=%s, from=<%s>, nrcpt=%zu, served=%zu, refused=%zu, "
-		 "deferred=%zu, relay=%s, status=%s (%s)", env->id, g->name, env->sender,
-		 rl.n, res.accepted, res.refused, res.deferred, cf->relay,
-		 st == RELAY_PERM ? "bounced" : "deferred",
-		 st == RELAY_OK ? "could not record the copy as complete" : res.reply);
+	cx.deadline = eod_start + ds->d->cf->data_done_timeout;
+	if (ds->d->cf->dedup_window > 0
+	    && (step = claim_copy(&cx, m, digest, r, copies, &claim)) != STEP_ON)
+		return (step == STEP_SENT ? 0 : -1);
+	if ((step = copy_recipients(&cx, claim, &rl, r, copies)) == STEP_ON
+	    && (step = relay_copy(&cx, m, digest, &rl, &st, &res, r)) == STEP_ON)
+		step = copy_outcome(&cx, claim, &rl, st, &res, r, copies);
 	flow_rcpt_free(&rl);
-	/* 5xx upstream only when no member got anything, in any attempt. */
-	if (st == RELAY_PERM && *copies == 0 && claim != CLAIM_RESUME)
-		smtp_reply_set(r, 554, "5.3.0 Error: the relay refused the list copy: %s",
-			       res.reply);
-	else
-		smtp_reply_set(r, 451, "4.4.0 Error: cannot relay the list copy now, "
-			       "try again later");
-release:
-	/* The retry resumes where this attempt stopped. */
-	if (cx.c.id && store_release(d->st, cx.c.id, 0, cf->dedup_window, &cx.o) == STORE_ERROR)
-		msg_warn("%s: group=%s: cannot release the claim (a retry waits until its "
-			 "lease ends): %s", env->id, g->name, store_errmsg(d->st));
-	return (-1);
+	if (step == STEP_RELEASE)
+		release_claim(&cx);
+	return (step == STEP_SENT ? 0 : -1);
 }

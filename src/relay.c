@@ -539,140 +539,160 @@ rset(struct relay *r)
 /* Outcome of one transaction, for relay_send's loop. */
 enum { T_DONE, T_RETRY, T_FAIL };
 
+/* rcpt_state - recipient j's state from its reply to RCPT; 0, ENOMEM, or
+ * ECONNRESET when the relay is closing (421) */
+static int
+rcpt_state(struct relay *r, struct txn *t, size_t j, const struct reply *rp,
+	   struct relay_result *res, int *full)
+{
+	if (rp->code / 100 == 2) {
+		t->state[j] = R_ACCEPTED;
+		t->accepted++;
+	} else if (rp->code / 100 == 5) {
+		t->state[j] = R_REFUSED;
+		if ((t->reply[j] = strdup(rp->text)) == NULL)
+			return (ENOMEM);
+		t->refused++;
+	} else if (rp->code == 452) {
+		t->state[j] = R_NEXT;	/* too many: the next transaction */
+		t->next++;
+		if (!r->pipelining) {
+			/* Lock-step: no point asking for more. */
+			for (size_t k = j + 1; k < t->n; k++, t->next++)
+				t->state[k] = R_NEXT;
+			*full = 1;
+		}
+	} else if (rp->code == 421) {
+		/* Closing: this one and the rest are not done. */
+		snprintf(res->reply, sizeof(res->reply), "%s", rp->text);
+		t->state[j] = R_LATER;
+		return (ECONNRESET);
+	} else {
+		t->state[j] = R_LATER;	/* 450, 451: for the retry */
+		t->later++;
+		snprintf(res->reply, sizeof(res->reply), "%s", rp->text);
+	}
+	return (0);
+}
+
 /*
- * one_txn - MAIL, the RCPTs of t, DATA, message, dot.  Sets each
- * recipient's state; T_DONE when the transaction ended as the relay
- * wanted (t says who is served), T_RETRY when a reused connection was
- * found closed before anything happened, T_FAIL with res filled in.
+ * envelope - MAIL and the RCPTs of t, in windows with PIPELINING (the
+ * last one carries DATA: *data_sent), else one by one; the replies set
+ * the recipients' states.  0, or an I/O error for txn_failed (*mail_read:
+ * mail holds the reply to MAIL).
  */
 static int
-one_txn(struct relay *r, const char *sender, const char *params,
-	char *const *rcpt, struct txn *t, const char *msg, size_t len,
-	const struct relay_hooks *h, struct relay_result *res, int *data_failed)
+envelope(struct relay *r, const char *sender, const char *params, char *const *rcpt,
+	 struct txn *t, struct reply *mail, int *mail_read, int *data_sent,
+	 struct relay_result *res)
 {
-	struct reply rp, mail;
+	struct reply rp;
 	size_t	i = 0;
-	int	rc, data_sent = 0, mail_read = 0, full = 0, was_reused = r->reused;
+	int	rc, full = 0;
 
-	*data_failed = 0;
-	for (size_t j = 0; j < t->n; j++)
-		t->state[j] = R_WAIT;
 	if ((rc = put(r, "MAIL FROM", sender, params)) != 0)
-		goto io_failed;
-	mail.code = 0;
+		return (rc);
+	mail->code = 0;
 	if (!r->pipelining) {
-		if ((rc = read_reply(r, &mail)) != 0)
-			goto io_failed;
-		mail_read = 1;
+		if ((rc = read_reply(r, mail)) != 0)
+			return (rc);
+		*mail_read = 1;
 	}
-	while (i < t->n && (mail.code == 0 || mail.code / 100 == 2)) {
+	while (i < t->n && (mail->code == 0 || mail->code / 100 == 2)) {
 		size_t	wend = r->pipelining ? (i + PIPE_WINDOW < t->n ? i + PIPE_WINDOW : t->n)
 			: i + 1;
 
 		for (size_t j = i; j < wend; j++)
 			if ((rc = put(r, "RCPT TO", rcpt[t->idx[j]], NULL)) != 0)
-				goto io_failed;
+				return (rc);
 		/* The last window carries DATA too (RFC 2920: DATA ends a group). */
 		if (r->pipelining && wend == t->n) {
 			if ((rc = sockstream_write(r->carrier, "DATA\r\n", 6)) != 0)
-				goto io_failed;
-			data_sent = 1;
+				return (rc);
+			*data_sent = 1;
 		}
 		sockstream_quickack(r->carrier, r->pipelining);
-		if (!mail_read) {
-			if ((rc = read_reply(r, &mail)) != 0)
-				goto io_failed;
-			mail_read = 1;
+		if (!*mail_read) {
+			if ((rc = read_reply(r, mail)) != 0)
+				return (rc);
+			*mail_read = 1;
 		}
 		for (size_t j = i; j < wend; j++) {
 			if ((rc = read_reply(r, &rp)) != 0)
-				goto io_failed;
-			if (mail.code / 100 != 2)
+				return (rc);
+			if (mail->code / 100 != 2)
 				continue;	/* their 503s say nothing of them */
-			if (rp.code / 100 == 2) {
-				t->state[j] = R_ACCEPTED;
-				t->accepted++;
-			} else if (rp.code / 100 == 5) {
-				t->state[j] = R_REFUSED;
-				if ((t->reply[j] = strdup(rp.text)) == NULL) {
-					rc = ENOMEM;
-					goto io_failed;
-				}
-				t->refused++;
-			} else if (rp.code == 452) {
-				t->state[j] = R_NEXT;	/* too many: the next transaction */
-				t->next++;
-				if (!r->pipelining) {
-					/* Lock-step: no point asking for more. */
-					for (size_t k = j + 1; k < t->n; k++, t->next++)
-						t->state[k] = R_NEXT;
-					full = 1;
-				}
-			} else if (rp.code == 421) {
-				/* Closing: this one and the rest are not done. */
-				snprintf(res->reply, sizeof(res->reply), "%s", rp.text);
-				t->state[j] = R_LATER;
-				rc = ECONNRESET;
-				goto io_failed;
-			} else {
-				t->state[j] = R_LATER;	/* 450, 451: for the retry */
-				t->later++;
-				snprintf(res->reply, sizeof(res->reply), "%s", rp.text);
-			}
+			if ((rc = rcpt_state(r, t, j, &rp, res, &full)) != 0)
+				return (rc);
 		}
 		sockstream_quickack(r->carrier, 0);
 		i = full ? t->n : wend;
 	}
-	if (mail.code / 100 != 2) {
-		/* Refused: us, not the members (5xx is a relay problem). */
-		if (data_sent && (rc = read_reply(r, &rp)) != 0)
-			goto io_failed;
-		if (mail.code == 421 && was_reused) {
-			disconnect(r, 0);	/* closed while idle: start over */
-			return (T_RETRY);
-		}
-		r->reused = 1;
-		snprintf(res->reply, sizeof(res->reply), "%s", mail.text);
-		res->problem = mail.code / 100 == 5;
-		if (mail.code == 421)
-			disconnect(r, 0);
-		else
-			(void) rset(r);
-		return (T_FAIL);
+	return (0);
+}
+
+/* mail_refused - MAIL refused (its reply to DATA, if sent, read): T_RETRY
+ * on a reused connection closed while idle, else T_FAIL */
+static int
+mail_refused(struct relay *r, const struct reply *mail, int was_reused,
+	     struct relay_result *res)
+{
+	if (mail->code == 421 && was_reused) {
+		disconnect(r, 0);	/* closed while idle: start over */
+		return (T_RETRY);
 	}
 	r->reused = 1;
-	if (!data_sent && t->accepted > 0) {
-		if ((rc = sockstream_write(r->carrier, "DATA\r\n", 6)) != 0)
-			goto io_failed;
-		data_sent = 1;
-	}
-	if (data_sent && (rc = read_reply(r, &rp)) != 0)
-		goto io_failed;
-	if (t->accepted == 0) {
-		/* Nobody to send to: the relay refused DATA (or was not asked). */
-		if (data_sent && rp.code == 354) {
-			snprintf(res->reply, sizeof(res->reply), "relay %s:%u: 354 to DATA "
-				 "without a recipient: %.300s", r->host, r->port, rp.text);
-			res->problem = 1;
-			disconnect(r, 0);
-			return (T_FAIL);
-		}
-		/* The refusals count only if the relay ends the transaction
-		 * in order: a 421 or a hang-up here leaves them in doubt. */
-		if (rset(r) < 0) {
-			snprintf(res->reply, sizeof(res->reply), "relay %s:%u: connection lost "
-				 "after refusing every recipient", r->host, r->port);
-			return (T_FAIL);
-		}
-		return (T_DONE);
-	}
-	if (rp.code != 354) {
-		snprintf(res->reply, sizeof(res->reply), "%s", rp.text);
-		res->problem = rp.code / 100 == 5;	/* 503, 554 to DATA itself */
-		*data_failed = 1;
+	snprintf(res->reply, sizeof(res->reply), "%s", mail->text);
+	res->problem = mail->code / 100 == 5;
+	if (mail->code == 421)
+		disconnect(r, 0);
+	else
 		(void) rset(r);
+	return (T_FAIL);
+}
+
+/* no_recipient - end a transaction the relay accepted nobody in (rp: its
+ * reply to DATA, if data_sent); T_DONE or T_FAIL */
+static int
+no_recipient(struct relay *r, int data_sent, const struct reply *rp,
+	     struct relay_result *res)
+{
+	/* Nobody to send to: the relay refused DATA (or was not asked). */
+	if (data_sent && rp->code == 354) {
+		snprintf(res->reply, sizeof(res->reply), "relay %s:%u: 354 to DATA "
+			 "without a recipient: %.300s", r->host, r->port, rp->text);
+		res->problem = 1;
+		disconnect(r, 0);
 		return (T_FAIL);
 	}
+	/* The refusals count only if the relay ends the transaction
+	 * in order: a 421 or a hang-up here leaves them in doubt. */
+	if (rset(r) < 0) {
+		snprintf(res->reply, sizeof(res->reply), "relay %s:%u: connection lost "
+			 "after refusing every recipient", r->host, r->port);
+		return (T_FAIL);
+	}
+	return (T_DONE);
+}
+
+/* defer_accepted - the recipients accepted in t are owed, not served */
+static void
+defer_accepted(struct txn *t)
+{
+	for (size_t j = 0; j < t->n; j++)
+		if (t->state[j] == R_ACCEPTED)
+			t->state[j] = R_LATER;
+}
+
+/* send_message - after 354, the message and the dot; T_DONE (res->queued:
+ * the relay's reply to the dot) or T_FAIL */
+static int
+send_message(struct relay *r, struct txn *t, const char *msg, size_t len,
+	     const struct relay_hooks *h, struct relay_result *res, int *data_failed)
+{
+	struct reply rp;
+	int	rc = 0;
+
 	/*
 	 * The last moment to change our mind: a worker stopped (SIGSTOP, a
 	 * machine asleep) before its message went out must not send it
@@ -691,9 +711,7 @@ one_txn(struct relay *r, const char *sender, const char *params,
 				 r->host, r->port);
 		*data_failed = 1;
 		disconnect(r, 0);
-		for (size_t j = 0; j < t->n; j++)
-			if (t->state[j] == R_ACCEPTED)
-				t->state[j] = R_LATER;
+		defer_accepted(t);
 		return (T_FAIL);
 	}
 	if ((rc = sockstream_write(r->carrier, ".\r\n", 3)) != 0
@@ -702,29 +720,35 @@ one_txn(struct relay *r, const char *sender, const char *params,
 		io_text(r, rc, res->reply, sizeof(res->reply));
 		*data_failed = 1;
 		disconnect(r, 0);
-		for (size_t j = 0; j < t->n; j++)
-			if (t->state[j] == R_ACCEPTED)
-				t->state[j] = R_LATER;
+		defer_accepted(t);
 		return (T_FAIL);
 	}
 	if (rp.code / 100 != 2) {
 		snprintf(res->reply, sizeof(res->reply), "%s", rp.text);
 		*data_failed = rp.code / 100 == 5 ? 5 : 4;
-		for (size_t j = 0; j < t->n; j++)
-			if (t->state[j] == R_ACCEPTED)
-				t->state[j] = R_LATER;
+		defer_accepted(t);
 		return (T_FAIL);
 	}
 	snprintf(res->queued, sizeof(res->queued), "%s", rp.text);
 	return (T_DONE);
-io_failed:
+}
+
+/*
+ * txn_failed - a transaction cut short by the I/O error rc (a hang-up, a
+ * timeout, 421, a malformed reply): T_RETRY when a reused connection
+ * failed before any reply, else T_FAIL with nobody in it served.
+ */
+static int
+txn_failed(struct relay *r, struct txn *t, int rc, int mail_read, const struct reply *mail,
+	   int was_reused, struct relay_result *res)
+{
 	sockstream_quickack(r->carrier, 0);
 	/* A reused connection that failed before any reply: start over. */
 	if (was_reused && !mail_read && rc != MU_ERR_BADREPLY) {
 		disconnect(r, 0);
 		return (T_RETRY);
 	}
-	if (mail_read && mail.code == 421 && was_reused) {
+	if (mail_read && mail->code == 421 && was_reused) {
 		disconnect(r, 0);
 		return (T_RETRY);
 	}
@@ -737,6 +761,53 @@ io_failed:
 		if (t->state[j] == R_ACCEPTED || t->state[j] == R_WAIT)
 			t->state[j] = R_LATER;
 	return (T_FAIL);
+}
+
+/*
+ * one_txn - MAIL, the RCPTs of t, DATA, message, dot.  Sets each
+ * recipient's state; T_DONE when the transaction ended as the relay
+ * wanted (t says who is served), T_RETRY when a reused connection was
+ * found closed before anything happened, T_FAIL with res filled in.
+ */
+static int
+one_txn(struct relay *r, const char *sender, const char *params,
+	char *const *rcpt, struct txn *t, const char *msg, size_t len,
+	const struct relay_hooks *h, struct relay_result *res, int *data_failed)
+{
+	struct reply rp, mail;
+	int	rc, data_sent = 0, mail_read = 0, was_reused = r->reused;
+
+	*data_failed = 0;
+	for (size_t j = 0; j < t->n; j++)
+		t->state[j] = R_WAIT;
+	if ((rc = envelope(r, sender, params, rcpt, t, &mail, &mail_read, &data_sent, res)) != 0)
+		goto io_failed;
+	if (mail.code / 100 != 2) {
+		/* Refused: us, not the members (5xx is a relay problem). */
+		if (data_sent && (rc = read_reply(r, &rp)) != 0)
+			goto io_failed;
+		return (mail_refused(r, &mail, was_reused, res));
+	}
+	r->reused = 1;
+	if (!data_sent && t->accepted > 0) {
+		if ((rc = sockstream_write(r->carrier, "DATA\r\n", 6)) != 0)
+			goto io_failed;
+		data_sent = 1;
+	}
+	if (data_sent && (rc = read_reply(r, &rp)) != 0)
+		goto io_failed;
+	if (t->accepted == 0)
+		return (no_recipient(r, data_sent, &rp, res));
+	if (rp.code != 354) {
+		snprintf(res->reply, sizeof(res->reply), "%s", rp.text);
+		res->problem = rp.code / 100 == 5;	/* 503, 554 to DATA itself */
+		*data_failed = 1;
+		(void) rset(r);
+		return (T_FAIL);
+	}
+	return (send_message(r, t, msg, len, h, res, data_failed));
+io_failed:
+	return (txn_failed(r, t, rc, mail_read, &mail, was_reused, res));
 }
 
 /* mail_params - the ESMTP parameters for MAIL FROM; -1 with why */
@@ -774,6 +845,156 @@ valid_path(const char *a)
 	return (n > 0 && n <= SMTP_ADDR_MAX);
 }
 
+/* What a finished transaction leaves relay_send to do. */
+enum { F_NEXT, F_END, F_UNRECORDED };
+
+/* txn_ready - may the next transaction start: the proceed hook (after
+ * the first), a connection, the MAIL parameters; 0, or -1 with res set */
+static int
+txn_ready(struct relay *r, unsigned flags, const struct relay_hooks *h, unsigned started,
+	  double last, char *params, size_t plen, struct relay_result *res)
+{
+	if (started > 0 && h && h->proceed && h->proceed(h->arg, last) != 0) {
+		res->stopped = 1;
+		snprintf(res->reply, sizeof(res->reply), "stopped before the next "
+			 "transaction (deadline or shutdown)");
+		return (-1);
+	}
+	if (r->smtp == NULL
+	    && connect_relay(r, res->reply, sizeof(res->reply), &res->problem) < 0)
+		return (-1);
+	return (mail_params(r, flags, params, plen, res));
+}
+
+/*
+ * sender_refused - was a member of t refused at RCPT for mlistd's sender
+ * (see sender_refusal)?  F_NEXT if not, else F_END once whom t served is
+ * reported, or F_UNRECORDED.
+ */
+static int
+sender_refused(const struct relay_hooks *h, struct txn *t, char *const *rcpt,
+	       const char *sender, struct relay_outcome *out, struct relay_result *res)
+{
+	for (size_t j = 0; j < t->n; j++)
+		if (t->state[j] == R_REFUSED && sender_refusal(t->reply[j], sender)) {
+			/* Not the member's doing; and not to be sent twice. */
+			snprintf(res->reply, sizeof(res->reply), "the relay refuses the "
+				 "sender: %s", t->reply[j]);
+			res->problem = 1;
+			res->deferred += t->n;
+			if (t->accepted > 0) {
+				/* Those are served: report them, and only them. */
+				for (size_t i = 0; i < t->n; i++)
+					if (t->state[i] != R_ACCEPTED)
+						t->state[i] = R_LATER;
+				res->accepted += t->accepted;
+				res->transactions++;
+				res->deferred -= t->accepted;
+				if (report(h, t, rcpt, 1, out) != 0)
+					return (F_UNRECORDED);
+			}
+			return (F_END);
+		}
+	return (F_NEXT);
+}
+
+/* requeue - the recipients of t told 452 back to the queue's head, for
+ * the next transaction; how many */
+static size_t
+requeue(const struct txn *t, size_t *queue, size_t *head)
+{
+	size_t	k = 0;
+
+	for (size_t j = 0; j < t->n; j++)
+		if (t->state[j] == R_NEXT)
+			k++;
+	*head -= k;
+	for (size_t j = 0, w = *head; j < t->n; j++)
+		if (t->state[j] == R_NEXT)
+			queue[w++] = t->idx[j];
+	return (k);
+}
+
+/*
+ * txn_done - a transaction that ended in order: whom it served, refused
+ * or owes, reported to the checkpoint hook, and its 452s back in the
+ * queue.  F_NEXT, F_END (res says why) or F_UNRECORDED.
+ */
+static int
+txn_done(struct relay *r, const char *sender, char *const *rcpt, struct txn *t,
+	 size_t *queue, size_t *head, const struct relay_hooks *h,
+	 struct relay_outcome *out, struct relay_result *res)
+{
+	int	rc;
+
+	/*
+	 * Every recipient of a transaction refused alike for a reason
+	 * that is not about the mailbox (see mailbox_refusal): that is
+	 * a rule of the relay's, which refuses mlistd (relay access, a
+	 * configuration change, also in the middle of a fan-out), not a
+	 * verdict on these members.  Refusals about the mailbox (550
+	 * 5.1.1 no such user) are always the members', so a list whose
+	 * first batch, or every member, is dead still gets its bounces.
+	 */
+	if (t->accepted == 0 && t->next == 0 && t->later == 0
+	    && refused_alike(t->reply, t->n) && !mailbox_refusal(t->reply[0], sender)) {
+		snprintf(res->reply, sizeof(res->reply), "every recipient refused: %s",
+			 t->reply[0]);
+		res->problem = 1;
+		res->deferred += t->n;
+		return (F_END);
+	}
+	if ((rc = sender_refused(h, t, rcpt, sender, out, res)) != F_NEXT)
+		return (rc);
+	if (t->accepted > 0) {
+		res->accepted += t->accepted;
+		res->transactions++;
+	}
+	/* 452: back to the queue's head, for the next transaction. */
+	if (requeue(t, queue, head) == t->n) {
+		snprintf(res->reply, sizeof(res->reply), "relay %s:%u took no "
+			 "recipient (452 to the first)", r->host, r->port);
+		return (F_END);
+	}
+	for (size_t j = 0; j < t->n; j++)
+		if (t->state[j] == R_LATER)
+			res->deferred++;
+	res->refused += t->refused;
+	if (report(h, t, rcpt, 1, out) != 0)
+		return (F_UNRECORDED);
+	return (F_NEXT);
+}
+
+/* valid_queue - the indexes of the recipients fit to send into queue;
+ * how many */
+static size_t
+valid_queue(char *const *rcpt, size_t nrcpt, size_t *queue)
+{
+	size_t	n = 0;
+
+	/* Nothing that could smuggle a command goes on the wire. */
+	for (size_t i = 0; i < nrcpt; i++)
+		if (valid_path(rcpt[i]))
+			queue[n++] = i;
+		else
+			msg_warn("relay: invalid recipient address skipped");
+	return (n);
+}
+
+/* cut_short - res after a transaction that failed (T_FAIL) */
+static void
+cut_short(const struct txn *t, int data_failed, struct relay_result *res)
+{
+	/*
+	 * Cut short (421, a hang-up, a timeout, a refusal of MAIL,
+	 * DATA or the dot): nobody in it is done with, not even a
+	 * member refused at RCPT, whose refusal is in doubt.
+	 */
+	res->deferred += t->n;
+	if (data_failed == 5 && res->transactions == 0)
+		res->status = RELAY_PERM;
+}
+
 enum relay_status
 relay_send(struct relay *r, const char *sender, unsigned flags,
 	   char *const *rcpt, size_t nrcpt, size_t batch,
@@ -805,26 +1026,12 @@ relay_send(struct relay *r, const char *sender, unsigned flags,
 		snprintf(res->reply, sizeof(res->reply), "out of memory");
 		goto done;
 	}
-	/* Nothing that could smuggle a command goes on the wire. */
-	for (size_t i = 0; i < nrcpt; i++)
-		if (valid_path(rcpt[i]))
-			queue[nqueue++] = i;
-		else
-			msg_warn("relay: invalid recipient address skipped");
+	nqueue = valid_queue(rcpt, nrcpt, queue);
 	while (head < nqueue) {
 		double	t0;
 		int	st, data_failed;
 
-		if (started > 0 && h && h->proceed && h->proceed(h->arg, last) != 0) {
-			res->stopped = 1;
-			snprintf(res->reply, sizeof(res->reply), "stopped before the next "
-				 "transaction (deadline or shutdown)");
-			goto done;
-		}
-		if (r->smtp == NULL
-		    && connect_relay(r, res->reply, sizeof(res->reply), &res->problem) < 0)
-			goto done;
-		if (mail_params(r, flags, params, sizeof(params), res) < 0)
+		if (txn_ready(r, flags, h, started, last, params, sizeof(params), res) < 0)
 			goto done;
 		txn_clear(&t);
 		while (t.n < batch && head < nqueue)
@@ -844,79 +1051,12 @@ relay_send(struct relay *r, const char *sender, unsigned flags,
 		retried = 0;
 		started++;
 		if (st == T_FAIL) {
-			/*
-			 * Cut short (421, a hang-up, a timeout, a refusal of MAIL,
-			 * DATA or the dot): nobody in it is done with, not even a
-			 * member refused at RCPT, whose refusal is in doubt.
-			 */
-			res->deferred += t.n;
-			if (data_failed == 5 && res->transactions == 0)
-				res->status = RELAY_PERM;
+			cut_short(&t, data_failed, res);
 			goto done;
 		}
-		/*
-		 * Every recipient of a transaction refused alike for a reason
-		 * that is not about the mailbox (see mailbox_refusal): that is
-		 * a rule of the relay's, which refuses mlistd (relay access, a
-		 * configuration change, also in the middle of a fan-out), not a
-		 * verdict on these members.  Refusals about the mailbox (550
-		 * 5.1.1 no such user) are always the members', so a list whose
-		 * first batch, or every member, is dead still gets its bounces.
-		 */
-		if (t.accepted == 0 && t.next == 0 && t.later == 0
-		    && refused_alike(t.reply, t.n) && !mailbox_refusal(t.reply[0], sender)) {
-			snprintf(res->reply, sizeof(res->reply), "every recipient refused: %s",
-				 t.reply[0]);
-			res->problem = 1;
-			res->deferred += t.n;
+		if ((st = txn_done(r, sender, rcpt, &t, queue, &head, h, out, res)) == F_END)
 			goto done;
-		}
-		for (size_t j = 0; j < t.n; j++)
-			if (t.state[j] == R_REFUSED && sender_refusal(t.reply[j], sender)) {
-				/* Not the member's doing; and not to be sent twice. */
-				snprintf(res->reply, sizeof(res->reply), "the relay refuses the "
-					 "sender: %s", t.reply[j]);
-				res->problem = 1;
-				res->deferred += t.n;
-				if (t.accepted > 0) {
-					/* Those are served: report them, and only them. */
-					for (size_t i = 0; i < t.n; i++)
-						if (t.state[i] != R_ACCEPTED)
-							t.state[i] = R_LATER;
-					res->accepted += t.accepted;
-					res->transactions++;
-					res->deferred -= t.accepted;
-					if (report(h, &t, rcpt, 1, out) != 0)
-						goto unrecorded;
-				}
-				goto done;
-			}
-		if (t.accepted > 0) {
-			res->accepted += t.accepted;
-			res->transactions++;
-		}
-		/* 452: back to the queue's head, for the next transaction. */
-		{
-			size_t	k = 0;
-
-			for (size_t j = 0; j < t.n; j++)
-				if (t.state[j] == R_NEXT)
-					k++;
-			head -= k;
-			for (size_t j = 0, w = head; j < t.n; j++)
-				if (t.state[j] == R_NEXT)
-					queue[w++] = t.idx[j];
-			if (k == t.n) {
-				snprintf(res->reply, sizeof(res->reply), "relay %s:%u took no "
-					 "recipient (452 to the first)", r->host, r->port);
-				goto done;
-			}
-		}
-		for (size_t j = 0; j < t.n; j++)
-			if (t.state[j] == R_LATER)
-				res->deferred++;
-		res->refused += t.refused;
-		if (report(h, &t, rcpt, 1, out) != 0)
+		if (st == F_UNRECORDED)
 			goto unrecorded;
 	}
 	res->status = res->deferred > 0 ? RELAY_TEMP : RELAY_OK;

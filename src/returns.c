@@ -217,6 +217,194 @@ probe_answer(const struct conf *cf, const struct smtp_envelope *env, const char 
 	return (a);
 }
 
+/* probe_fields - status, action and diagnostic of the row for a probe's
+ * answer; diag: room for the diagnostic of a proof of life */
+static void
+probe_fields(enum probe_answer answer, const char *why, const struct bounce_report *rep,
+	     struct store_bounce *b, char *diag, size_t dlen)
+{
+	const struct bounce_rcpt *x = NULL;
+
+	for (size_t i = 0; i < rep->nrcpt && x == NULL; i++)
+		if (strcmp(rep->rcpt[i].action, "failed") == 0)
+			x = &rep->rcpt[i];
+	if (answer == ANSWER_FAILED && x) {
+		b->status = x->status[0] ? x->status : NULL;
+		b->action = "failed";
+		b->diagnostic = x->diagnostic[0] ? x->diagnostic : NULL;
+	} else if (answer == ANSWER_FAILED) {
+		/* A failure notice that came back to a tag only we make. */
+		b->status = "5.0.0";
+		b->action = "failed";
+		b->diagnostic = "probe returned in a failure notice without a "
+			"delivery-status report";
+	} else if (answer == ANSWER_ALIVE) {
+		snprintf(diag, dlen, "probe answered by %s: proof of life", why);
+		b->diagnostic = diag;
+	} else if (rep->nrcpt > 0) {
+		b->status = rep->rcpt[0].status[0] ? rep->rcpt[0].status : NULL;
+		b->action = rep->rcpt[0].action[0] ? rep->rcpt[0].action : NULL;
+		b->diagnostic = rep->rcpt[0].diagnostic[0] ? rep->rcpt[0].diagnostic : NULL;
+	}
+}
+
+/* probe_evidence - enough evidence unsubscribes the probed member from
+ * that list; 1, or 0 on a database error */
+static int
+probe_evidence(struct deliver *d, const struct smtp_envelope *env, const struct probe_hit *ph)
+{
+	const struct conf *cf = d->cf;
+	long	n = store_evidence(d->st, ph->member, cf->bounce_window);
+	int	u = STORE_NO;
+
+	if (n == STORE_ERROR)
+		return (0);
+	if (n >= (long) cf->bounce_threshold
+	    && (u = store_unsubscribe(d->st, ph->group, ph->member, "bounces")) == STORE_ERROR)
+		return (0);
+	if (u == STORE_YES)
+		msg_info("%s: unsubscribed <%s> from %s after %ld bounced probes in "
+			 "%u days", env->id, ph->member, ph->group, n, cf->bounce_window);
+	return (1);
+}
+
+/*
+ * probe_row - the one row of a bounce at a probe's valid tag, the probe
+ * marked bounced or answered, the evidence counted (*answer and *why:
+ * probe_answer's).  Inside the caller's write transaction; 1, or 0 on a
+ * database error.
+ */
+static int
+probe_row(struct deliver *d, const struct smtp_envelope *env, const char *msg, size_t len,
+	  const struct bounce_report *rep, const struct probe_hit *ph, struct store_bounce *b,
+	  enum probe_answer *answer, const char **why)
+{
+	const struct conf *cf = d->cf;
+	char	diag[600];
+	int	ok;
+
+	/*
+	 * The probe went to one member: one row.  Evidence only if the
+	 * answer reports a failure; an answer from the mailbox itself
+	 * (an auto-reply, a message from the member) is proof of life.
+	 */
+	*answer = probe_answer(cf, env, msg, len, rep, ph->member, why);
+	b->address = ph->member;
+	b->group_name = ph->group;
+	probe_fields(*answer, *why, rep, b, diag, sizeof(diag));
+	b->evidence = *answer == ANSWER_FAILED;
+	ok = store_add_bounce(d->st, b) != STORE_ERROR;
+	if (ok && *answer == ANSWER_FAILED)
+		ok = store_probe_mark(d->st, ph->member, (long long) ph->expires,
+				      (long long) time(NULL)) != STORE_ERROR;
+	else if (ok && *answer == ANSWER_ALIVE)
+		ok = store_probe_alive(d->st, ph->member, (long long) ph->expires,
+				       (long long) time(NULL)) != STORE_ERROR;
+	/* Enough evidence unsubscribes the member from that list. */
+	if (ok && b->evidence && cf->bounce_threshold > 0)
+		ok = probe_evidence(d, env, ph);
+	return (ok);
+}
+
+/* Members one bounce may have probed, at the most. */
+#define RETURNS_PROBES	3
+
+/*
+ * hint_rows - the rows of a bounce that came to no probe: one per
+ * reported recipient, or one when nothing is parsable; verp (NULL: none)
+ * names the member.  Whom to probe goes into probe_for.  Inside the
+ * caller's write transaction; 1, or 0 on a database error.
+ */
+static int
+hint_rows(struct deliver *d, const struct bounce_report *rep, const char *verp,
+	  struct store_bounce *b, const char **probe_for, size_t *nprobe, size_t *rows)
+{
+	int	ok = 1;
+
+	for (size_t i = 0; i < rep->nrcpt && ok; i++) {
+		const struct bounce_rcpt *x = &rep->rcpt[i];
+		char	diag[1400];
+
+		/* With VERP the envelope names the member, even if the report
+		 * names a forwarding target. */
+		b->address = (verp && rep->nrcpt == 1) ? verp : x->address;
+		b->status = x->status[0] ? x->status : NULL;
+		b->action = x->action[0] ? x->action : NULL;
+		if (b->address == verp && strcasecmp(verp, x->address) != 0)
+			snprintf(diag, sizeof(diag), "%s (reported for <%s>)", x->diagnostic,
+				 x->address);
+		else
+			snprintf(diag, sizeof(diag), "%s", x->diagnostic);
+		b->diagnostic = diag[0] ? diag : NULL;
+		ok = store_add_bounce(d->st, b) != STORE_ERROR;
+		(*rows)++;
+		if (strcmp(x->action, "failed") == 0 && x->status[0] == '5'
+		    && *nprobe < RETURNS_PROBES)
+			probe_for[(*nprobe)++] = b->address;
+	}
+	if (ok && rep->nrcpt == 0) {
+		/* Nothing parsable: one row, the member if VERP tells it. */
+		b->address = verp;
+		ok = store_add_bounce(d->st, b) != STORE_ERROR;
+		(*rows)++;
+		if (verp)
+			probe_for[(*nprobe)++] = verp;
+	}
+	return (ok);
+}
+
+/* publish_bounce - the Maildir file into new/ and the rows committed, both
+ * or neither; 0, or -1 with a 451 reply set */
+static int
+publish_bounce(struct deliver *d, const struct smtp_envelope *env, const char *rcpt,
+	       const char *name, struct smtp_reply *r)
+{
+	const char *dir = d->cf->bounce_maildir;
+	char	err[1024];
+
+	if (maildir_publish(dir, name, err, sizeof(err)) < 0) {
+		msg_warn("%s: bounce to=<%s>: %s", env->id, rcpt, err);
+		store_rollback(d->st);
+		maildir_unlink(dir, "tmp", name);
+		maildir_unlink(dir, "new", name);
+		smtp_reply_set(r, 451, "4.3.0 Error: cannot store the bounce, try again later");
+		return (-1);
+	}
+	if (store_commit(d->st) == STORE_ERROR) {
+		msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
+		store_rollback(d->st);
+		maildir_unlink(dir, "new", name);
+		smtp_reply_set(r, 451, "4.3.0 Error: cannot record the bounce, try again later");
+		return (-1);
+	}
+	return (0);
+}
+
+/* probe_members - send a probe to each member in probe_for that is ours
+ * (in group, if not NULL) and has none within probe-interval */
+static void
+probe_members(struct deliver_session *ds, const struct smtp_envelope *env,
+	      const char **probe_for, size_t nprobe, const char *group)
+{
+	struct deliver *d = ds->d;
+	const struct conf *cf = d->cf;
+
+	for (size_t i = 0; cf->bounce_threshold > 0 && i < nprobe; i++) {
+		char	g[STORE_NAME_MAX + 1];
+		int	due;
+
+		if (store_member_group(d->st, probe_for[i], group, g, sizeof(g)) != STORE_YES)
+			continue;		/* not ours to probe */
+		due = store_probe_due(d->st, probe_for[i], cf->probe_interval,
+				      (long long) time(NULL));
+		if (due == STORE_YES)
+			send_probe(ds, env, probe_for[i], g);
+		else if (due == STORE_NO)
+			msg_info("%s: no probe for <%s>: one was sent within probe-interval",
+				 env->id, probe_for[i]);
+	}
+}
+
 /*
  * returns_store - one bounce message, however many bounce addresses
  * (bounce, bounce+TAG) it was sent to: one Maildir file and at most
@@ -241,13 +429,13 @@ returns_store(struct deliver_session *ds, const struct smtp_envelope *env,
 	struct deliver *d = ds->d;
 	const struct conf *cf = d->cf;
 	char	name[512], file[600], err[1024], verp[SMTP_ADDR_MAX + 1], group[128];
-	const char *dir = cf->bounce_maildir, *probe_for[3];
+	const char *dir = cf->bounce_maildir, *probe_for[RETURNS_PROBES];
 	struct store_bounce b;
 	struct probe_hit ph;
 	enum probe_answer answer = ANSWER_UNCLEAR;
 	const char *why = "";
 	size_t	rows = 0, nprobe = 0;
-	int	have_verp, have_group, ok = 1;
+	int	have_verp, have_group, ok;
 
 	have_verp = verp_ok && strncasecmp(local + strlen(cf->bounce_local), "+probe-", 7) != 0
 		&& bounce_verp_decode(local, cf->bounce_local, verp, sizeof(verp)) == 0;
@@ -268,108 +456,14 @@ returns_store(struct deliver_session *ds, const struct smtp_envelope *env,
 	b.maildir_file = file;
 	b.group_name = have_group ? group : NULL;
 	if (ph.valid) {
-		/*
-		 * The probe went to one member: one row.  Evidence only if the
-		 * answer reports a failure; an answer from the mailbox itself
-		 * (an auto-reply, a message from the member) is proof of life.
-		 */
-		const struct bounce_rcpt *x = NULL;
-		char	diag[600];
-
-		answer = probe_answer(cf, env, msg, len, rep, ph.member, &why);
-		for (size_t i = 0; i < rep->nrcpt && x == NULL; i++)
-			if (strcmp(rep->rcpt[i].action, "failed") == 0)
-				x = &rep->rcpt[i];
-		b.address = ph.member;
-		b.group_name = ph.group;
-		if (answer == ANSWER_FAILED && x) {
-			b.status = x->status[0] ? x->status : NULL;
-			b.action = "failed";
-			b.diagnostic = x->diagnostic[0] ? x->diagnostic : NULL;
-		} else if (answer == ANSWER_FAILED) {
-			/* A failure notice that came back to a tag only we make. */
-			b.status = "5.0.0";
-			b.action = "failed";
-			b.diagnostic = "probe returned in a failure notice without a "
-				"delivery-status report";
-		} else if (answer == ANSWER_ALIVE) {
-			snprintf(diag, sizeof(diag), "probe answered by %s: proof of life", why);
-			b.diagnostic = diag;
-		} else if (rep->nrcpt > 0) {
-			b.status = rep->rcpt[0].status[0] ? rep->rcpt[0].status : NULL;
-			b.action = rep->rcpt[0].action[0] ? rep->rcpt[0].action : NULL;
-			b.diagnostic = rep->rcpt[0].diagnostic[0] ? rep->rcpt[0].diagnostic : NULL;
-		}
-		b.evidence = answer == ANSWER_FAILED;
-		ok = store_add_bounce(d->st, &b) != STORE_ERROR;
-		if (ok && answer == ANSWER_FAILED)
-			ok = store_probe_mark(d->st, ph.member, (long long) ph.expires,
-					      (long long) time(NULL)) != STORE_ERROR;
-		else if (ok && answer == ANSWER_ALIVE)
-			ok = store_probe_alive(d->st, ph.member, (long long) ph.expires,
-					       (long long) time(NULL)) != STORE_ERROR;
+		ok = probe_row(d, env, msg, len, rep, &ph, &b, &answer, &why);
 		rows++;
-		/* Enough evidence unsubscribes the member from that list. */
-		if (ok && b.evidence && cf->bounce_threshold > 0) {
-			long	n = store_evidence(d->st, ph.member, cf->bounce_window);
-			int	u = STORE_NO;
-
-			if (n == STORE_ERROR)
-				ok = 0;
-			else if (n >= (long) cf->bounce_threshold
-				 && (u = store_unsubscribe(d->st, ph.group, ph.member, "bounces")) == STORE_ERROR)
-				ok = 0;
-			else if (u == STORE_YES)
-				msg_info("%s: unsubscribed <%s> from %s after %ld bounced probes in "
-					 "%u days", env->id, ph.member, ph.group, n, cf->bounce_window);
-		}
-	}
-	for (size_t i = 0; !ph.valid && i < rep->nrcpt && ok; i++) {
-		const struct bounce_rcpt *x = &rep->rcpt[i];
-		char	diag[1400];
-
-		/* With VERP the envelope names the member, even if the report
-		 * names a forwarding target. */
-		b.address = (have_verp && rep->nrcpt == 1) ? verp : x->address;
-		b.status = x->status[0] ? x->status : NULL;
-		b.action = x->action[0] ? x->action : NULL;
-		if (b.address == verp && strcasecmp(verp, x->address) != 0)
-			snprintf(diag, sizeof(diag), "%s (reported for <%s>)", x->diagnostic,
-				 x->address);
-		else
-			snprintf(diag, sizeof(diag), "%s", x->diagnostic);
-		b.diagnostic = diag[0] ? diag : NULL;
-		ok = store_add_bounce(d->st, &b) != STORE_ERROR;
-		rows++;
-		if (strcmp(x->action, "failed") == 0 && x->status[0] == '5'
-		    && nprobe < sizeof(probe_for) / sizeof(probe_for[0]))
-			probe_for[nprobe++] = b.address;
-	}
-	if (ok && !ph.valid && rep->nrcpt == 0) {
-		/* Nothing parsable: one row, the member if VERP tells it. */
-		b.address = have_verp ? verp : NULL;
-		ok = store_add_bounce(d->st, &b) != STORE_ERROR;
-		rows++;
-		if (have_verp)
-			probe_for[nprobe++] = verp;
-	}
+	} else
+		ok = hint_rows(d, rep, have_verp ? verp : NULL, &b, probe_for, &nprobe, &rows);
 	if (!ok)
 		goto db_failed;
-	if (maildir_publish(dir, name, err, sizeof(err)) < 0) {
-		msg_warn("%s: bounce to=<%s>: %s", env->id, rcpt, err);
-		store_rollback(d->st);
-		maildir_unlink(dir, "tmp", name);
-		maildir_unlink(dir, "new", name);
-		smtp_reply_set(r, 451, "4.3.0 Error: cannot store the bounce, try again later");
+	if (publish_bounce(d, env, rcpt, name, r) < 0)
 		return (-1);
-	}
-	if (store_commit(d->st) == STORE_ERROR) {
-		msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
-		store_rollback(d->st);
-		maildir_unlink(dir, "new", name);
-		smtp_reply_set(r, 451, "4.3.0 Error: cannot record the bounce, try again later");
-		return (-1);
-	}
 	msg_info("%s: bounce to=<%s>%s, rows=%zu, dsn=%s, member=%s, group=%s, %s, file=%s",
 		 env->id, rcpt, nbounce > 1 ? " and other bounce addresses" : "", rows,
 		 rep->is_dsn ? "yes" : "no", ph.valid ? ph.member : have_verp ? verp : "unknown",
@@ -389,21 +483,7 @@ returns_store(struct deliver_session *ds, const struct smtp_envelope *env,
 	 * once per probe-interval.  After the commit: the bounce is safe, and
 	 * a probe that cannot be sent changes nothing about it.
 	 */
-	for (size_t i = 0; cf->bounce_threshold > 0 && i < nprobe; i++) {
-		char	g[STORE_NAME_MAX + 1];
-		int	due;
-
-		if (store_member_group(d->st, probe_for[i], have_group ? group : NULL, g,
-				       sizeof(g)) != STORE_YES)
-			continue;		/* not ours to probe */
-		due = store_probe_due(d->st, probe_for[i], cf->probe_interval,
-				      (long long) time(NULL));
-		if (due == STORE_YES)
-			send_probe(ds, env, probe_for[i], g);
-		else if (due == STORE_NO)
-			msg_info("%s: no probe for <%s>: one was sent within probe-interval",
-				 env->id, probe_for[i]);
-	}
+	probe_members(ds, env, probe_for, nprobe, have_group ? group : NULL);
 	return (0);
 db_failed:
 	msg_warn("%s: database: %s", env->id, store_errmsg(d->st));
