@@ -116,7 +116,42 @@ deliver_free(struct deliver *d)
 struct report {
 	FILE   *fp;
 	const struct conf *cf;
+	struct store *st;
 };
+
+/* count_one - store_moderators callback: count */
+static int
+count_one(void *arg, const char *address)
+{
+	(void) address;
+	++*(long *) arg;
+	return (0);
+}
+
+/* report_moderation - a list's line about moderation, and a warning
+ * when it holds posts and nobody is there to decide; -1 on a database
+ * error */
+static int
+report_moderation(struct report *rp, const struct store_group *g)
+{
+	static const char *const others[] = {"reject", "hold", "discard"};
+	const struct conf *cf = rp->cf;
+	long	n = 0;
+
+	if (store_moderators(rp->st, g->name, count_one, &n) == STORE_ERROR)
+		return (-1);
+	fprintf(rp->fp, "mlistd: list %s@%s: moderated=%s, others=%s, %ld moderator%s%s%s\n",
+		g->name, cf->domain, g->moderated ? "yes" : "no", others[g->others], n,
+		n == 1 ? "" : "s", g->notify_owners && n > 0 ? " (told of subscriptions)" : "",
+		g->notify_held ? ", authors told when a post is held" : "");
+	if (n == 0 && (g->moderated || g->others == OTHERS_HOLD))
+		fprintf(rp->fp, "mlistd: warning: list %s@%s holds posts (%s) but has no "
+			"moderator: they wait for a decision with sqlite3 (UPDATE held SET "
+			"decision = ...) or expire after hold-expiry; INSERT INTO moderators "
+			"VALUES ('%s', 'ADDRESS') to have them sent to someone\n", g->name,
+			cf->domain, g->moderated ? "moderated = 1" : "others = 'hold'", g->name);
+	return (0);
+}
 
 static int
 report_group(void *arg, const struct store_group *g)
@@ -140,6 +175,8 @@ report_group(void *arg, const struct store_group *g)
 			"recipients unsubscribe at %s%cunsubscribe@%s\n",
 			g->subscribe == SUB_CONFIRM ? "anyone may" : "addresses in members may",
 			g->name, cf->delim, cf->domain, g->name, cf->delim, cf->domain);
+	if (report_moderation(rp, g) < 0)
+		return (-1);
 	/* A subscription never adds to members (it would grant posting on
 	 * every 'members' list): such a list's subscribers cannot post. */
 	if (g->subscribe != SUB_CLOSED && g->posting == POST_MEMBERS)
@@ -173,7 +210,7 @@ deliver_check(const struct conf *cf, FILE *report, char *err, size_t errlen)
 	if ((st = store_open(cf->database, cf->database_timeout * 1000, err, errlen)) == NULL)
 		return (-1);
 	if (report) {
-		struct report rp = {report, cf};
+		struct report rp = {report, cf, st};
 		struct store_group pm;
 		long	n = store_groups(st, report_group, &rp);
 
