@@ -524,6 +524,54 @@ START_TEST(test_non_member_bounced_to_sender)
 }
 END_TEST
 
+/*
+ * Moderation through Postfix: a non-member's post to a list that holds
+ * such posts is accepted (no DSN to its sender), the moderator's notice
+ * travels through Postfix with the approve address, the approval sent
+ * to that address through Postfix releases the post to the members,
+ * once each.
+ */
+START_TEST(test_held_and_approved_by_mail)
+{
+	char   *got[2], addr[300];
+	const char *p;
+	int	n;
+
+	ck_assert_int_eq(tl_sql(&d, "UPDATE groups SET others = 'hold' WHERE name = 'group1';"
+				"INSERT INTO moderators VALUES ('group1', 'mod@example.org');"), 0);
+	ck_assert_int_eq(inject("stranger@example.net", "group1@example.com", "e2e-held",
+				"Stranger <stranger@example.net>"), 250);
+	n = wait_sink("RCPT TO:<mod@example.org>", 1, 30, got, 2);
+	if (n != 1)
+		show_maillog();
+	ck_assert_int_eq(n, 1);
+	ck_assert_ptr_nonnull(strstr(got[0], "Content-Type: message/rfc822"));
+	ck_assert_ptr_nonnull(strstr(got[0], "Subject: e2e-held"));
+	p = strstr(got[0], "group1+approve+");
+	ck_assert_ptr_nonnull(p);
+	snprintf(addr, sizeof(addr), "%.*s", (int) strspn(p, "abcdefghijklmnopqrstuvwxyz"
+		 "0123456789+-.@"), p);
+	free(got[0]);
+	ck_assert_ptr_nonnull(strstr(addr, "@example.com"));
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM held WHERE decision IS NULL"), 1);
+	/* Nobody but the moderator has anything yet. */
+	ck_assert_int_eq(wait_sink("Subject: e2e-held\r\n\r\nHello", 1, 1, NULL, 0), 0);
+	ck_assert_int_eq(inject("mod@example.org", addr, "Re: held", "Mod <mod@example.org>"),
+			 250);
+	n = wait_sink("Subject: e2e-held\r\n", 3, 30, NULL, 0);
+	if (n != 3)
+		show_maillog();
+	ck_assert_int_eq(n, 3);		/* the notice, alice's, bob's */
+	ck_assert_int_eq(wait_sql("SELECT count(*) FROM held WHERE decision = 'approve'"
+				  " AND decided_by = 'mod@example.org' AND done_at IS NOT NULL", 1,
+				  30), 1);
+	ck_assert_int_eq(wait_sink("RCPT TO:<alice@example.org>", 1, 5, NULL, 0), 1);
+	ck_assert_int_eq(wait_sink("RCPT TO:<bob@example.org>", 1, 5, NULL, 0), 1);
+	/* No DSN ever went to the held post's sender. */
+	ck_assert_int_eq(wait_sink("RCPT TO:<stranger@example.net>", 1, 2, NULL, 0), 0);
+}
+END_TEST
+
 /* mlistd down: Postfix defers; back up: delivered exactly once. */
 START_TEST(test_mlistd_down_then_back)
 {
@@ -740,6 +788,7 @@ main(void)
 	tcase_add_test(tc, test_loop_between_lists);
 	tcase_add_test(tc, test_no_smuggling_through_postfix);
 	tcase_add_test(tc, test_subscribe_round_trip);
+	tcase_add_test(tc, test_held_and_approved_by_mail);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("postfix-slow");
 	tcase_add_checked_fixture(tc, setup_slow, teardown_slow);
