@@ -103,5 +103,38 @@ SELECT datetime(done_at, 'unixepoch') AS confirmed, group_name, address, action
 -- UPDATE groups SET subscribe = 'confirm' WHERE name = 'group1';
 -- UPDATE groups SET subscribe = 'closed' WHERE name = 'group1';
 
+-- Moderation (mlistd(8), MODERATION).  Each list's policy: others is
+-- what becomes of a post that posting does not allow ('reject', 'hold',
+-- 'discard'); moderated = 1 holds every post but the moderators' own.
+SELECT g.name, g.posting, g.others, g.moderated, g.notify_owners, g.notify_held,
+       (SELECT count(*) FROM moderators m WHERE m.group_name = g.name) AS moderators
+  FROM groups g WHERE g.is_group = 1 ORDER BY g.name;
+
+-- Posts waiting for a moderator, per list, oldest first (from: the From:
+-- address, or the envelope sender when the post has none; both are the
+-- sender's word, not proof).  Decide on one (carried out within seconds):
+--   UPDATE held SET decision = 'approve' WHERE id = 12 AND decision IS NULL;
+-- or 'reject' (the author is told) or 'discard' (nobody is told).
+SELECT id, group_name AS list, coalesce(from_addr, sender) AS "from", subject,
+       received, expires
+  FROM held
+ WHERE decision IS NULL AND done_at IS NULL
+ ORDER BY group_name, id;
+
+-- Decisions of the last 30 days, newest first: who (an address, 'sqlite3',
+-- or 'mlistd' for an expiry), what, when it was carried out (NULL: not
+-- yet; outcome then says why it waits) and what that did.
+SELECT id, group_name AS list, coalesce(from_addr, sender) AS "from", subject,
+       coalesce(decided_by, 'sqlite3') AS decided_by, decision, decided_at,
+       done_at, outcome
+  FROM held
+ WHERE decision IS NOT NULL
+   AND coalesce(decided_at, done_at, received) >= datetime('now', '-30 days')
+ ORDER BY coalesce(done_at, decided_at) DESC, id DESC;
+
+-- Forget held posts carried out more than 90 days ago (their files are
+-- gone already).
+-- DELETE FROM held WHERE done_at < datetime('now', '-90 days');
+
 -- Forget bounces older than a year.
 -- DELETE FROM bounces WHERE received < datetime('now', '-365 days');
