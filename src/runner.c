@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -629,6 +630,38 @@ runner_signals(void)
 	(void) sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/*
+ * runner_lock - one runner at a time: after a reload the new runner waits
+ * here until the old one has finished its work in hand, so no notice is
+ * sent twice.  An flock on mlistd.runner beside the database, released
+ * by the kernel when its holder exits.  The descriptor, or -1 when the
+ * runner is asked to stop first.
+ */
+static int
+runner_lock(const struct conf *cf)
+{
+	char	path[4096];
+	const char *slash = strrchr(cf->database, '/');
+	int	fd;
+
+	snprintf(path, sizeof(path), "%.*smlistd.runner",
+		 slash ? (int) (slash - cf->database + 1) : 0, cf->database);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
+		msg_fatal("%s: %s", path, strerror(errno));
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		struct timespec nap = {0, 100 * 1000 * 1000};
+
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			msg_fatal("lock %s: %s", path, strerror(errno));
+		if (runner_stop) {
+			(void) close(fd);
+			return (-1);
+		}
+		(void) nanosleep(&nap, NULL);
+	}
+	return (fd);
+}
+
 void
 runner_main(const struct conf *cf)
 {
@@ -636,6 +669,7 @@ runner_main(const struct conf *cf)
 	char	hostname[256], err[512];
 	pid_t	master = getppid();
 	time_t	owners_at = 0;
+	int	lock;
 
 	msg_syslog_probe();
 	runner_signals();
@@ -657,7 +691,8 @@ runner_main(const struct conf *cf)
 	rn.ds.d = rn.d;
 	rn.ds.client = RUNNER_NAME;
 	rn.ds.stop = &runner_stop;
-	while (!runner_stop && getppid() == master) {
+	lock = runner_lock(cf);
+	while (lock >= 0 && !runner_stop && getppid() == master) {
 		due_pass(&rn);
 		if (!runner_stop)
 			notify_pass(&rn);
@@ -672,5 +707,7 @@ runner_main(const struct conf *cf)
 		}
 	}
 	deliver_free(rn.d);
+	if (lock >= 0)
+		(void) close(lock);
 	exit(0);
 }
