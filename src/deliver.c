@@ -387,44 +387,51 @@ post_route(struct deliver_session *ds, const struct smtp_envelope *env,
 	return (post_send(ds, env, m, g, digest, eod_start, r, copies));
 }
 
-/* d_data - the end of data */
-static void
-d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
-       size_t len, struct smtp_reply *r)
-{
-	struct deliver_session *ds = vctx;
-	const struct conf *cf = ds->d->cf;
-	struct store_group *groups = NULL;
-	int    *verdict = NULL;		/* post_check's, per list */
-	const char **reason = NULL;	/* ... why held */
-	struct cmd_rcpt *cmds = NULL;
-	struct rewrite_msg *m = NULL;
-	size_t	ngroups = 0, nbounce = 0, ncmds = 0;
-	unsigned copies = 0;
-	int	refused = 0;		/* r holds a refusal or a 4xx */
-	char	digest[41];
-	double	eod_start = sockstream_now();
+/* What the end of data found in the transaction. */
+struct eod {
+	struct store_group *groups;	/* the distinct lists */
+	int    *verdict;		/* post_check's, per list */
+	const char **reason;		/* ... why held */
+	struct cmd_rcpt *cmds;		/* command addresses */
+	size_t	ngroups, nbounce, ncmds;
+	struct rewrite_msg *m;
+};
 
-	if ((groups = calloc(env->nrcpt, sizeof(*groups))) == NULL
-	    || (verdict = calloc(env->nrcpt, sizeof(*verdict))) == NULL
-	    || (reason = calloc(env->nrcpt, sizeof(*reason))) == NULL
-	    || (cmds = calloc(env->nrcpt, sizeof(*cmds))) == NULL) {
-		free(groups);
-		free(verdict);
-		free(reason);
-		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
-		return;
+/* eod_free - what eod_alloc and the steps below allocated */
+static void
+eod_free(struct eod *e)
+{
+	rewrite_msg_free(e->m);
+	free(e->groups);
+	free(e->verdict);
+	free(e->reason);
+	free(e->cmds);
+}
+
+/* eod_alloc - room for n recipients; 0 or -1 (no memory) */
+static int
+eod_alloc(struct eod *e, size_t n)
+{
+	memset(e, 0, sizeof(*e));
+	if ((e->groups = calloc(n, sizeof(*e->groups))) == NULL
+	    || (e->verdict = calloc(n, sizeof(*e->verdict))) == NULL
+	    || (e->reason = calloc(n, sizeof(*e->reason))) == NULL
+	    || (e->cmds = calloc(n, sizeof(*e->cmds))) == NULL) {
+		eod_free(e);
+		return (-1);
 	}
-	/*
-	 * The lookups run in one read transaction: one round of locks
-	 * instead of one per statement.  First the distinct lists of this
-	 * transaction, then whether each of them takes the post.
-	 */
-	if (store_read_begin(ds->d->st) == STORE_ERROR) {
-		flow_lookup_failed(ds->d, env, r);
-		goto done;
-	}
-	for (size_t i = 0; i < env->nrcpt && !refused; i++) {
+	return (0);
+}
+
+/* eod_recipients - the distinct lists, the command addresses and the
+ * bounce addresses of the transaction; 0, or -1 with the reply set */
+static int
+eod_recipients(struct deliver_session *ds, const struct smtp_envelope *env, struct eod *e,
+	       struct smtp_reply *r)
+{
+	const struct conf *cf = ds->d->cf;
+
+	for (size_t i = 0; i < env->nrcpt; i++) {
 		char	local[SMTP_ADDR_MAX + 1];
 		const char *domain;
 		size_t	k;
@@ -433,54 +440,150 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 		if (flow_split(env->rcpt[i], cf->domain, local, sizeof(local), &domain) < 0)
 			continue;
 		if (flow_is_bounce(cf, local)) {
-			nbounce++;
+			e->nbounce++;
 			continue;
 		}
-		for (k = 0; k < ngroups; k++)
-			if (strcasecmp(groups[k].name, local) == 0)
+		for (k = 0; k < e->ngroups; k++)
+			if (strcasecmp(e->groups[k].name, local) == 0)
 				break;
-		if (k < ngroups)
+		if (k < e->ngroups)
 			continue;
-		rc = store_group(ds->d->st, local, &groups[ngroups]);
+		rc = store_group(ds->d->st, local, &e->groups[e->ngroups]);
 		if (rc == STORE_ERROR) {
 			flow_lookup_failed(ds->d, env, r);
-			refused = 1;
-		} else if (rc == STORE_NO && command_parse(local, cf->delim, &cmds[ncmds].c) == 0) {
+			return (-1);
+		} else if (rc == STORE_NO
+			   && command_parse(local, cf->delim, &e->cmds[e->ncmds].c) == 0) {
 			/* A command address: answered after the lists. */
-			cmds[ncmds++].rcpt = env->rcpt[i];
+			e->cmds[e->ncmds++].rcpt = env->rcpt[i];
 		} else if (rc == STORE_NO) {
 			/* Deleted between RCPT and DATA. */
 			smtp_reply_set(r, 550, "5.1.1 <%s>: Recipient address rejected: "
 				       "no such list or alias", env->rcpt[i]);
-			refused = 1;
+			return (-1);
 		} else
-			ngroups++;
+			e->ngroups++;
 	}
-	if (!refused && (ngroups > 0 || ncmds > 0)) {
-		struct rewrite_limits lim = {cf->max_header_fields, cf->max_header_size};
+	return (0);
+}
 
-		switch (rewrite_parse(msg, len, &lim, &m)) {
-		case REWRITE_OK:
-			break;
-		case REWRITE_TOO_MANY:
-		case REWRITE_TOO_BIG:
-			msg_info("%s: reject: header over max-header-fields (%u) or "
-				 "max-header-size (%lu)", env->id, cf->max_header_fields,
-				 cf->max_header_size);
-			smtp_reply_set(r, 552, "5.3.4 Error: message header too large "
-				       "(limit %u fields, %lu bytes)", cf->max_header_fields,
-				       cf->max_header_size);
-			refused = 1;
-			break;
-		default:
-			smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
-			refused = 1;
-		}
+/* eod_parse - the message's header, for lists and commands; 0 or -1
+ * with the reply set */
+static int
+eod_parse(struct deliver_session *ds, const struct smtp_envelope *env, const char *msg,
+	  size_t len, struct eod *e, struct smtp_reply *r)
+{
+	const struct conf *cf = ds->d->cf;
+	struct rewrite_limits lim = {cf->max_header_fields, cf->max_header_size};
+
+	if (e->ngroups == 0 && e->ncmds == 0)
+		return (0);
+	switch (rewrite_parse(msg, len, &lim, &e->m)) {
+	case REWRITE_OK:
+		return (0);
+	case REWRITE_TOO_MANY:
+	case REWRITE_TOO_BIG:
+		msg_info("%s: reject: header over max-header-fields (%u) or max-header-size (%lu)",
+			 env->id, cf->max_header_fields, cf->max_header_size);
+		smtp_reply_set(r, 552, "5.3.4 Error: message header too large "
+			       "(limit %u fields, %lu bytes)", cf->max_header_fields,
+			       cf->max_header_size);
+		return (-1);
+	default:
+		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
+		return (-1);
 	}
-	for (size_t k = 0; k < ngroups && !refused; k++)
-		if ((verdict[k] = post_check(ds, env, m, &groups[k], r, &reason[k])) < 0)
-			refused = 1;
+}
+
+/*
+ * eod_check - every list of the transaction checked first (loop, posting
+ * policy, moderation), in one read transaction: one round of locks
+ * instead of one per statement.  0, or -1 with the reply set.
+ */
+static int
+eod_check(struct deliver_session *ds, const struct smtp_envelope *env, const char *msg,
+	  size_t len, struct eod *e, struct smtp_reply *r)
+{
+	int	rc = 0;
+
+	if (store_read_begin(ds->d->st) == STORE_ERROR) {
+		flow_lookup_failed(ds->d, env, r);
+		return (-1);
+	}
+	if (eod_recipients(ds, env, e, r) < 0 || eod_parse(ds, env, msg, len, e, r) < 0)
+		rc = -1;
+	for (size_t k = 0; k < e->ngroups && rc == 0; k++)
+		if ((e->verdict[k] = post_check(ds, env, e->m, &e->groups[k], r,
+						&e->reason[k])) < 0)
+			rc = -1;
 	store_read_end(ds->d->st);
+	return (rc);
+}
+
+/*
+ * eod_bounces - the bounce addresses' share: one file and one set of
+ * rows for the message, not one per bounce address it names (50
+ * bounce+TAG recipients must not make 50 copies).  A VERP tag counts
+ * only if it is the only one.  0, or -1 with the reply set.
+ */
+static int
+eod_bounces(struct deliver_session *ds, const struct smtp_envelope *env, const char *msg,
+	    size_t len, const struct eod *e, struct smtp_reply *r)
+{
+	const struct conf *cf = ds->d->cf;
+	struct bounce_report rep;
+	char	first[SMTP_ADDR_MAX + 1] = "";
+	const char *first_rcpt = NULL;
+	int	tags_agree = 1, rc = 0;
+
+	/* Anyone can send a bounce: a large one is not worth keeping. */
+	if (len > cf->bounce_max_size) {
+		msg_info("%s: reject: bounce of %zu bytes over bounce-max-size", env->id, len);
+		smtp_reply_set(r, 552, "5.3.4 Error: bounce too large (limit %lu bytes)",
+			       cf->bounce_max_size);
+		return (-1);
+	}
+	if (bounce_parse(msg, len, &rep) < 0) {
+		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
+		return (-1);
+	}
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		char	local[SMTP_ADDR_MAX + 1];
+		const char *domain;
+
+		if (flow_split(env->rcpt[i], cf->domain, local, sizeof(local), &domain) < 0
+		    || !flow_is_bounce(cf, local))
+			continue;
+		if (first_rcpt == NULL) {
+			first_rcpt = env->rcpt[i];
+			snprintf(first, sizeof(first), "%s", local);
+		} else if (strcasecmp(first, local) != 0)
+			tags_agree = 0;
+	}
+	if (first_rcpt && returns_store(ds, env, first_rcpt, first, e->nbounce, tags_agree,
+					msg, len, &rep, r) < 0)
+		rc = -1;
+	bounce_report_free(&rep);
+	return (rc);
+}
+
+/* d_data - the end of data */
+static void
+d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
+       size_t len, struct smtp_reply *r)
+{
+	struct deliver_session *ds = vctx;
+	struct eod e;
+	unsigned copies = 0;
+	int	refused;		/* r holds a refusal or a 4xx */
+	char	digest[41];
+	double	eod_start = sockstream_now();
+
+	if (eod_alloc(&e, env->nrcpt) < 0) {
+		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
+		return;
+	}
+	refused = eod_check(ds, env, msg, len, &e, r) < 0;
 	/* A temporary failure: Postfix retries the whole transaction. */
 	if (refused && r->code < 500)
 		goto done;
@@ -490,67 +593,18 @@ d_data(void *vctx, const struct smtp_envelope *env, const char *msg,
 	 * twice for a bounce's sake.  A post refused for good (5xx) is
 	 * refused only after the bounce beside it was kept.
 	 */
-	if (nbounce > 0) {
-		struct bounce_report rep;
-
-		/* Anyone can send a bounce: a large one is not worth keeping. */
-		if (len > cf->bounce_max_size) {
-			msg_info("%s: reject: bounce of %zu bytes over bounce-max-size", env->id, len);
-			smtp_reply_set(r, 552, "5.3.4 Error: bounce too large (limit %lu bytes)",
-				       cf->bounce_max_size);
-			goto done;
-		}
-		if (bounce_parse(msg, len, &rep) < 0) {
-			smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
-			goto done;
-		}
-		/*
-		 * One file and one set of rows for the message, not one per
-		 * bounce address it names (50 bounce+TAG recipients must not
-		 * make 50 copies).  A VERP tag counts only if it is the only one.
-		 */
-		{
-			char	first[SMTP_ADDR_MAX + 1] = "";
-			const char *first_rcpt = NULL;
-			int	tags_agree = 1;
-
-			for (size_t i = 0; i < env->nrcpt; i++) {
-				char	local[SMTP_ADDR_MAX + 1];
-				const char *domain;
-
-				if (flow_split(env->rcpt[i], cf->domain, local, sizeof(local), &domain) < 0
-				    || !flow_is_bounce(cf, local))
-					continue;
-				if (first_rcpt == NULL) {
-					first_rcpt = env->rcpt[i];
-					snprintf(first, sizeof(first), "%s", local);
-				} else if (strcasecmp(first, local) != 0)
-					tags_agree = 0;
-			}
-			if (first_rcpt && returns_store(ds, env, first_rcpt, first, nbounce,
-							tags_agree, msg, len, &rep, r) < 0) {
-				bounce_report_free(&rep);
-				goto done;
-			}
-		}
-		bounce_report_free(&rep);
-	}
-	if (refused)
+	if ((e.nbounce > 0 && eod_bounces(ds, env, msg, len, &e, r) < 0) || refused)
 		goto done;
-	if (ngroups > 0 || ncmds > 0)
-		rewrite_digest(m, digest);
-	for (size_t k = 0; k < ngroups; k++)
-		if (post_route(ds, env, m, &groups[k], verdict[k], reason[k], msg, len, digest,
-			       eod_start, r, &copies) < 0)
+	if (e.ngroups > 0 || e.ncmds > 0)
+		rewrite_digest(e.m, digest);
+	for (size_t k = 0; k < e.ngroups; k++)
+		if (post_route(ds, env, e.m, &e.groups[k], e.verdict[k], e.reason[k], msg, len,
+			       digest, eod_start, r, &copies) < 0)
 			goto done;
-	for (size_t k = 0; k < ncmds; k++)
-		if (request_mail(ds, env, m, &cmds[k], digest, eod_start, r, &copies) < 0)
+	for (size_t k = 0; k < e.ncmds; k++)
+		if (request_mail(ds, env, e.m, &e.cmds[k], digest, eod_start, r, &copies) < 0)
 			goto done;
 	smtp_reply_set(r, 250, "2.0.0 Ok: queued as %s", env->id);
 done:
-	rewrite_msg_free(m);
-	free(groups);
-	free(verdict);
-	free(reason);
-	free(cmds);
+	eod_free(&e);
 }
