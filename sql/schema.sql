@@ -298,6 +298,14 @@ CREATE TABLE IF NOT EXISTS held (
     UNIQUE (group_name, digest)
 );
 CREATE INDEX IF NOT EXISTS held_pending ON held (done_at, group_name);
+-- The first decision wins, also with sqlite3: a decision once made (by
+-- mail, by an UPDATE, or the expiry) is never changed, so an approval
+-- carried out in part is never turned into a rejection half way.
+CREATE TRIGGER IF NOT EXISTS held_decided BEFORE UPDATE OF decision ON held
+    WHEN OLD.decision IS NOT NULL AND NEW.decision IS NOT OLD.decision
+BEGIN
+    SELECT RAISE(ABORT, 'this held post was decided already: the first decision wins');
+END;
 
 -- mlistd's own memory of the notices it sent about moderation (version
 -- 7): held_notices, one per held post and moderator; notices, the

@@ -380,8 +380,8 @@ post_route(struct deliver_session *ds, const struct smtp_envelope *env,
 	if (verdict == POST_HOLD)
 		return (held_post(ds, env, m, g, msg, len, digest, reason, r));
 	if (verdict == POST_DISCARD) {
-		msg_info("%s: group=%s, from=<%s>, status=discarded (others=discard)", env->id,
-			 g->name, env->sender);
+		msg_info("%s: group=%s, from=<%s>, status=discarded (not allowed to post; "
+			 "others=discard, or hold-limit reached)", env->id, g->name, env->sender);
 		return (0);
 	}
 	return (post_send(ds, env, m, g, digest, eod_start, r, copies));
@@ -512,10 +512,15 @@ eod_check(struct deliver_session *ds, const struct smtp_envelope *env, const cha
 	}
 	if (eod_recipients(ds, env, e, r) < 0 || eod_parse(ds, env, msg, len, e, r) < 0)
 		rc = -1;
-	for (size_t k = 0; k < e->ngroups && rc == 0; k++)
+	for (size_t k = 0; k < e->ngroups && rc == 0; k++) {
 		if ((e->verdict[k] = post_check(ds, env, e->m, &e->groups[k], r,
 						&e->reason[k])) < 0)
 			rc = -1;
+		else if (e->verdict[k] == POST_HOLD
+			 && (e->verdict[k] = held_check(ds, env, &e->groups[k], len,
+							e->reason[k], r)) < 0)
+			rc = -1;
+	}
 	store_read_end(ds->d->st);
 	return (rc);
 }

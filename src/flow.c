@@ -300,9 +300,9 @@ flow_send_notice(struct deliver *d, const char *id, const char *group,
 	enum relay_status st;
 
 	rcpt[0] = (char *) address;
-	st = relay_send(d->relay, d->bounce_addr, (eightbit ? RELAY_8BITMIME : 0)
-			| (flow_needs_utf8(address) ? RELAY_SMTPUTF8 : 0), rcpt, 1, 1, msg, len,
-			&hooks, &res);
+	st = relay_send(d->relay, d->bounce_addr, (eightbit & 1 ? RELAY_8BITMIME : 0)
+			| (eightbit & 2 || flow_needs_utf8(address) ? RELAY_SMTPUTF8 : 0), rcpt,
+			1, 1, msg, len, &hooks, &res);
 	if (st == RELAY_OK && res.accepted == 1) {
 		msg_info("%s: group=%s, notice=%s, to=<%s>, relay=%s, status=sent (%s)", id,
 			 group, name, address, cf->relay, res.queued);

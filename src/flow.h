@@ -78,7 +78,8 @@ void	flow_lookup_failed(struct deliver *, const struct smtp_envelope *,
  * to one address, through the relay, from the bounce address.  0 when
  * the relay took it, or refused the address for good (then a refusal
  * row, evidence, keeps further notices from going there); -1 when it
- * must be tried again.  name: the template's, for the log.
+ * must be tried again.  name: the template's, for the log.  eightbit:
+ * 1 for BODY=8BITMIME, | 2 for SMTPUTF8 (an attached post that needs it).
  */
 int	flow_send_notice(struct deliver *, const char *id, const char *group,
 			 const char *address, const char *name, const char *msg, size_t len,

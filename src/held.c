@@ -25,16 +25,64 @@
 #include "command.h"
 #include "held.h"
 #include "log.h"
+#include "post.h"
 #include "store.h"
 
 void
 held_subject(const struct rewrite_msg *m, char *buf, size_t len)
 {
-	if (rewrite_field(m, "Subject", buf, len) < 0)
+	long	n = rewrite_field(m, "Subject", buf, len);
+
+	if (n == -2)
+		snprintf(buf, len, "(a subject too long to show)");
+	else if (n < 0)
 		buf[0] = 0;
-	for (char *p = buf; *p; p++)
+	/* Shown in a notice's Subject, an encoded word would be decoded by
+	 * the moderator's mail program: it stays visible as text instead. */
+	for (char *p = buf; *p; p++) {
 		if ((unsigned char) *p < 0x20 || *p == 0x7f)
 			*p = ' ';
+		if (p[0] == '=' && p[1] == '?')
+			p[1] = ' ';
+	}
+}
+
+int
+held_check(struct deliver_session *ds, const struct smtp_envelope *env,
+	   const struct store_group *g, size_t len, const char *reason,
+	   struct smtp_reply *r)
+{
+	const struct conf *cf = ds->d->cf;
+	long	n;
+
+	if (len > cf->hold_max_size) {
+		msg_info("%s: reject: group=%s, from=<%s>: %zu bytes, over hold-max-size (%lu) "
+			 "for a post that waits for a moderator", env->id, g->name, env->sender,
+			 len, cf->hold_max_size);
+		smtp_reply_set(r, 552, "5.2.3 <%s@%s>: message too large to be held for the "
+			       "list's moderators (limit %lu bytes)", g->name, cf->domain,
+			       cf->hold_max_size);
+		return (-1);
+	}
+	if ((n = store_held_pending(ds->d->st, g->name)) == STORE_ERROR) {
+		flow_lookup_failed(ds->d, env, r);
+		return (-1);
+	}
+	if (n < (long) cf->hold_limit)
+		return (POST_HOLD);
+	if (strcmp(reason, "moderated") != 0) {
+		/* A flood from strangers, likely forged: a 4xx would end as a
+		 * DSN to them when Postfix gives up. */
+		msg_warn("%s: group=%s, from=<%s>: the list holds hold-limit (%u) posts for its "
+			 "moderators already: a post from a sender not allowed to post is "
+			 "discarded", env->id, g->name, env->sender, cf->hold_limit);
+		return (POST_DISCARD);
+	}
+	msg_warn("%s: group=%s, from=<%s>: the list holds hold-limit (%u) posts for its "
+		 "moderators already: deferred", env->id, g->name, env->sender, cf->hold_limit);
+	smtp_reply_set(r, 452, "4.2.2 <%s@%s>: too many posts wait for the list's "
+		       "moderators, try again later", g->name, cf->domain);
+	return (-1);
 }
 
 /* held_row - the row that describes this post */

@@ -18,6 +18,18 @@ int	held_post(struct deliver_session *, const struct smtp_envelope *,
 		  const char *msg, size_t len, const char *digest, const char *reason,
 		  struct smtp_reply *);
 
+/*
+ * held_check - before anything of the transaction is sent: may list g
+ * hold a post of len bytes?  POST_HOLD; POST_DISCARD when the list holds
+ * hold-limit posts and this one's sender may not post (reason "not
+ * allowed": a flood of likely forged senders, who must not get a DSN);
+ * -1 with the reply set: 552 5.2.3 over hold-max-size, 452 4.2.2 over
+ * hold-limit for a post of an allowed poster, 451.
+ */
+int	held_check(struct deliver_session *, const struct smtp_envelope *,
+		   const struct store_group *g, size_t len, const char *reason,
+		   struct smtp_reply *);
+
 /* held_subject - the Subject: of m in one printable line, for rows and
  * notices (controls become spaces; "" when there is none) */
 void	held_subject(const struct rewrite_msg *, char *buf, size_t len);

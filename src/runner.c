@@ -456,7 +456,7 @@ notify_moderator(void *arg, const char *moderator)
 	if ((msg = moderator_build(mn, moderator, &len, &eightbit)) == NULL)
 		return (1);
 	rc = flow_send_notice(rn->d, id, mn->h->group, moderator, "moderate", msg, len,
-			      eightbit);
+			      (eightbit ? 1 : 0) | (mn->h->smtputf8 ? 2 : 0));
 	free(msg);
 	if (rc < 0) {
 		mn->deferred = 1;

@@ -216,9 +216,9 @@ store_held_get(struct store *st, long long id, struct store_held *h)
 	return (one_held(st, q, h, "look up held post"));
 }
 
-/* pending - undecided posts of group; count or STORE_ERROR */
-static long
-pending(struct store *st, const char *group)
+/* store_held_pending - undecided posts of group; count or STORE_ERROR */
+long
+store_held_pending(struct store *st, const char *group)
 {
 	sqlite3_stmt *q = stmt(st, H_PENDING);
 	long	n;
@@ -268,7 +268,7 @@ store_held_add(struct store *st, struct store_held *h, unsigned limit)
 		h->id = old.id;
 		return (HELD_EXISTS);
 	}
-	if (rc == STORE_ERROR || (n = pending(st, h->group)) == STORE_ERROR)
+	if (rc == STORE_ERROR || (n = store_held_pending(st, h->group)) == STORE_ERROR)
 		goto failed;
 	if (n >= (long) limit) {
 		store_rollback(st);
