@@ -130,7 +130,8 @@ token_held_make(const unsigned char key[PROBE_KEY_LEN], const char *group, long 
 }
 
 /* hex_number - 1 to 16 hex digits at s, then stop, at most max: where
- * the rest begins, or NULL.  No sign, blank or "0x" as strtoul takes. */
+ * the rest begins, or NULL.  No sign, blank or "0x" as strtoul takes,
+ * and no leading zero: a token is written one way only. */
 static const char *
 hex_number(const char *s, char stop, unsigned long long max, unsigned long long *v)
 {
@@ -140,7 +141,7 @@ hex_number(const char *s, char stop, unsigned long long max, unsigned long long 
 	for (i = 0; i < 16 && isxdigit((unsigned char) s[i]); i++)
 		n = n * 16 + (unsigned long long) (isdigit((unsigned char) s[i]) ? s[i] - '0'
 						   : tolower((unsigned char) s[i]) - 'a' + 10);
-	if (i == 0 || s[i] != stop || n > max)
+	if (i == 0 || s[i] != stop || n > max || (i > 1 && s[0] == '0'))
 		return (NULL);
 	*v = n;
 	return (s + i + 1);

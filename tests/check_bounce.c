@@ -452,6 +452,11 @@ START_TEST(test_held_tokens)
 	/* Case of list and token does not matter; now == expires is alive. */
 	ck_assert_int_eq(token_held_check(key, "HC.77359400-52D0A4EC9BCEE26FF364", "Group1",
 					  2000000000UL, NULL, NULL), TOKEN_VALID);
+	/* One spelling only: a leading zero in the id or the expiry is no token. */
+	ck_assert_int_eq(token_held_check(key, "h0c.77359400-52d0a4ec9bcee26ff364", "group1",
+					  1999999999UL, NULL, NULL), TOKEN_MALFORMED);
+	ck_assert_int_eq(token_held_check(key, "hc.077359400-52d0a4ec9bcee26ff364", "group1",
+					  1999999999UL, NULL, NULL), TOKEN_MALFORMED);
 	/* The longest: the largest id and expiry fit in TOKEN_MAX. */
 	ck_assert_int_eq(token_held_make(key, "group1", 0x7fffffffffffffffLL, (unsigned long) -1,
 					 bad, sizeof(bad)), 0);
