@@ -22,12 +22,17 @@
  *      asks for it;
  *   3. once a minute, tells moderators of subscriptions and
  *      unsubscriptions on their lists (notify_owners), at most one
- *      notice an hour per moderator.
+ *      notice an hour per moderator;
+ *   4. once an hour, removes files of held-maildir that no row names
+ *      (a crash between a file and its row).
+ * A relay that cannot take a notice pauses the notices (30 s doubling
+ * up to NOTICE_BACKOFF); decisions are carried out all the same.
  * Signals: SIGTERM/SIGINT/SIGHUP finish the work in hand and exit; the
  * master starts a new runner with the new configuration on reload.
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -60,6 +65,8 @@
 #define OWNERS_EVERY	60	/* seconds between looks at changes */
 #define RETRY_MAX	3600	/* seconds: the longest wait before a retry */
 #define HOUR		3600
+#define NOTICE_BACKOFF	600	/* seconds: the longest pause after a relay
+				 * that could not take a notice */
 
 static volatile sig_atomic_t runner_stop;
 
@@ -69,6 +76,8 @@ struct runner {
 	const struct conf *cf;
 	struct store_held batch[RUNNER_BATCH];
 	size_t	n;
+	time_t	notify_after;		/* no notices before (relay trouble) */
+	unsigned notify_fails;		/* passes in a row the relay refused */
 };
 
 /* on_stop - finish the work in hand, then exit */
@@ -469,8 +478,9 @@ notify_moderator(void *arg, const char *moderator)
 	return (0);
 }
 
-/* notify_moderators - every moderator's notice about h */
-static void
+/* notify_moderators - every moderator's notice about h; -1 when the
+ * relay could not take one now */
+static int
 notify_moderators(struct runner *rn, const struct store_held *h, const struct store_group *g)
 {
 	struct mod_notice mn = {rn, h, g, NULL, 0, 0, 0, 0};
@@ -480,7 +490,7 @@ notify_moderators(struct runner *rn, const struct store_held *h, const struct st
 	if ((msg = held_file(rn->cf, h, &mn.len, why, sizeof(why))) == NULL) {
 		msg_warn("held post %lld, group=%s: no notice to the moderators: %s", h->id,
 			 h->group, why);
-		return;
+		return (0);
 	}
 	mn.msg = msg;
 	n = store_moderators(rn->d->st, h->group, notify_moderator, &mn);
@@ -494,12 +504,30 @@ notify_moderators(struct runner *rn, const struct store_held *h, const struct st
 		(void) store_held_notified(rn->d->st, h->id, HELD_NOTIFIED_MODERATORS);
 	} else if (mn.notified == mn.moderators)
 		(void) store_held_notified(rn->d->st, h->id, HELD_NOTIFIED_MODERATORS);
+	return (mn.deferred ? -1 : 0);
+}
+
+/* notify_later - the relay cannot take notices now: pause them, 30 s
+ * doubling up to NOTICE_BACKOFF (decisions go on being carried out) */
+static void
+notify_later(struct runner *rn)
+{
+	time_t	wait = (time_t) 30 << (rn->notify_fails < 5 ? rn->notify_fails : 5);
+
+	if (wait > NOTICE_BACKOFF)
+		wait = NOTICE_BACKOFF;
+	rn->notify_fails++;
+	rn->notify_after = time(NULL) + wait;
+	msg_warn("notices about held posts paused for %lds: the relay cannot take them now",
+		 (long) wait);
 }
 
 /* notify_pass - step 2 */
 static void
 notify_pass(struct runner *rn)
 {
+	if (time(NULL) < rn->notify_after)
+		return;
 	rn->n = 0;
 	if (store_held_unnotified(rn->d->st, RUNNER_BATCH, collect, rn) == STORE_ERROR) {
 		msg_warn("held posts: database: %s", store_errmsg(rn->d->st));
@@ -513,15 +541,56 @@ notify_pass(struct runner *rn)
 
 		if (rc != STORE_YES)
 			continue;		/* the list is gone: it expires */
-		if (!(h->notified & HELD_NOTIFIED_MODERATORS))
-			notify_moderators(rn, h, &g);
+		if (!(h->notified & HELD_NOTIFIED_MODERATORS) && notify_moderators(rn, h, &g) < 0) {
+			notify_later(rn);
+			return;
+		}
 		if (h->notified & HELD_NOTIFIED_AUTHOR)
 			continue;
-		if (g.notify_held && tell_author(rn, h, "held", outcome, sizeof(outcome)) < 0)
-			continue;		/* tried again at the next pass */
+		if (g.notify_held && tell_author(rn, h, "held", outcome, sizeof(outcome)) < 0) {
+			notify_later(rn);
+			return;
+		}
 		if (g.notify_held)
 			msg_info("held post %lld, group=%s: %s", h->id, h->group, outcome);
 		(void) store_held_notified(rn->d->st, h->id, HELD_NOTIFIED_AUTHOR);
+	}
+	rn->notify_fails = 0;
+}
+
+/*
+ * sweep - files in held-maildir that no held row names, an hour old or
+ * more: left by a crash between the file and its row (the post was
+ * never accepted: Postfix retried it), or by a failed removal.  tmp/
+ * files that old are half-written ones.
+ */
+static void
+sweep(struct runner *rn)
+{
+	static const char *const sub[] = {"new", "tmp"};
+	time_t	old = time(NULL) - HOUR;
+
+	for (size_t k = 0; k < 2; k++) {
+		char	dir[4096], path[4096 + 300], name[300];
+		struct dirent *e;
+		struct stat sb;
+		DIR    *dp;
+
+		snprintf(dir, sizeof(dir), "%s/%s", rn->cf->held_maildir, sub[k]);
+		if ((dp = opendir(dir)) == NULL)
+			continue;
+		while ((e = readdir(dp)) != NULL && !runner_stop) {
+			if (e->d_name[0] == '.' || strlen(e->d_name) >= 256)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			snprintf(name, sizeof(name), "%s/%s", sub[k], e->d_name);
+			if (lstat(path, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_mtime > old
+			    || (k == 0 && store_held_file(rn->d->st, name) != STORE_NO))
+				continue;
+			if (unlink(path) == 0)
+				msg_info("held-maildir: removed %s: no held post names it", path);
+		}
+		(void) closedir(dp);
 	}
 }
 
@@ -668,7 +737,7 @@ runner_main(const struct conf *cf)
 	struct runner rn;
 	char	hostname[256], err[512];
 	pid_t	master = getppid();
-	time_t	owners_at = 0;
+	time_t	owners_at = 0, swept_at = 0;
 	int	lock;
 
 	msg_syslog_probe();
@@ -699,6 +768,10 @@ runner_main(const struct conf *cf)
 		if (!runner_stop && time(NULL) - owners_at >= OWNERS_EVERY) {
 			owners_pass(&rn);
 			owners_at = time(NULL);
+		}
+		if (!runner_stop && time(NULL) - swept_at >= HOUR) {
+			sweep(&rn);
+			swept_at = time(NULL);
 		}
 		for (int i = 0; i < RUNNER_INTERVAL * 10 && !runner_stop; i++) {
 			struct timespec nap = {0, 100 * 1000 * 1000};

@@ -330,6 +330,9 @@ int	store_held_add(struct store *, struct store_held *h, unsigned limit);
 /* store_held_pending - undecided posts of group: count or STORE_ERROR */
 long	store_held_pending(struct store *, const char *group);
 
+/* store_held_file - a held row names this file ("new/NAME") */
+int	store_held_file(struct store *, const char *maildir_file);
+
 /* store_held_get - the row with this id: STORE_YES, STORE_NO */
 int	store_held_get(struct store *, long long id, struct store_held *h);
 

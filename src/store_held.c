@@ -44,6 +44,7 @@ enum {
 	H_CHANGES,
 	H_OWNER_DUE,
 	H_OWNER_SENT,
+	H_FILE,
 	H_COUNT
 };
 
@@ -103,6 +104,7 @@ static const char *const queries[H_COUNT] = {
 	"SELECT 1 FROM owner_notices WHERE address = ?1 AND sent_at >= ?2",
 	"INSERT INTO owner_notices (address, last_change, sent_at) VALUES (?1, ?2, ?3)"
 	" ON CONFLICT (address) DO UPDATE SET last_change = max(last_change, ?2), sent_at = ?3",
+	"SELECT 1 FROM held WHERE maildir_file = ?1",
 };
 
 /* stmt - query i, prepared on first use; NULL on failure (error set) */
@@ -586,4 +588,14 @@ store_owner_notice_sent(struct store *st, const char *moderator, long long last,
 		return (store_fail(st, "remember owner notice"));
 	return (write_one(st, q, "remember owner notice") == STORE_ERROR ? STORE_ERROR
 		: STORE_YES);
+}
+
+int
+store_held_file(struct store *st, const char *maildir_file)
+{
+	sqlite3_stmt *q = stmt(st, H_FILE);
+
+	if (q == NULL || bind_text(q, 1, maildir_file) != SQLITE_OK)
+		return (store_fail(st, "look up held file"));
+	return (exists_q(st, q, "look up held file"));
 }
