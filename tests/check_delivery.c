@@ -64,29 +64,19 @@ static const char *seed =
 static void
 start(const char *daemon_extra, ...)
 {
-	char	conf[1024];
 	va_list	ap;
-	char   *opt[8];
-	int	n = 0;
+	int	rc;
 
 	va_start(ap, daemon_extra);
-	while (n < 7 && (opt[n] = va_arg(ap, char *)) != NULL)
-		n++;
+	rc = tl_vstart_relayed(&d, &k, daemon_extra, seed, ap);
 	va_end(ap);
-	opt[n] = NULL;
-	ck_assert_int_eq(tl_sink_start(&k, opt[0], opt[1], opt[2], opt[3], opt[4],
-				       opt[5], opt[6], (char *) NULL), 0);
-	snprintf(conf, sizeof(conf), "relay = smtp://127.0.0.1:%d\n%s", k.port,
-		 daemon_extra ? daemon_extra : "");
-	ck_assert_int_eq(tl_daemon_start(&d, conf, 0), 0);
-	ck_assert_int_eq(tl_sql(&d, seed), 0);
+	ck_assert_int_eq(rc, 0);
 }
 
 static void
 stop(void)
 {
-	ck_assert_int_eq(tl_daemon_stop(&d, 10), 0);
-	tl_sink_stop(&k);
+	ck_assert_int_eq(tl_stop_relayed(&d, &k), 0);
 }
 
 /*

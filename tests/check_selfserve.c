@@ -41,26 +41,20 @@ start(const char *extra, ...)
 {
 	char	conf[1024];
 	va_list	ap;
-	char   *opt[4];
-	int	n = 0;
+	int	rc;
 
+	snprintf(conf, sizeof(conf), "template-dir = /nonexistent/mlistd-templates\n%s",
+		 extra ? extra : "");
 	va_start(ap, extra);
-	while (n < 3 && (opt[n] = va_arg(ap, char *)) != NULL)
-		n++;
+	rc = tl_vstart_relayed(&d, &k, conf, seed, ap);
 	va_end(ap);
-	opt[n] = NULL;
-	ck_assert_int_eq(tl_sink_start(&k, opt[0], opt[1], opt[2], (char *) NULL), 0);
-	snprintf(conf, sizeof(conf), "relay = smtp://127.0.0.1:%d\n"
-		 "template-dir = /nonexistent/mlistd-templates\n%s", k.port, extra ? extra : "");
-	ck_assert_int_eq(tl_daemon_start(&d, conf, 0), 0);
-	ck_assert_int_eq(tl_sql(&d, seed), 0);
+	ck_assert_int_eq(rc, 0);
 }
 
 static void
 stop(void)
 {
-	ck_assert_int_eq(tl_daemon_stop(&d, 10), 0);
-	tl_sink_stop(&k);
+	ck_assert_int_eq(tl_stop_relayed(&d, &k), 0);
 }
 
 /* send - one message from envelope sender `from` to rcpt; extra header

@@ -611,6 +611,36 @@ tl_sink_stop(struct tl_sink *k)
 	rm_rf(k->dir);
 }
 
+int
+tl_vstart_relayed(struct tl_daemon *d, struct tl_sink *k, const char *extra, const char *seed,
+		  va_list ap)
+{
+	char	conf[2048];
+	char   *opt[8];
+	int	n = 0;
+
+	while (n < 7 && (opt[n] = va_arg(ap, char *)) != NULL)
+		n++;
+	opt[n] = NULL;
+	if (tl_sink_start(k, opt[0], opt[1], opt[2], opt[3], opt[4], opt[5], opt[6],
+			  (char *) NULL) < 0)
+		return (-1);
+	snprintf(conf, sizeof(conf), "relay = smtp://127.0.0.1:%d\n%s", k->port,
+		 extra ? extra : "");
+	if (tl_daemon_start(d, conf, 0) < 0)
+		return (-1);
+	return (seed ? tl_sql(d, seed) : 0);
+}
+
+int
+tl_stop_relayed(struct tl_daemon *d, struct tl_sink *k)
+{
+	int	rc = tl_daemon_stop(d, 10);
+
+	tl_sink_stop(k);
+	return (rc);
+}
+
 static int
 cmpstr(const void *a, const void *b)
 {

@@ -2,6 +2,7 @@
 #ifndef MLISTD_TESTLIB_H
 #define MLISTD_TESTLIB_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -87,6 +88,16 @@ struct tl_sink {
 /* tl_sink_start - start mlsink with extra options (NULL-terminated) */
 int	tl_sink_start(struct tl_sink *, ...);
 void	tl_sink_stop(struct tl_sink *);
+
+/*
+ * tl_vstart_relayed - mlsink with the options in ap (NULL-terminated, at
+ * most 7), the daemon relaying to it with `extra` configuration lines
+ * (may be NULL), and `seed` SQL (may be NULL) run once the daemon is up.
+ * 0 or -1.  tl_stop_relayed stops both: tl_daemon_stop's status.
+ */
+int	tl_vstart_relayed(struct tl_daemon *, struct tl_sink *, const char *extra,
+			  const char *seed, va_list ap);
+int	tl_stop_relayed(struct tl_daemon *, struct tl_sink *);
 
 /*
  * tl_sink_messages - read every transaction file, sorted by name, into
