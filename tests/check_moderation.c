@@ -501,7 +501,9 @@ START_TEST(test_reject_discard)
 	ck_assert_int_eq(tl_sql(&d, "UPDATE groups SET others = 'discard' WHERE name = 'club'"),
 			 0);
 	ck_assert_int_eq(post("stranger@example.net", "club@example.com", "dropped"), 250);
-	ck_assert_int_eq(logged("status=discarded (others=discard)"), 1);
+	ck_assert_int_eq(logged("discard: from=<stranger@example.net> may not post to club"
+				" (posting=group, others=discard)"), 1);
+	ck_assert_int_eq(logged("from=<stranger@example.net>, status=discarded (not allowed"), 1);
 	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM held WHERE subject = 'dropped'"), 0);
 	ck_assert_int_eq(held_files(), 0);
 	ck_assert_int_eq(count(NULL, NULL), total);
@@ -687,6 +689,11 @@ START_TEST(test_sqlite3_decision)
 	ck_assert_str_eq(buf, "sent to the list");
 	each_member_got("by-hand", 1);
 	ck_assert_int_eq(held_files(), 0);
+	/* The first decision wins with sqlite3 too. */
+	snprintf(sql, sizeof(sql), "UPDATE held SET decision = 'reject' WHERE id = %ld", id);
+	ck_assert_int_ne(tl_sql(&d, sql), 0);
+	held_text("decision", "by-hand", buf, sizeof(buf));
+	ck_assert_str_eq(buf, "approve");
 	ck_assert_int_eq(logged("reload"), 0);
 	stop();
 }
@@ -803,8 +810,11 @@ END_TEST
 
 /*
  * Expiry: an undecided post past expires becomes 'expire', done, its
- * file removed, nothing sent.  Caps: hold-limit (452 4.2.2, room again
- * once a post is decided) and hold-max-size (552 5.2.3).
+ * file removed, nothing sent.  Caps: hold-max-size (552 5.2.3);
+ * hold-limit: a stranger's post over it is discarded (250: no 4xx that
+ * would end as a DSN to a likely forged sender), an allowed poster's to
+ * a moderated list deferred (452 4.2.2); room again once a post is
+ * decided.
  */
 START_TEST(test_expiry_caps)
 {
@@ -815,9 +825,6 @@ START_TEST(test_expiry_caps)
 
 	start("hold-limit = 1\nhold-max-size = 2048\n", NULL);
 	id = hold_one("old-post");
-	ck_assert_int_eq(post("stranger@example.net", "club@example.com", "second-post"), 452);
-	ck_assert_ptr_nonnull(strstr(reply, "4.2.2"));
-	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM held"), 1);
 	/* Too big to be held. */
 	snprintf(big, sizeof(big), "From: <stranger@example.net>\r\nSubject: big-post\r\n"
 		 "Message-ID: <big-post@example.net>\r\n\r\n");
@@ -825,10 +832,22 @@ START_TEST(test_expiry_caps)
 		strcat(big, "0123456789012345678901234567890123456789012345678901234567890123\r\n");
 	ck_assert_int_eq(tl_post(&d, "stranger@example.net", to, big, reply, sizeof(reply)), 552);
 	ck_assert_ptr_nonnull(strstr(reply, "5.2.3"));
-	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM held"), 1);
-	ck_assert_int_eq(held_files(), 1);
+	/* Over hold-limit. */
+	ck_assert_int_eq(post("stranger@example.net", "club@example.com", "second-post"), 250);
+	ck_assert_int_eq(logged("a post from a sender not allowed to post is discarded"), 1);
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO groups (name, posting, moderated) VALUES"
+				" ('news', 'group', 1); INSERT INTO group_members VALUES"
+				" ('news', 'alice@example.org'), ('news', 'bob@example.org');"
+				" INSERT INTO moderators VALUES ('news', 'mod@example.org')"), 0);
+	ck_assert_int_eq(post("alice@example.org", "news@example.com", "news-1"), 250);
+	ck_assert_int_eq(post("alice@example.org", "news@example.com", "news-2"), 452);
+	ck_assert_ptr_nonnull(strstr(reply, "4.2.2"));
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM held"), 2);
+	ck_assert_int_eq(held_files(), 2);
 	/* Expired. */
 	wait_count("mod2@example.org", "Held for club@example.com: old-post", 1);
+	wait_count("mod@example.org", "Held for club@example.com: old-post", 1);
+	wait_count("mod@example.org", "Held for news@example.com: news-1", 1);
 	total = count(NULL, NULL);
 	snprintf(sql, sizeof(sql), "UPDATE held SET expires = '2000-01-01 00:00:00' WHERE id = %ld",
 		 id);
@@ -836,13 +855,15 @@ START_TEST(test_expiry_caps)
 	wait_done(id);
 	held_text("decision || ' ' || decided_by", "old-post", buf, sizeof(buf));
 	ck_assert_str_eq(buf, "expire mlistd");
-	ck_assert_int_eq(held_files(), 0);
+	ck_assert_int_eq(held_files(), 1);
 	ck_assert_int_eq(count(NULL, NULL), total);
 	each_member_got("old-post", 0);
 	ck_assert_int_eq(count("stranger@example.net", NULL), 0);
 	/* Room again. */
-	ck_assert_int_eq(post("stranger@example.net", "club@example.com", "second-post"), 250);
-	(void) held_id("second-post");
+	ck_assert_int_eq(post("stranger@example.net", "club@example.com", "third-post"), 250);
+	(void) held_id("third-post");
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT count(*) FROM held WHERE subject = 'second-post'"
+				    " OR subject LIKE 'big-post'"), 0);
 	stop();
 }
 END_TEST
@@ -997,6 +1018,8 @@ START_TEST(test_upgrade_v6)
 	ck_assert_str_eq(buf, "reject 0 1 0");
 	ck_assert_int_eq(db_int(db, "SELECT count(*) FROM held"), 0);
 	ck_assert_int_eq(db_int(db, "SELECT count(*) FROM moderators"), 0);
+	ck_assert_int_eq(db_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"
+				" AND name = 'held_decided'"), 1);
 	ck_assert_int_eq(post("stranger@example.net", "club@example.com", "old-refused"), 550);
 	ck_assert_ptr_nonnull(strstr(reply, "5.7.1"));
 	ck_assert_int_eq(db_int(db, "SELECT count(*) FROM held"), 0);
