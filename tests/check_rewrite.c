@@ -488,10 +488,12 @@ END_TEST
  * headers, RFC 3834 marks; hostile values stay out of the header. */
 START_TEST(test_notice_build)
 {
-	struct notice_vars v = {"club", "Chess\r\nBcc: x@evil.test", "lists.test",
-		"new@x.test", "club@lists.test", "club+subscribe@lists.test",
-		"club+unsubscribe@lists.test", "club+help@lists.test", "", "postmaster@lists.test",
-		"2026-12-04 15:00 UTC"};
+	struct notice_vars v = {.list = "club", .description = "Chess\r\nBcc: x@evil.test",
+		.domain = "lists.test", .address = "new@x.test", .post = "club@lists.test",
+		.subscribe = "club+subscribe@lists.test",
+		.unsubscribe = "club+unsubscribe@lists.test", .help = "club+help@lists.test",
+		.confirm = "", .owner = "postmaster@lists.test",
+		.expires = "2026-12-04 15:00 UTC"};
 	char   *msg;
 	size_t	len;
 	int	eight = -1;

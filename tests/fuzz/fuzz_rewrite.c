@@ -43,8 +43,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	{
 		/* The first line as a local part and as a template. */
 		struct command c;
-		struct notice_vars v = {"group1", "d", "example.com", "a@x.test", "p", "s", "u",
-			"h", "c", "o", "e"};
+		struct notice_vars v = {.list = "group1", .description = "d",
+			.domain = "example.com", .address = "a@x.test", .post = "p",
+			.subscribe = "s", .unsubscribe = "u", .help = "h", .confirm = "c",
+			.owner = "o", .expires = "e"};
 		char	local[300], *t, *n;
 		size_t	k = 0, tl;
 		int	eight;
