@@ -2,11 +2,13 @@
  * moderate.c - a moderator's decision by mail: LIST+approve+TOKEN,
  * LIST+reject+TOKEN, LIST+discard+TOKEN.
  *
- * The token names the held post and its list, signed with mlistd.key
- * (token_held_make); it went only to the list's moderators.  The one who
- * writes must still be a moderator of the list (the envelope sender, or
- * a From: address: a moderator's mail may be forwarded with another
- * envelope sender).  The decision is recorded, first one wins
+ * The token names the held post and its list and is made for one
+ * moderator, signed with mlistd.key (token_held_make); each moderator's
+ * notice has its own.  The one who writes, the envelope sender or a From:
+ * address (a moderator's mail may be forwarded with another envelope
+ * sender), must be the one the token was made for, and still a moderator
+ * of the list: a moderator removed from the list cannot decide with a
+ * token it kept, whatever addresses its mail names.  The decision is recorded, first one wins
  * (store_held_decide); the runner carries it out, exactly as a decision
  * typed with sqlite3.  So a retried approval, two moderators approving at
  * once, or a replayed token change nothing more.  A later, different
@@ -44,32 +46,68 @@ decision_of(enum command_kind k)
 	return (k == CMD_APPROVE ? decisions[0] : k == CMD_REJECT ? decisions[1] : decisions[2]);
 }
 
-/* moderator_of - who acts: the envelope sender or a From: address that
- * moderates g; 1 (who set), 0 nobody, -1 database error */
+/* A candidate for who acts, and what the token says for it. */
+struct acting {
+	enum token_verdict v;		/* the best verdict over the candidates */
+	long long id;
+	unsigned long expires;
+	int	former;			/* valid for someone who no longer
+					 * moderates the list */
+};
+
+/* try_as - the token for candidate address a: 1 when it is valid for a
+ * and a moderates g (who set), 0 no, -1 database error */
+static int
+try_as(struct deliver *d, const struct command *c, const struct store_group *g,
+       const char *a, struct acting *ac, char *who, size_t len)
+{
+	long long id = 0;
+	unsigned long exp = 0;
+	enum token_verdict v;
+	int	rc;
+
+	if (!command_address_ok(a))
+		return (0);
+	v = token_held_check(d->key, c->token, g->name, a, (unsigned long) time(NULL), &id,
+			     &exp);
+	if (v == TOKEN_EXPIRED || (v == TOKEN_FORGED && ac->v == TOKEN_MALFORMED))
+		ac->v = v;
+	if (v != TOKEN_VALID)
+		return (0);
+	ac->id = id;
+	ac->expires = exp;
+	if ((rc = store_is_moderator(d->st, g->name, a)) != STORE_YES) {
+		ac->former |= rc == STORE_NO;
+		return (rc == STORE_ERROR ? -1 : 0);
+	}
+	ac->v = TOKEN_VALID;
+	snprintf(who, len, "%s", a);
+	return (1);
+}
+
+/*
+ * moderator_of - who acts: the envelope sender, or a From: address (a
+ * moderator's mail may be forwarded with another envelope sender), for
+ * whom the token was made and who moderates g now.  1 (who set), 0
+ * nobody (ac says why), -1 database error.
+ */
 static int
 moderator_of(struct deliver *d, const struct smtp_envelope *env,
-	     const struct rewrite_msg *m, const struct store_group *g, char *who,
-	     size_t len)
+	     const struct rewrite_msg *m, const struct command *c,
+	     const struct store_group *g, struct acting *ac, char *who, size_t len)
 {
 	struct rewrite_from from;
 	int	rc;
 
-	if (env->sender[0] && command_address_ok(env->sender)) {
-		if ((rc = store_is_moderator(d->st, g->name, env->sender)) != STORE_NO) {
-			snprintf(who, len, "%s", env->sender);
-			return (rc == STORE_YES ? 1 : -1);
-		}
-	}
+	memset(ac, 0, sizeof(*ac));
+	ac->v = TOKEN_MALFORMED;
+	if (env->sender[0] && (rc = try_as(d, c, g, env->sender, ac, who, len)) != 0)
+		return (rc);
 	if (rewrite_from(m, &from) != 0)
 		return (0);
-	for (size_t i = 0; i < from.n; i++) {
-		if (!command_address_ok(from.addr[i]))
-			continue;
-		if ((rc = store_is_moderator(d->st, g->name, from.addr[i])) != STORE_NO) {
-			snprintf(who, len, "%s", from.addr[i]);
-			return (rc == STORE_YES ? 1 : -1);
-		}
-	}
+	for (size_t i = 0; i < from.n; i++)
+		if ((rc = try_as(d, c, g, from.addr[i], ac, who, len)) != 0)
+			return (rc);
 	return (0);
 }
 
@@ -127,10 +165,9 @@ moderate_mail(struct deliver_session *ds, const struct smtp_envelope *env,
 {
 	struct deliver *d = ds->d;
 	const char *decision = decision_of(c->kind), *why;
-	enum token_verdict v;
+	struct acting ac;
 	struct store_held h;
-	unsigned long expires = 0;
-	long long id = 0;
+	long long id;
 	char	who[STORE_ADDR_MAX];
 	int	rc;
 
@@ -139,24 +176,20 @@ moderate_mail(struct deliver_session *ds, const struct smtp_envelope *env,
 			 env->sender, why);
 		return (0);
 	}
-	v = token_held_check(d->key, c->token, g->name, (unsigned long) time(NULL), &id,
-			     &expires);
-	if (v != TOKEN_VALID) {
-		msg_info("%s: group=%s: %s from=<%s> with a%s token: nothing changes", env->id,
-			 g->name, decision, env->sender, v == TOKEN_EXPIRED ? "n expired"
-			 : v == TOKEN_FORGED ? " forged or misdirected" : " malformed");
+	if ((rc = moderator_of(d, env, m, c, g, &ac, who, sizeof(who))) < 0) {
+		flow_lookup_failed(d, env, r);
+		return (-1);
+	}
+	if (rc == 0) {
+		msg_info("%s: group=%s: %s from=<%s>: %s: nothing changes", env->id, g->name,
+			 decision, env->sender, ac.former
+			 ? "the token's moderator no longer moderates the list"
+			 : ac.v == TOKEN_EXPIRED ? "an expired token"
+			 : ac.v == TOKEN_FORGED ? "a token made for nobody who wrote this "
+			 "(forged, or another moderator's)" : "a malformed token");
 		return (0);
 	}
-	if ((rc = moderator_of(d, env, m, g, who, sizeof(who))) <= 0) {
-		if (rc < 0) {
-			flow_lookup_failed(d, env, r);
-			return (-1);
-		}
-		msg_warn("%s: group=%s: %s of held post %lld from=<%s>, who is not a moderator "
-			 "of the list (nor is any From: address): nothing changes", env->id,
-			 g->name, decision, id, env->sender);
-		return (0);
-	}
+	id = ac.id;
 	if ((rc = store_held_decide(d->st, id, g->name, decision, who, &h)) == STORE_ERROR) {
 		flow_lookup_failed(d, env, r);
 		return (-1);

@@ -9,7 +9,9 @@
  *   1. carries out the decisions not yet done, and expires the undecided
  *      posts past hold-expiry: approve sends the stored post to the list
  *      through post_send (claimed, checkpointed: exactly once even if
- *      this process dies half way; the next pass resumes the claim);
+ *      this process dies half way; the next pass resumes the claim, and
+ *      only the relay transaction in flight when it died, whose outcome
+ *      it never learnt, may reach its members twice, as for any post);
  *      reject tells the author once (not the null sender, automatic
  *      mail, addresses the relay refused; one an hour per address);
  *      discard and expire send nothing.  Done: done_at set, the file
@@ -413,8 +415,8 @@ moderator_build(struct mod_notice *mn, const char *moderator, size_t *len, int *
 	time_t	exp = (time_t) h->expires;
 	struct tm tm;
 
-	if (token_held_make(mn->rn->d->key, h->group, h->id, (unsigned long) h->expires, token,
-			    sizeof(token)) < 0)
+	if (token_held_make(mn->rn->d->key, h->group, h->id, moderator,
+			    (unsigned long) h->expires, token, sizeof(token)) < 0)
 		return (NULL);
 	command_with_token(cf, h->group, "approve", token, appr, sizeof(appr));
 	command_with_token(cf, h->group, "reject", token, rej, sizeof(rej));

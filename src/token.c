@@ -103,35 +103,36 @@ token_check(const unsigned char key[PROBE_KEY_LEN], const char *token, const cha
 	return (now > exp ? TOKEN_EXPIRED : TOKEN_VALID);
 }
 
-/* held_mac - the MAC of a held post's token */
+/* held_mac - the MAC of a held post's token for one moderator */
 static void
 held_mac(const unsigned char key[PROBE_KEY_LEN], const char *group, long long id,
-	 unsigned long expires, char hex[2 * PROBE_MAC_BYTES + 1])
+	 const char *moderator, unsigned long expires, char hex[2 * PROBE_MAC_BYTES + 1])
 {
 	char	dec[24];
-	const char *field[2] = {group, dec};
+	const char *field[3] = {group, dec, moderator};
 
 	snprintf(dec, sizeof(dec), "%lld", id);
-	probe_mac_hex(key, "held", field, 2, expires, hex);
+	probe_mac_hex(key, "held", field, 3, expires, hex);
 }
 
 int
 token_held_make(const unsigned char key[PROBE_KEY_LEN], const char *group, long long id,
-		unsigned long expires, char *out, size_t len)
+		const char *moderator, unsigned long expires, char *out, size_t len)
 {
 	char	hex[2 * PROBE_MAC_BYTES + 1];
 	int	n;
 
 	if (id < 0)
 		return (-1);
-	held_mac(key, group, id, expires, hex);
+	held_mac(key, group, id, moderator, expires, hex);
 	n = snprintf(out, len, "h%llx.%lx-%s", (unsigned long long) id, expires, hex);
 	return (n < 0 || (size_t) n >= len ? -1 : 0);
 }
 
 /* hex_number - 1 to 16 hex digits at s, then stop, at most max: where
  * the rest begins, or NULL.  No sign, blank or "0x" as strtoul takes,
- * and no leading zero: a token is written one way only. */
+ * and no leading zero (the case of the letters, which mail systems may
+ * change, does not matter). */
 static const char *
 hex_number(const char *s, char stop, unsigned long long max, unsigned long long *v)
 {
@@ -149,7 +150,7 @@ hex_number(const char *s, char stop, unsigned long long max, unsigned long long 
 
 enum token_verdict
 token_held_check(const unsigned char key[PROBE_KEY_LEN], const char *token, const char *group,
-		 unsigned long now, long long *id, unsigned long *expires)
+		 const char *moderator, unsigned long now, long long *id, unsigned long *expires)
 {
 	char	want[2 * PROBE_MAC_BYTES + 1], got[2 * PROBE_MAC_BYTES + 1];
 	unsigned long long i, exp;
@@ -159,7 +160,7 @@ token_held_check(const unsigned char key[PROBE_KEY_LEN], const char *token, cons
 	    || (p = hex_number(token + 1, '.', LLONG_MAX, &i)) == NULL
 	    || (p = hex_number(p, '-', ULONG_MAX, &exp)) == NULL || mac_copy(p, got) < 0)
 		return (TOKEN_MALFORMED);
-	held_mac(key, group, (long long) i, (unsigned long) exp, want);
+	held_mac(key, group, (long long) i, moderator, (unsigned long) exp, want);
 	if (!memeql_sec(got, want, 2 * PROBE_MAC_BYTES))
 		return (TOKEN_FORGED);
 	if (id)

@@ -48,25 +48,30 @@ enum token_verdict token_check(const unsigned char key[PROBE_KEY_LEN], const cha
 			       enum token_action *action, unsigned long *expires);
 
 /*
- * token_held_make - the token of a moderator's decision on held post id
+ * token_held_make - the token of one moderator's decision on held post id
  * (not negative) of group, valid until expires (Unix time):
  * "h" ID "." EXPIRES "-" MAC, numbers in lower-case hex, MAC an
- * HMAC-SHA256 (purpose "held") of group, the id in decimal and the
- * expiry.  It names neither the moderator nor the decision: one token
- * serves the approve, reject and discard addresses of one notice.  0, or
- * -1 when it does not fit in len or id is negative.
+ * HMAC-SHA256 (purpose "held") of group, the id in decimal, the
+ * moderator's address and the expiry.  The address is not in the token,
+ * but it works only for that moderator, so a moderator removed from the
+ * list cannot use it, whatever address the mail names; it does not name
+ * the decision: one token serves the approve, reject and discard
+ * addresses of one notice.  0, or -1 when it does not fit in len or id
+ * is negative.
  */
 int	token_held_make(const unsigned char key[PROBE_KEY_LEN], const char *group,
-			long long id, unsigned long expires, char *out, size_t len);
+			long long id, const char *moderator, unsigned long expires,
+			char *out, size_t len);
 
 /*
- * token_held_check - is token one we made for a held post of group, alive
- * at now?  On TOKEN_VALID and TOKEN_EXPIRED, *id and *expires (either may
- * be NULL) say which post and until when.  Case does not matter.  Who may
- * decide, and whether the post is still undecided, are the caller's to ask.
+ * token_held_check - is token one we made for moderator about a held post
+ * of group, alive at now?  On TOKEN_VALID and TOKEN_EXPIRED, *id and
+ * *expires (either may be NULL) say which post and until when.  Case does
+ * not matter.  Whether moderator still moderates the list, and whether
+ * the post is still undecided, are the caller's to ask.
  */
 enum token_verdict token_held_check(const unsigned char key[PROBE_KEY_LEN], const char *token,
-				    const char *group, unsigned long now, long long *id,
-				    unsigned long *expires);
+				    const char *group, const char *moderator, unsigned long now,
+				    long long *id, unsigned long *expires);
 
 #endif

@@ -420,83 +420,91 @@ START_TEST(test_held_tokens)
 	unsigned long exp = 0;
 	static const char *const malformed[] = {
 		"", "h", "hc", "hc.", "hc.77359400", "hc.77359400-",
-		"c.77359400-52d0a4ec9bcee26ff364",		/* no "h" */
-		"sc.77359400-52d0a4ec9bcee26ff364",		/* another letter */
-		"hc77359400-52d0a4ec9bcee26ff364",		/* no "." */
-		"h.77359400-52d0a4ec9bcee26ff364",		/* no id */
-		"hc.-52d0a4ec9bcee26ff364",			/* no expiry */
-		"hc.77359400.52d0a4ec9bcee26ff364",		/* "." for "-" */
+		"c.77359400-281ab914757605a6697e",		/* no "h" */
+		"sc.77359400-281ab914757605a6697e",		/* another letter */
+		"hc77359400-281ab914757605a6697e",		/* no "." */
+		"h.77359400-281ab914757605a6697e",		/* no id */
+		"hc.-281ab914757605a6697e",			/* no expiry */
+		"hc.77359400.281ab914757605a6697e",		/* "." for "-" */
 		"hc.77359400-52d0a4ec9bcee26ff36",		/* short MAC */
-		"hc.77359400-52d0a4ec9bcee26ff3640",		/* long MAC */
+		"hc.77359400-281ab914757605a6697e0",		/* long MAC */
 		"hc.77359400-52d0a4ec9bcee26ff3zz",		/* not hex */
-		"h+c.77359400-52d0a4ec9bcee26ff364",		/* a sign */
-		"h0xc.77359400-52d0a4ec9bcee26ff364",		/* "0x" */
-		"h c.77359400-52d0a4ec9bcee26ff364",		/* a blank */
-		"hc.-77359400-52d0a4ec9bcee26ff364",		/* a minus */
-		"h11111111111111111.77359400-52d0a4ec9bcee26ff364",	/* 17 digits */
-		"h8000000000000000.77359400-52d0a4ec9bcee26ff364",	/* > LLONG_MAX */
-		"hc.11111111111111111-52d0a4ec9bcee26ff364",
+		"h+c.77359400-281ab914757605a6697e",		/* a sign */
+		"h0xc.77359400-281ab914757605a6697e",		/* "0x" */
+		"h c.77359400-281ab914757605a6697e",		/* a blank */
+		"hc.-77359400-281ab914757605a6697e",		/* a minus */
+		"h11111111111111111.77359400-281ab914757605a6697e",	/* 17 digits */
+		"h8000000000000000.77359400-281ab914757605a6697e",	/* > LLONG_MAX */
+		"hc.11111111111111111-281ab914757605a6697e",
 		"s77359400-1e720315198a60805d7e",		/* a confirmation token */
 		"probe-77359400-ca1ec2a7bcc59434ca05",
 	};
 
 	memset(key, 7, sizeof(key));
 	memset(other, 8, sizeof(other));
-	ck_assert_int_eq(token_held_make(key, "group1", 12, 2000000000UL, tok, sizeof(tok)), 0);
-	/* HMAC-SHA256("held\n" group "\n" id in decimal "\n" expiry in hex). */
-	ck_assert_str_eq(tok, "hc.77359400-52d0a4ec9bcee26ff364");
-	ck_assert_int_eq(token_held_check(key, tok, "group1", 1999999999UL, &id, &exp),
+	ck_assert_int_eq(token_held_make(key, "group1", 12, "mod@x.test", 2000000000UL, tok, sizeof(tok)), 0);
+	/* HMAC-SHA256("held\n" group "\n" id in decimal "\n" moderator "\n"
+	 * expiry in hex). */
+	ck_assert_str_eq(tok, "hc.77359400-281ab914757605a6697e");
+	ck_assert_int_eq(token_held_check(key, tok, "group1", "mod@x.test", 1999999999UL, &id, &exp),
 			 TOKEN_VALID);
 	ck_assert_int_eq(id, 12);
 	ck_assert_uint_eq(exp, 2000000000UL);
 	/* Case of list and token does not matter; now == expires is alive. */
-	ck_assert_int_eq(token_held_check(key, "HC.77359400-52D0A4EC9BCEE26FF364", "Group1",
+	ck_assert_int_eq(token_held_check(key, "HC.77359400-281AB914757605A6697E", "Group1", "mod@x.test",
 					  2000000000UL, NULL, NULL), TOKEN_VALID);
 	/* One spelling only: a leading zero in the id or the expiry is no token. */
-	ck_assert_int_eq(token_held_check(key, "h0c.77359400-52d0a4ec9bcee26ff364", "group1",
+	ck_assert_int_eq(token_held_check(key, "h0c.77359400-281ab914757605a6697e", "group1", "mod@x.test",
 					  1999999999UL, NULL, NULL), TOKEN_MALFORMED);
-	ck_assert_int_eq(token_held_check(key, "hc.077359400-52d0a4ec9bcee26ff364", "group1",
+	ck_assert_int_eq(token_held_check(key, "hc.077359400-281ab914757605a6697e", "group1", "mod@x.test",
 					  1999999999UL, NULL, NULL), TOKEN_MALFORMED);
 	/* The longest: the largest id and expiry fit in TOKEN_MAX. */
-	ck_assert_int_eq(token_held_make(key, "group1", 0x7fffffffffffffffLL, (unsigned long) -1,
+	ck_assert_int_eq(token_held_make(key, "group1", 0x7fffffffffffffffLL, "mod@x.test", (unsigned long) -1,
 					 bad, sizeof(bad)), 0);
 	ck_assert_uint_le(strlen(bad), TOKEN_MAX);
-	ck_assert_int_eq(token_held_check(key, bad, "group1", 0, &id, NULL), TOKEN_VALID);
+	ck_assert_int_eq(token_held_check(key, bad, "group1", "mod@x.test", 0, &id, NULL), TOKEN_VALID);
 	ck_assert_int_eq(id, 0x7fffffffffffffffLL);
-	ck_assert_int_eq(token_held_make(key, "group1", 0, 1, bad, sizeof(bad)), 0);
-	ck_assert_int_eq(token_held_check(key, bad, "group1", 0, &id, NULL), TOKEN_VALID);
+	ck_assert_int_eq(token_held_make(key, "group1", 0, "mod@x.test", 1, bad, sizeof(bad)), 0);
+	ck_assert_int_eq(token_held_check(key, bad, "group1", "mod@x.test", 0, &id, NULL), TOKEN_VALID);
 	ck_assert_int_eq(id, 0);
 	/* Expired: ours, too old; it still says which post. */
 	id = 0;
-	ck_assert_int_eq(token_held_check(key, tok, "group1", 2000000001UL, &id, &exp),
+	ck_assert_int_eq(token_held_check(key, tok, "group1", "mod@x.test", 2000000001UL, &id, &exp),
 			 TOKEN_EXPIRED);
 	ck_assert_int_eq(id, 12);
+	/* Made for one moderator: another address (a former moderator's
+	 * mail naming a current one) is refused; the address's case does
+	 * not matter. */
+	ck_assert_int_eq(token_held_check(key, tok, "group1", "other@x.test", 0, NULL, NULL),
+			 TOKEN_FORGED);
+	ck_assert_int_eq(token_held_check(key, tok, "group1", "MOD@x.test", 0, NULL, NULL),
+			 TOKEN_VALID);
 	/* Another list, another key. */
-	ck_assert_int_eq(token_held_check(key, tok, "group2", 0, NULL, NULL), TOKEN_FORGED);
-	ck_assert_int_eq(token_held_check(other, tok, "group1", 0, NULL, NULL), TOKEN_FORGED);
+	ck_assert_int_eq(token_held_check(key, tok, "group2", "mod@x.test", 0, NULL, NULL), TOKEN_FORGED);
+	ck_assert_int_eq(token_held_check(other, tok, "group1", "mod@x.test", 0, NULL, NULL), TOKEN_FORGED);
 	/* Tampered: another post (its own token differs), the expiry, a MAC digit. */
-	ck_assert_int_eq(token_held_check(key, "hd.77359400-52d0a4ec9bcee26ff364", "group1", 0,
+	ck_assert_int_eq(token_held_check(key, "hd.77359400-281ab914757605a6697e", "group1", "mod@x.test", 0,
 					  NULL, NULL), TOKEN_FORGED);
-	ck_assert_int_eq(token_held_make(key, "group1", 13, 2000000000UL, bad, sizeof(bad)), 0);
-	ck_assert_str_eq(bad, "hd.77359400-79abea8982664551f03f");
-	ck_assert_int_eq(token_held_check(key, "hc.77359401-52d0a4ec9bcee26ff364", "group1", 0,
+	ck_assert_int_eq(token_held_make(key, "group1", 13, "mod@x.test", 2000000000UL, bad, sizeof(bad)), 0);
+	ck_assert_str_eq(bad, "hd.77359400-149679c3763dcf595c2d");
+	ck_assert_int_eq(token_held_check(key, "hc.77359401-281ab914757605a6697e", "group1", "mod@x.test", 0,
 					  NULL, NULL), TOKEN_FORGED);
-	ck_assert_int_eq(token_held_check(key, "hc.77359400-52d0a4ec9bcee26ff365", "group1", 0,
+	ck_assert_int_eq(token_held_check(key, "hc.77359400-52d0a4ec9bcee26ff365", "group1", "mod@x.test", 0,
 					  NULL, NULL), TOKEN_FORGED);
 	/* The same MAC over another purpose: a confirmation token made for
 	 * "group1" and address "12" is no held token. */
 	ck_assert_int_eq(token_make(key, TOKEN_SUBSCRIBE, "group1", "12", 2000000000UL, conf,
 				    sizeof(conf)), 0);
 	snprintf(bad, sizeof(bad), "hc.%s", conf + 1);
-	ck_assert_int_eq(token_held_check(key, bad, "group1", 0, NULL, NULL), TOKEN_FORGED);
+	ck_assert_int_eq(token_held_check(key, bad, "group1", "mod@x.test", 0, NULL, NULL), TOKEN_FORGED);
 	ck_assert_int_eq(token_check(key, tok, "group1", "12", 0, NULL, NULL), TOKEN_MALFORMED);
 	for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++)
-		ck_assert_msg(token_held_check(key, malformed[i], "group1", 0, &id, &exp)
+		ck_assert_msg(token_held_check(key, malformed[i], "group1", "mod@x.test", 0, &id, &exp)
 			      == TOKEN_MALFORMED, "%s: not malformed", malformed[i]);
 	/* A buffer too small, a negative id. */
-	ck_assert_int_eq(token_held_make(key, "group1", 12, 2000000000UL, bad, 32), -1);
-	ck_assert_int_eq(token_held_make(key, "group1", 12, 2000000000UL, bad, 33), 0);
-	ck_assert_int_eq(token_held_make(key, "group1", -1, 2000000000UL, bad, sizeof(bad)), -1);
+	ck_assert_int_eq(token_held_make(key, "group1", 12, "mod@x.test", 2000000000UL, bad, 32), -1);
+	ck_assert_int_eq(token_held_make(key, "group1", 12, "mod@x.test", 2000000000UL, bad, 33), 0);
+	ck_assert_int_eq(token_held_make(key, "group1", -1, "mod@x.test", 2000000000UL, bad, sizeof(bad)), -1);
 }
 END_TEST
 

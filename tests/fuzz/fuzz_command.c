@@ -38,7 +38,7 @@ parsed(const char *local, char delim)
 	if (c.kind == CMD_CONFIRM)
 		t = token_check(key, c.token, c.group, "a@x.test", 0, NULL, NULL);
 	else if (c.kind == CMD_APPROVE || c.kind == CMD_REJECT || c.kind == CMD_DISCARD)
-		t = token_held_check(key, c.token, c.group, 0, NULL, NULL);
+		t = token_held_check(key, c.token, c.group, "m@x.test", 0, NULL, NULL);
 	else if (c.token[0] != 0)
 		abort();			/* a token where none belongs */
 	else
@@ -63,8 +63,8 @@ round_trip(const char *group, char delim, const uint8_t *data, size_t size)
 		exp = exp << 8 | data[size - 1 - i];
 	}
 	id &= 0x7fffffffffffffffULL;
-	if (token_held_make(key, group, (long long) id, exp, tok, sizeof(tok)) != 0
-	    || token_held_check(key, tok, group, exp, &i2, &e2) != TOKEN_VALID
+	if (token_held_make(key, group, (long long) id, "m@x.test", exp, tok, sizeof(tok)) != 0
+	    || token_held_check(key, tok, group, "m@x.test", exp, &i2, &e2) != TOKEN_VALID
 	    || i2 != (long long) id || e2 != exp)
 		abort();
 	snprintf(what, sizeof(what), "approve%c%s", delim, tok);
@@ -121,7 +121,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	local[k] = 0;
 	for (int i = 0; i < 3; i++)
 		parsed(local, delims[i]);
-	(void) token_held_check(key, local, "group1", 1, NULL, NULL);
+	(void) token_held_check(key, local, "group1", "m@x.test", 1, NULL, NULL);
 	(void) token_check(key, local, "group1", "a@x.test", 1, NULL, NULL);
 	round_trip(local, delims[size % 3], data, size);
 	attached(local, data, size);
