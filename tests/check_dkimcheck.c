@@ -313,8 +313,8 @@ lines(const char *hdr, const char *name)
 
 START_TEST(test_touched_fields_match_rewrite)
 {
-	const struct rewrite_list l = {"club", "Club", "lists.test", "club-bounces",
-				       "postmaster", _i & 1, (_i & 2) ? '+' : 0};
+	struct rewrite_list l = {"club", "Club", "lists.test", "club-bounces",
+				 "postmaster", _i & 1, (_i & 2) ? '+' : 0, 0, 0};
 	char	full[16384], bare[] = "From: a@example.org\r\nSubject: s\r\n\r\nbody\r\n";
 	size_t	n = 0;
 
