@@ -473,6 +473,7 @@ copy_text(const struct copy_ctx *cx, const struct rewrite_msg *m, size_t *clen)
 	const struct store_group *g = cx->g;
 	struct rewrite_list l;
 
+	memset(&l, 0, sizeof(l));	/* munge_from 0: From: as the author wrote it */
 	l.group = g->name;
 	l.description = g->description;
 	l.domain = cf->domain;

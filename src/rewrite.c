@@ -425,14 +425,157 @@ phrase(const char *desc)
 	return (out);
 }
 
+/* name_is - field f of m is called name */
+static int
+name_is(const struct rewrite_msg *m, const struct field *f, const char *name)
+{
+	size_t	n = strlen(name);
+
+	return (f->nlen == n && strncasecmp(m->msg + f->start, name, n) == 0);
+}
+
+/* has_field - m has a field called name */
+static int
+has_field(const struct rewrite_msg *m, const char *name)
+{
+	for (size_t k = 0; k < m->nf; k++)
+		if (name_is(m, &m->f[k], name))
+			return (1);
+	return (0);
+}
+
+/*
+ * munged_from - the From: field of a munged copy for the author's From:
+ * value v (unfolded): `From: "Alice via club" <club@domain>`, malloc'd
+ * with its LF.  The author's display name is the phrase before "<", its
+ * quotes taken off; with encoded words it is kept as it is (each one a
+ * whole word) and "via club" follows as a quoted string; without a
+ * phrase the author's address stands for it.
+ */
+static char *
+munged_from(const char *v, const char *group, const char *domain)
+{
+	const char *lt = strchr(v, '<');
+	size_t	len = lt ? (size_t) (lt - v) : strlen(v), cap;
+	char   *name, *out, *p;
+	int	encoded, quoted = 0;
+
+	while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+		len--;
+	if (len >= 2 && v[0] == '"' && v[len - 1] == '"') {
+		v++;
+		len -= 2;
+		quoted = 1;
+	}
+	if (len == 0) {			/* no phrase: the address */
+		v = lt ? lt + 1 : v;
+		len = lt ? strcspn(v, ">") : strlen(v);
+	}
+	if ((name = malloc(len + 1)) == NULL)
+		return (NULL);
+	for (size_t i = 0, j = 0; i <= len; i++)	/* unquote \x */
+		if (i == len)
+			name[j] = 0;
+		else if (!(v[i] == '\\' && i + 1 < len))
+			name[j++] = v[i];
+		else
+			name[j++] = v[++i];
+	encoded = strstr(name, "=?") != NULL && lt != NULL && !quoted;
+	cap = 2 * strlen(name) + 2 * strlen(group) + strlen(domain) + 64;
+	if ((out = malloc(cap)) == NULL) {
+		free(name);
+		return (NULL);
+	}
+	p = out + snprintf(out, cap, "From: ");
+	if (encoded)
+		p += snprintf(p, cap - (size_t) (p - out), "%s \"via ", name);
+	else {
+		*p++ = '"';
+		for (const char *c = name; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				*p++ = '\\';
+			*p++ = (unsigned char) *c < 0x20 ? ' ' : *c;
+		}
+		p += snprintf(p, cap - (size_t) (p - out), " via ");
+	}
+	for (const char *c = group; *c; c++) {
+		if (*c == '"' || *c == '\\')
+			*p++ = '\\';
+		*p++ = *c;
+	}
+	snprintf(p, cap - (size_t) (p - out), "\" <%s@%s>\n", group, domain);
+	free(name);
+	return (out);
+}
+
+/* The parts of a munged copy (munge_from). */
+struct munge {
+	char	from[REWRITE_FROM_VALUE_MAX + 1];	/* the author's, unfolded */
+	char   *field;			/* the new From: field */
+	int	reply_to;		/* the post has a Reply-To */
+	int	cc;			/* ... and a Cc to extend */
+	int	from_done;		/* the new From: is written */
+};
+
+/* munge_prepare - read the author's From: for a munged copy: 1 (mu
+ * filled in), 0 (cannot: leave From: alone), -1 (no memory) */
+static int
+munge_prepare(const struct rewrite_msg *m, const char *group, const char *domain,
+	      struct munge *mu)
+{
+	memset(mu, 0, sizeof(*mu));
+	if (rewrite_field(m, "From", mu->from, sizeof(mu->from)) <= 0)
+		return (0);
+	if ((mu->field = munged_from(mu->from, group, domain)) == NULL)
+		return (-1);
+	mu->reply_to = has_field(m, "Reply-To");
+	mu->cc = mu->reply_to && has_field(m, "Cc");
+	return (1);
+}
+
+/* munge_field - field f of a munged copy into out: the new From:, a Cc:
+ * with the author added, or 0 (copy it as it is); the bytes written,
+ * (size_t) -1 for a field left out */
+static size_t
+munge_field(const struct rewrite_msg *m, const struct field *f, struct munge *mu, char *out)
+{
+	size_t	n;
+
+	/* A second From: (posting = anyone lets it through) goes. */
+	if (name_is(m, f, "From") && mu->from_done++)
+		return ((size_t) -1);
+	if (name_is(m, f, "From"))
+		return ((size_t) sprintf(out, "%s", mu->field));
+	if (!mu->cc || !name_is(m, f, "Cc"))
+		return (0);
+	n = crlf_to_lf(out, m->msg + f->start, f->end - f->start);
+	while (n > 0 && out[n - 1] == '\n')
+		n--;
+	return (n + (size_t) sprintf(out + n, ",\n %s\n", mu->from));
+}
+
+/* munge_tail - the fields a munged copy adds: Reply-To or Cc, and
+ * X-Original-From */
+static size_t
+munge_tail(const struct munge *mu, char *out)
+{
+	size_t	n = 0;
+
+	if (!mu->reply_to)
+		n += (size_t) sprintf(out + n, "Reply-To: %s\n", mu->from);
+	else if (!mu->cc)
+		n += (size_t) sprintf(out + n, "Cc: %s\n", mu->from);
+	return (n + (size_t) sprintf(out + n, "X-Original-From: %s\n", mu->from));
+}
+
 char   *
-rewrite_copy(const struct rewrite_msg *m, const struct rewrite_list *l,
-	     size_t *outlen)
+rewrite_copy(const struct rewrite_msg *m, struct rewrite_list *l, size_t *outlen)
 {
 	const char *s = m->msg;
 	char   *out, *ph = NULL, *group, cmds[1400];
 	size_t	n = 0, cap, glen = strlen(l->group);
-	int	w;
+	struct munge mu;
+	int	w, munge = 0;
 
 	if ((group = malloc(glen + 1)) == NULL)
 		return (NULL);
@@ -442,20 +585,40 @@ rewrite_copy(const struct rewrite_msg *m, const struct rewrite_list *l,
 		free(group);
 		return (NULL);
 	}
+	l->munged = 0;
+	if (l->munge_from && (munge = munge_prepare(m, group, l->domain, &mu)) < 0) {
+		free(group);
+		free(ph);
+		return (NULL);
+	}
 	cap = m->len + 2048 + 3 * glen + (ph ? strlen(ph) : 0)
-		+ 8 * strlen(l->domain);
+		+ 8 * strlen(l->domain) + (munge ? 4 * sizeof(mu.from) + 2 * glen : 0);
 	if ((out = malloc(cap)) == NULL) {
 		free(group);
 		free(ph);
+		if (munge)
+			free(mu.field);
 		return (NULL);
 	}
 	/* The header, one field (with its continuation lines) at a time. */
 	for (size_t k = 0; k < m->nf; k++) {
 		const struct field *f = &m->f[k];
+		size_t	c;
 
 		if (drop_field(s + f->start, f->nlen, l->is_group))
 			continue;
+		if (munge && (c = munge_field(m, f, &mu, out + n)) > 0) {
+			n += c == (size_t) -1 ? 0 : c;
+			continue;
+		}
 		n += crlf_to_lf(out + n, s + f->start, f->end - f->start);
+	}
+	if (munge) {
+		if (n > 0 && out[n - 1] != '\n')
+			out[n++] = '\n';
+		n += munge_tail(&mu, out + n);
+		free(mu.field);
+		l->munged = 1;
 	}
 	if (n > 0 && out[n - 1] != '\n')
 		out[n++] = '\n';

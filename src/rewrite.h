@@ -14,6 +14,10 @@ struct rewrite_list {
 	int	is_group;		/* add Precedence, X-Auto-Response-Suppress */
 	char	delim;			/* not 0: the list has command addresses
 					 * (LIST+subscribe, ...) for List-* */
+	int	munge_from;		/* DMARC: From: becomes the list's (see
+					 * rewrite_copy) */
+	int	munged;			/* out: it did (0: the From: could not
+					 * be read, left as it was) */
 };
 
 struct rewrite_msg;
@@ -91,10 +95,20 @@ int	rewrite_has_list_id(const struct rewrite_msg *, const char *group,
  * the header, after an X-BeenThere: group@domain that is never removed
  * (loop detection across lists).  List-Unsubscribe, List-Help and
  * List-Subscribe name the list's command addresses when delim is set,
- * else the postmaster with a subject.  Returns a malloc'd buffer the caller frees, or NULL when
- * memory is short.
+ * else the postmaster with a subject.
+ *
+ * With munge_from (DMARC mitigation) the From: field, in its place,
+ * becomes `"Author via group" <group@domain>` (the author's display
+ * name, or address when there is none; encoded words kept as whole
+ * words), the original From: value is kept in X-Original-From:, and the
+ * author stays one reply away: Reply-To: the original From:, or, when
+ * the post has a Reply-To already, the original From: added to Cc: (to
+ * its Cc: field if there is one).  l->munged says whether it was done (a
+ * From: value over REWRITE_FROM_VALUE_MAX is left alone).
+ *
+ * Returns a malloc'd buffer the caller frees, or NULL when memory is
+ * short.
  */
-char   *rewrite_copy(const struct rewrite_msg *, const struct rewrite_list *,
-		     size_t *outlen);
+char   *rewrite_copy(const struct rewrite_msg *, struct rewrite_list *, size_t *outlen);
 
 #endif

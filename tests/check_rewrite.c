@@ -87,7 +87,7 @@ static const struct {
 START_TEST(test_copy)
 {
 	struct rewrite_list l = {"Group1", copies[_i].desc, "lists.test", "bounce",
-	"postmaster", copies[_i].is_group, 0};
+	"postmaster", copies[_i].is_group, 0, 0, 0};
 	struct rewrite_msg *m;
 	size_t	len;
 	char   *out;
@@ -264,7 +264,7 @@ END_TEST
 /* A list with command addresses names them in List-*. */
 START_TEST(test_copy_commands)
 {
-	struct rewrite_list l = {"Club", "", "lists.test", "bounce", "postmaster", 1, '-'};
+	struct rewrite_list l = {"Club", "", "lists.test", "bounce", "postmaster", 1, '-', 0, 0};
 	const char *in = "From: a@x.test\r\nList-Unsubscribe: <mailto:x@y>\r\n\r\nb\r\n";
 	const char *want = "From: a@x.test\nX-BeenThere: club@lists.test\n"
 		"Sender: bounce@lists.test\nList-Id: <club.lists.test>\n"
@@ -281,6 +281,71 @@ START_TEST(test_copy_commands)
 	/* The copy is a buffer of len bytes, not a string. */
 	ck_assert_msg(len == strlen(want) && memcmp(out, want, len) == 0, "got:\n%.*s",
 		      (int) len, out);
+	free(out);
+	rewrite_msg_free(m);
+}
+END_TEST
+
+/* DMARC mitigation: From: becomes the list's, the author one reply away. */
+static const struct {
+	const char *label, *in, *want_head;
+} munges[] = {
+	{"a display name, no Reply-To",
+		"From: Alice Example <alice@yahoo.test>\r\nTo: club@lists.test\r\n\r\nb\r\n",
+		"From: \"Alice Example via club\" <club@lists.test>\nTo: club@lists.test\n"
+		"Reply-To: Alice Example <alice@yahoo.test>\n"
+		"X-Original-From: Alice Example <alice@yahoo.test>\n"},
+	{"a quoted name with a quote inside",
+		"From: \"Al \\\"Bo\\\" C\" <al@yahoo.test>\r\n\r\nb\r\n",
+		"From: \"Al \\\"Bo\\\" C via club\" <club@lists.test>\n"
+		"Reply-To: \"Al \\\"Bo\\\" C\" <al@yahoo.test>\n"
+		"X-Original-From: \"Al \\\"Bo\\\" C\" <al@yahoo.test>\n"},
+	{"no display name: the address stands for it",
+		"From: bob@aol.test\r\n\r\nb\r\n",
+		"From: \"bob@aol.test via club\" <club@lists.test>\nReply-To: bob@aol.test\n"
+		"X-Original-From: bob@aol.test\n"},
+	{"an encoded word stays a word",
+		"From: =?utf-8?q?J=C3=B6rg?= <j@yahoo.test>\r\n\r\nb\r\n",
+		"From: =?utf-8?q?J=C3=B6rg?= \"via club\" <club@lists.test>\n"
+		"Reply-To: =?utf-8?q?J=C3=B6rg?= <j@yahoo.test>\n"
+		"X-Original-From: =?utf-8?q?J=C3=B6rg?= <j@yahoo.test>\n"},
+	{"a Reply-To already: the author goes to Cc",
+		"From: A <a@yahoo.test>\r\nReply-To: x@y.test\r\n\r\nb\r\n",
+		"From: \"A via club\" <club@lists.test>\nReply-To: x@y.test\n"
+		"Cc: A <a@yahoo.test>\nX-Original-From: A <a@yahoo.test>\n"},
+	{"a Reply-To and a Cc: the Cc gets the author",
+		"From: A <a@yahoo.test>\r\nCc: c@d.test\r\nReply-To: x@y.test\r\n\r\nb\r\n",
+		"From: \"A via club\" <club@lists.test>\nCc: c@d.test,\n A <a@yahoo.test>\n"
+		"Reply-To: x@y.test\nX-Original-From: A <a@yahoo.test>\n"},
+};
+
+START_TEST(test_copy_munged)
+{
+	struct rewrite_list l = {"Club", "", "lists.test", "bounce", "postmaster", 0, 0, 1, 0};
+	struct rewrite_msg *m;
+	size_t	len;
+	char   *out;
+
+	ck_assert_int_eq(rewrite_parse(munges[_i].in, strlen(munges[_i].in), NULL, &m),
+			 REWRITE_OK);
+	ck_assert_ptr_nonnull(out = rewrite_copy(m, &l, &len));
+	ck_assert_int_eq(l.munged, 1);
+	ck_assert_msg(len >= strlen(munges[_i].want_head)
+		      && memcmp(out, munges[_i].want_head, strlen(munges[_i].want_head)) == 0,
+		      "%s:\n--- got ---\n%.*s--- want (head) ---\n%s", munges[_i].label,
+		      (int) len, out, munges[_i].want_head);
+	/* The body and the list fields as ever; one From: only. */
+	ck_assert_ptr_nonnull(strstr(out, "List-Id: <club.lists.test>\n"));
+	ck_assert_ptr_null(strstr(strstr(out, "From:") + 1, "\nFrom:"));
+	free(out);
+	rewrite_msg_free(m);
+	/* Without munge_from nothing of this happens. */
+	l.munge_from = 0;
+	ck_assert_int_eq(rewrite_parse(munges[_i].in, strlen(munges[_i].in), NULL, &m),
+			 REWRITE_OK);
+	ck_assert_ptr_nonnull(out = rewrite_copy(m, &l, &len));
+	ck_assert_int_eq(l.munged, 0);
+	ck_assert_ptr_null(strstr(out, "X-Original-From"));
 	free(out);
 	rewrite_msg_free(m);
 }
@@ -753,6 +818,7 @@ main(void)
 	tcase_add_test(tc, test_command_address);
 	tcase_add_loop_test(tc, test_command_normalize, 0, sizeof(normalized) / sizeof(normalized[0]));
 	tcase_add_test(tc, test_copy_commands);
+	tcase_add_loop_test(tc, test_copy_munged, 0, sizeof(munges) / sizeof(munges[0]));
 	tcase_add_test(tc, test_notice_build);
 	tcase_add_test(tc, test_notice_build_attached);
 	tcase_add_test(tc, test_notice_values);

@@ -19,7 +19,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct rewrite_list l = {"group1", "Club \"x\", \xc3\xa9", "example.com", "bounce",
-	"postmaster", (int) (size & 1), (size & 2) ? '+' : 0};
+	"postmaster", (int) (size & 1), (size & 2) ? '+' : 0, (int) (size & 4), 0};
 	struct rewrite_msg *m;
 	struct rewrite_from from;
 	char	hex[41], id[256], *copy;

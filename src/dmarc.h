@@ -1,0 +1,65 @@
+/* dmarc.h - the DMARC policy of an author's domain (RFC 7489 6.6.3),
+ * looked up in DNS through libunbound, with a cache */
+#ifndef MLISTD_DMARC_H
+#define MLISTD_DMARC_H
+
+#include <stddef.h>
+
+/* A domain name in text, without the trailing dot, and its NUL */
+#define DMARC_DOMAIN_MAX	254
+#define DMARC_REASON_MAX	96
+
+/* Answers kept by one resolver; the oldest goes first when it is full */
+#define DMARC_CACHE_SIZE	1024
+
+enum dmarc_policy {
+	DMARC_NONE_FOUND,	/* no usable record: DMARC does not apply */
+	DMARC_P_NONE,
+	DMARC_P_QUARANTINE,
+	DMARC_P_REJECT,
+	DMARC_TEMPFAIL		/* DNS did not answer: timeout, SERVFAIL... */
+};
+
+struct dmarc_result {
+	enum dmarc_policy policy;
+	char	domain[DMARC_DOMAIN_MAX];	/* whose record applied, or "" */
+	int	from_org;	/* the record is the organizational domain's
+				 * (the From: domain had none): its sp= applied,
+				 * or p= when it has no sp= */
+	int	pct;		/* pct= of the record (100 when absent); not
+				 * applied: mlistd decides per copy */
+	int	cached;		/* every answer came from the cache */
+	char	reason[DMARC_REASON_MAX];	/* for logs: plain text, no DNS data */
+};
+
+struct dmarc_resolver;
+
+/*
+ * dmarc_resolver_create - a resolver that asks resolver ("ADDRESS[:PORT]",
+ * "[IPV6]:PORT", or NULL for the system's /etc/resolv.conf) and gives up
+ * on one query after timeout_ms.  NULL with a message in err on a bad
+ * address or when libunbound or the Public Suffix List cannot be set up.
+ * The caller frees it with dmarc_resolver_free (which accepts NULL).
+ * libunbound answers in a thread of its own, started with every signal
+ * blocked, so the process's signals still reach the thread that called.
+ */
+struct dmarc_resolver *dmarc_resolver_create(const char *resolver, unsigned timeout_ms,
+					     char *err, size_t errlen);
+void	dmarc_resolver_free(struct dmarc_resolver *);
+
+/*
+ * dmarc_lookup - the policy that applies to mail from from_domain (any
+ * case, a trailing dot allowed), filled into *out.  Returns 0, or -1 when
+ * out->policy is DMARC_TEMPFAIL (what that means is the caller's choice).
+ * A name that is no DNS host name (too long, odd characters, a U-label)
+ * is DMARC_NONE_FOUND.  Definite answers, records or none, are cached for
+ * their TTL (at most a day; a negative answer for its SOA's, 300 s when
+ * it has none, at most 3 hours); failures are not cached.
+ */
+int	dmarc_lookup(struct dmarc_resolver *, const char *from_domain,
+		     struct dmarc_result *out);
+
+/* dmarc_policy_str - "none-found", "none", "quarantine", "reject", "tempfail" */
+const char *dmarc_policy_str(enum dmarc_policy);
+
+#endif
