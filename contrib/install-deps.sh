@@ -7,7 +7,7 @@ set -eu
 PACKAGES="ca-certificates gcc make autoconf automake libtool pkg-config
 	libsqlite3-dev sqlite3 libmailutils-dev nettle-dev check postfix swaks
 	clang libclang-rt-14-dev iproute2 valgrind sysvinit-utils git
-	mandoc groff-base libfaketime python3-dkim"
+	mandoc groff-base libfaketime python3-dkim opendkim opendkim-tools"
 if [ "${1:-}" = "--list" ]; then
 	echo $PACKAGES
 	exit 0
