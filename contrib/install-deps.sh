@@ -7,8 +7,8 @@ set -eu
 PACKAGES="ca-certificates gcc make autoconf automake libtool pkg-config
 	libsqlite3-dev sqlite3 libmailutils-dev nettle-dev check postfix swaks
 	clang libclang-rt-14-dev iproute2 valgrind sysvinit-utils git
-	mandoc groff-base libfaketime python3-dkim
-	libunbound-dev libpsl-dev publicsuffix dnsmasq-base libopendkim-dev opendkim-tools"
+	mandoc groff-base libfaketime python3-dkim opendkim opendkim-tools
+	libunbound-dev libpsl-dev publicsuffix dnsmasq-base libopendkim-dev"
 if [ "${1:-}" = "--list" ]; then
 	echo $PACKAGES
 	exit 0
