@@ -85,16 +85,28 @@ confirm_at(const char *local, size_t n)
 	return (m < 0 ? -1 : number_at(local, (size_t) m, "suSU"));
 }
 
-/* held_at - where a held post's token (h HEX.HEX-HEX{20}) ending
+/* plain_number_at - number_at, and the number has no leading zero */
+static long
+plain_number_at(const char *local, size_t n, const char *letters)
+{
+	long	p = number_at(local, n, letters);
+
+	if (p < 0 || ((size_t) p + 2 < n && local[p + 1] == '0'))
+		return (-1);
+	return (p);
+}
+
+/* held_at - where a held post's token (h HEX.HEX-HEX{20}, the numbers
+ * without leading zeros, as token_held_check reads it) ending
  * local[0 .. n) begins, or -1 */
 static long
 held_at(const char *local, size_t n)
 {
 	long	m = mac_at(local, n), e;
 
-	if (m < 0 || (e = number_at(local, (size_t) m, ".")) < 0)
+	if (m < 0 || (e = plain_number_at(local, (size_t) m, ".")) < 0)
 		return (-1);
-	return (number_at(local, (size_t) e, "hH"));
+	return (plain_number_at(local, (size_t) e, "hH"));
 }
 
 /* The command addresses: the word, and the token's shape if it has one. */
