@@ -15,8 +15,9 @@
 #      started by the installed init script, a post through Postfix that
 #      reaches the list's member, with postfix/mlistd in the maillog;
 #   6. the clean-up query of "Bounces", on bounces the relay really gave;
-#   7. the Quick start: contrib/demo.sh, a member's post, a non-member's
-#      DSN kept on the machine, and Ctrl-C stopping Postfix once.
+#   7. the Quick start: contrib/demo.sh, a member's post (its copies
+#      signed by the demo's OpenDKIM), a non-member's DSN kept on the
+#      machine, and Ctrl-C stopping Postfix once.
 # Ports are chosen at run time, everything listens on 127.0.0.1 only, and
 # every process started here is stopped by pid, also on failure.  At the
 # end the installation is removed again (make uninstall, the state
@@ -277,7 +278,8 @@ demo=$work/demo
 dpf=$(free_port)
 dml=$(free_port)
 dri=$(free_port)
-DEMO=$demo PFPORT=$dpf MLPORT=$dml RIPORT=$dri setsid sh contrib/demo.sh > "$work/demo.out" 2>&1 &
+ddk=$(free_port)
+DEMO=$demo PFPORT=$dpf MLPORT=$dml RIPORT=$dri DKPORT=$ddk setsid sh contrib/demo.sh > "$work/demo.out" 2>&1 &
 demo_pgid=$!
 wait_for 'grep -q "starting mlistd" "$work/demo.out"' 120 "the demo to start"
 wait_for "ss -Htln 'sport = :$dml' | grep -q ." 10 "the demo's mlistd"
@@ -286,6 +288,12 @@ grep -o "swaks --server [^ ]* --from alice@example.org --to group1@lists.example
 swaks --server "127.0.0.1:$dpf" --from alice@example.org --to group1@lists.example.org \
 	> "$work/swaks.out" 2>&1 || { cat "$work/swaks.out"; fail "demo post"; }
 wait_for '[ "$(files_in "$demo/mail/members/new")" -ge 2 ]' 30 "copies for alice and bob"
+# The demo's OpenDKIM signed them with the key it made.
+for copy in "$demo"/mail/members/new/*; do
+	/usr/bin/python3 tests/dkimverify.py "$demo/opendkim/keys/mlistd.txt" lists.example.org \
+		"$copy" From List-Id > "$work/dkim.out" 2>&1 \
+		|| { cat "$work/dkim.out"; fail "the demo's copy $copy has no valid list signature"; }
+done
 swaks --server "127.0.0.1:$dpf" --from mallory@example.net --to group1@lists.example.org \
 	> "$work/swaks.out" 2>&1 || { cat "$work/swaks.out"; fail "demo non-member post"; }
 wait_for '[ "$(files_in "$demo/mail/outside/new")" -ge 1 ]' 30 "the DSN to mallory"
