@@ -998,6 +998,29 @@ START_TEST(test_list_mail_signed)
 			    "list-post", "subject", "sender?", "reply-to?", (char *) NULL);
 		free(got[i]);
 	}
+	/*
+	 * A copy whose From: is rewritten (groups.dmarc = 'always') passes
+	 * DMARC through the list's signature: From: in the list domain,
+	 * aligned with d=example.com, and the author kept in
+	 * X-Original-From and Reply-To.
+	 */
+	ck_assert_int_eq(tl_sql(&d, "UPDATE groups SET dmarc = 'always' WHERE name = 'group1'"), 0);
+	ck_assert_int_eq(inject("alice@example.org", "group1@example.com", "e2e-dmarc",
+				"Alice <alice@example.org>"), 250);
+	n = wait_sink("Subject: e2e-dmarc", 2, 30, got, 4);
+	if (n != 2)
+		show_maillog();
+	ck_assert_int_eq(n, 2);
+	for (int i = 0; i < n; i++) {
+		ck_assert_msg(strstr(got[i], "\nFrom: \"Alice via group1\" <group1@example.com>")
+			      != NULL, "no rewritten From: in\n%s", got[i]);
+		ck_assert_ptr_nonnull(strstr(got[i], "\nX-Original-From: Alice <alice@example.org>"));
+		ck_assert_ptr_nonnull(strstr(got[i], "\nReply-To: Alice <alice@example.org>"));
+		dkim_verify(got[i], "a rewritten copy", "from", "list-id", "reply-to", "subject",
+			    (char *) NULL);
+		free(got[i]);
+	}
+	ck_assert(tl_logged(&d, "dmarc=rewritten (dmarc-mitigation always), status=sent"));
 	/* A notice mlistd writes itself: the subscription request. */
 	ck_assert_int_eq(inject("newbie@example.net", "club+subscribe@example.com", "join",
 				"Newbie <newbie@example.net>"), 250);
