@@ -178,7 +178,7 @@ add_key(const char *s, const char *d)
 
 START_TEST(test_survives)
 {
-	struct dkimcheck_conf conf = {keyfile, 0, NULL, NULL};
+	struct dkimcheck_conf conf = {keyfile, 0, NULL, NULL, NULL};
 	struct dkimcheck *dc;
 	struct dkimcheck_result r;
 	size_t	len;
@@ -226,8 +226,8 @@ fake_psl(const char *domain, char *buf, size_t size, void *arg)
 
 START_TEST(test_orgdomain)
 {
-	struct dkimcheck_conf dflt = {keyfile, 0, NULL, NULL};
-	struct dkimcheck_conf psl = {keyfile, 0, fake_psl, "co.uk"};
+	struct dkimcheck_conf dflt = {keyfile, 0, NULL, NULL, NULL};
+	struct dkimcheck_conf psl = {keyfile, 0, fake_psl, "co.uk", NULL};
 	struct dkimcheck *dc;
 	struct dkimcheck_result r;
 	size_t	len;
@@ -258,7 +258,7 @@ END_TEST
 
 START_TEST(test_bounds)
 {
-	struct dkimcheck_conf conf = {keyfile, 0, NULL, NULL};
+	struct dkimcheck_conf conf = {keyfile, 0, NULL, NULL, NULL};
 	struct dkimcheck *dc;
 	struct dkimcheck_result r;
 	size_t	len;
