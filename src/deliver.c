@@ -209,13 +209,28 @@ static void
 report_signing(struct report *rp, struct dmarc_resolver *dns)
 {
 	const struct conf *cf = rp->cf;
+	char	qname[600], rec[DMARC_TXT_MAX], why[128];
+	int	rc;
 
-	(void) dns;
-	if (cf->dkim_selector == NULL && (rp->modes & ~(1 << DMARC_MODE_NEVER)))
-		fprintf(rp->fp, "mlistd: warning: dkim-selector is not set: nothing says that "
-			"the relay path signs list mail for %s with DKIM; copies whose From: is "
-			"rewritten fail DMARC unless it does (contrib/opendkim; DELIVERABILITY in "
-			"mlistd(8))\n", cf->domain);
+	if (cf->dkim_selector == NULL) {
+		if (rp->modes & ~(1 << DMARC_MODE_NEVER))
+			fprintf(rp->fp, "mlistd: warning: dkim-selector is not set: nothing says "
+				"that the relay path signs list mail for %s with DKIM; copies whose "
+				"From: is rewritten fail DMARC unless it does (contrib/opendkim; "
+				"DELIVERABILITY in mlistd(8))\n", cf->domain);
+		return;
+	}
+	snprintf(qname, sizeof(qname), "%s._domainkey.%s", cf->dkim_selector, cf->domain);
+	if ((rc = dmarc_txt(dns, qname, rec, sizeof(rec), NULL, why, sizeof(why))) == 1)
+		fprintf(rp->fp, "mlistd: DKIM key %s is published (whether the relay path signs "
+			"with it, mlistd cannot see: see DELIVERABILITY in mlistd(8))\n", qname);
+	else if (rc == 0)
+		fprintf(rp->fp, "mlistd: warning: no DKIM key at %s (%s): list mail signed with "
+			"selector %s fails DKIM at the members' providers until the record is "
+			"published (opendkim-genkey writes it: see DELIVERABILITY in mlistd(8))\n",
+			qname, why, cf->dkim_selector);
+	else
+		fprintf(rp->fp, "mlistd: warning: cannot look up the DKIM key %s: %s\n", qname, why);
 }
 
 /*

@@ -25,6 +25,8 @@
  * DKIMCHECK_MAX_H counts as touching.  Key lookups time out after
  * conf->timeout seconds.
  *
+ * With conf->resolver, keys come through mlistd's resolver (dmarc_txt, cached).
+ *
  * Public API: dkimcheck_create(), dkimcheck_free(), dkimcheck_survives(),
  * dkimcheck_survives_as(), dkimcheck_touches().  Diagnostics go into the
  * result's reason, never to the log: the caller logs the copy's line.
@@ -44,19 +46,23 @@
 #include <opendkim/dkim.h>
 
 #include "dkimcheck.h"
+#include "dmarc.h"
 #include "rewrite.h"
 
 struct dkimcheck {
 	DKIM_LIB *lib;
+	struct dmarc_resolver *resolver;	/* NULL: libopendkim looks keys up */
 	dkimcheck_orgdomain_fn orgdomain;
 	void   *orgdomain_arg;
 };
 
-/* What one call knows while libopendkim screens the signatures. */
+/* What one call knows while libopendkim screens the signatures and
+ * looks their keys up. */
 struct screen {
 	const struct dkimcheck *dc;
 	const char *author;
 	unsigned aligned;
+	char	failed[80];		/* why a key lookup failed, or "" */
 };
 
 /* The fields rewrite_copy() touches (see dkimcheck.h). */
@@ -84,6 +90,8 @@ static const struct {
 };
 
 static DKIM_CBSTAT screen_sigs(DKIM *, DKIM_SIGINFO **, int);
+static int key_name(DKIM_SIGINFO *, char *, size_t);
+static DKIM_CBSTAT key_lookup(DKIM *, DKIM_SIGINFO *, u_char *, size_t);
 static int aligned(const struct dkimcheck *, const char *, const char *);
 static int is_sub(const char *, const char *);
 static int h_touches(const struct rewrite_msg *, const char *, int, char *, size_t);
@@ -117,6 +125,24 @@ dkimcheck_create(const struct dkimcheck_conf *conf, struct dkimcheck **out)
 		|| dkim_options(dc->lib, DKIM_OP_SETOPT, DKIM_OPTS_QUERYINFO,
 				(void *) conf->keyfile, strlen(conf->keyfile)) != DKIM_STAT_OK))
 		goto fail;
+	if (conf != NULL && conf->keyfile == NULL && conf->resolver != NULL) {
+		uint32_t flags;
+
+		/*
+		 * A lookup that fails answers TRYAGAIN, which stops dkim_eoh()
+		 * at that signature; dkim_eom() goes on with the others.  So
+		 * signatures are processed at the end of the message.
+		 */
+		dc->resolver = conf->resolver;
+		if (dkim_options(dc->lib, DKIM_OP_GETOPT, DKIM_OPTS_FLAGS, &flags,
+				 sizeof(flags)) != DKIM_STAT_OK)
+			goto fail;
+		flags |= DKIM_LIBFLAGS_DELAYSIGPROC;
+		if (dkim_options(dc->lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags,
+				 sizeof(flags)) != DKIM_STAT_OK
+		    || dkim_set_key_lookup(dc->lib, key_lookup) != DKIM_STAT_OK)
+			goto fail;
+	}
 	if (conf != NULL) {
 		dc->orgdomain = conf->orgdomain;
 		dc->orgdomain_arg = conf->orgdomain_arg;
@@ -167,13 +193,13 @@ dkimcheck_survives_as(struct dkimcheck *dc, const char *msg, size_t len,
 		      const char *author_domain, int is_group,
 		      struct dkimcheck_result *out)
 {
-	struct screen sc = {dc, author_domain, 0};
+	struct screen sc = {dc, author_domain, 0, ""};
 	struct rewrite_msg *m = NULL;
 	DKIM_SIGINFO **sigs = NULL;
 	DKIM_STAT st;
 	DKIM   *dkim;
 	int	nsigs = 0, rc = 0, covers = 0, failed = 0, tempfail = 0;
-	char	field[80];
+	char	field[80], qname[2 * DMARC_DOMAIN_MAX];
 
 	memset(out, 0, sizeof(*out));
 	switch (rewrite_parse(msg, len, NULL, &m)) {
@@ -245,7 +271,8 @@ dkimcheck_survives_as(struct dkimcheck *dc, const char *msg, size_t len,
 		err = dkim_sig_geterror(sig);
 		if (err == DKIM_SIGERROR_KEYFAIL && touches == 0) {
 			if (!tempfail++)
-				say(out, 0, d, "aligned signature unverified: key lookup failed");
+				say(out, 0, d, "aligned signature unverified: key lookup failed%s%.80s",
+				    sc.failed[0] ? ": " : "", sc.failed);
 			continue;
 		}
 		if (failed++ || covers || tempfail)
@@ -253,6 +280,9 @@ dkimcheck_survives_as(struct dkimcheck *dc, const char *msg, size_t len,
 		es = err == DKIM_SIGERROR_OK ? NULL : dkim_sig_geterrorstr(err);
 		if (dkim_sig_getbh(sig) == DKIM_SIGBH_MISMATCH)
 			es = "body hash mismatch";
+		else if (err == DKIM_SIGERROR_NOKEY && dc->resolver != NULL
+			 && key_name(sig, qname, sizeof(qname)) < 0)
+			es = "s= or d= is no DNS name";
 		say(out, 0, d, "aligned signature fails on arrival: %s",
 		    es ? es : err == DKIM_SIGERROR_OK ? "not verified" : "unknown error");
 	}
@@ -282,6 +312,54 @@ screen_sigs(DKIM *dkim, DKIM_SIGINFO **sigs, int nsigs)
 			sc->aligned++;
 	}
 	return (DKIM_CBSTAT_CONTINUE);
+}
+
+/* key_name - SELECTOR._domainkey.DOMAIN of sig into buf: 0, or -1 when
+ * s= or d= (the post's) is missing or no DNS name, or the name too long */
+static int
+key_name(DKIM_SIGINFO *sig, char *buf, size_t size)
+{
+	const char *s = (const char *) dkim_sig_getselector(sig);
+	const char *d = (const char *) dkim_sig_getdomain(sig);
+	int	n;
+
+	if (s == NULL || d == NULL || !dmarc_dns_name(s) || !dmarc_dns_name(d))
+		return (-1);
+	n = snprintf(buf, size, "%s._domainkey.%s", s, d);
+	return (n > 0 && (size_t) n < size && dmarc_dns_name(buf) ? 0 : -1);
+}
+
+/*
+ * key_lookup - libopendkim's key lookup through the resolver (its
+ * timeout, its cache of keys by TTL): the key record into buf
+ * (CONTINUE), none (NOTFOUND), or a failure: the signature KEYFAIL, as
+ * libopendkim's own DNS code marks a timeout, and TRYAGAIN.  s= and d=
+ * come from the post: a name that is no DNS name is not asked about
+ * (NOTFOUND).  After a failure the call asks no more, so that a dead
+ * resolver costs one timeout per post, not one per signature.
+ */
+static DKIM_CBSTAT
+key_lookup(DKIM *dkim, DKIM_SIGINFO *sig, u_char *buf, size_t buflen)
+{
+	struct screen *sc = dkim_get_user_context(dkim);
+	char	qname[2 * DMARC_DOMAIN_MAX], why[sizeof(sc->failed)];
+
+	if (sc == NULL || key_name(sig, qname, sizeof(qname)) < 0)
+		return (DKIM_CBSTAT_NOTFOUND);
+	if (sc->failed[0] == 0) {
+		switch (dmarc_txt(sc->dc->resolver, qname, (char *) buf, buflen, NULL, why,
+				  sizeof(why))) {
+		case 1:
+			return (DKIM_CBSTAT_CONTINUE);
+		case 0:
+			return (DKIM_CBSTAT_NOTFOUND);
+		default:
+			snprintf(sc->failed, sizeof(sc->failed), "%s", why[0] ? why : "failed");
+			break;
+		}
+	}
+	(void) dkim_sig_seterror(sig, DKIM_SIGERROR_KEYFAIL);
+	return (DKIM_CBSTAT_TRYAGAIN);
 }
 
 /* aligned - relaxed alignment (RFC 7489 section 3.1.1) of d= and the author's domain */

@@ -25,17 +25,23 @@ struct dkimcheck_conf {
 					 * "SELECTOR._domainkey.DOMAIN KEY-RECORD"
 					 * lines (libopendkim's file query
 					 * method: tests) */
-	unsigned timeout;		/* seconds per key lookup; 0: the default */
+	unsigned timeout;		/* seconds per key lookup; 0: the default
+					 * (not used with a resolver) */
 	dkimcheck_orgdomain_fn orgdomain; /* NULL: a domain aligns with itself,
 					 * its subdomains and its parents */
 	void   *orgdomain_arg;
-	struct dmarc_resolver *resolver; /* keys through mlistd's resolver */
+	struct dmarc_resolver *resolver; /* with keyfile NULL: keys looked up
+					 * through it (dmarc_txt: its timeout,
+					 * its cache of keys by TTL); NULL:
+					 * libopendkim's own DNS code.  Not
+					 * freed by dkimcheck_free */
 };
 
 /*
  * dkimcheck_create - a checker (one libopendkim library handle); conf
  * NULL: DNS, the defaults.  0 with *out set, or -1 (memory, or
- * libopendkim refused the options).  The keyfile name is copied.
+ * libopendkim refused the options).  The keyfile name is copied; the
+ * resolver is used, not owned: it must outlive the checker.
  */
 int	dkimcheck_create(const struct dkimcheck_conf *conf, struct dkimcheck **out);
 void	dkimcheck_free(struct dkimcheck *);
@@ -49,7 +55,9 @@ struct dkimcheck_result {
 					 * signature whose h= the copy leaves
 					 * alone could not be checked (key lookup
 					 * failed or timed out): it may well
-					 * survive */
+					 * survive.  With a resolver, the first
+					 * failed lookup ends the others of the
+					 * call: one timeout per post at most */
 	unsigned aligned;		/* aligned signatures examined */
 	char	domain[256];		/* d= of the signature the reason is
 					 * about, or "" */
@@ -67,8 +75,9 @@ struct dkimcheck_result {
  * (h=) no header field a group list's copy adds, replaces or removes
  * (dkimcheck_touches)?  At most DKIMCHECK_MAX_SIGS aligned signatures
  * among the first DKIMCHECK_MAX_SEEN are verified; the others are not
- * even looked up.  0 with *out filled in, -1 when memory is short (out
- * then says so too).  dkimcheck_survives_as: the same for an alias copy
+ * even looked up; with a resolver, neither is a key whose selector or
+ * domain is no DNS name (dmarc_dns_name).  0 with *out filled in, -1
+ * when memory is short (out then says so too).  dkimcheck_survives_as: the same for an alias copy
  * (is_group 0) or a group copy (is_group 1).
  */
 int	dkimcheck_survives(struct dkimcheck *, const char *msg, size_t len,

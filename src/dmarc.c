@@ -27,9 +27,12 @@
  * (monotonic clock).  DMARC_CACHE_SIZE entries in a chained hash; when
  * full, the oldest entry is replaced.  Failures are never cached.
  *
+ * dmarc_txt: DKIM key records on the same query path, with a cache apart.
+ *
  * Public API: dmarc_resolver_create, dmarc_resolver_free, dmarc_lookup,
- * dmarc_policy_str.  The resolver owns everything it allocates; results
- * are filled into the caller's struct.
+ * dmarc_txt, dmarc_dns_name, dmarc_policy_str.  The resolver owns
+ * everything it allocates; results are filled into the caller's struct
+ * or buffer.
  */
 #include "config.h"
 
@@ -48,7 +51,6 @@
 
 #include "dmarc.h"
 
-#define DMARC_TXT_MAX	2048		/* one joined TXT record */
 #define DNS_NAME_MAX	253
 #define DNS_LABEL_MAX	63
 #define TYPE_TXT	16
@@ -58,8 +60,8 @@
 #define RCODE_NXDOMAIN	3
 #define TTL_MAX		86400		/* a record, at most a day */
 #define NEG_TTL_DEFAULT	300		/* a negative answer without SOA */
+#define DMARC_QUIET_MS	30000		/* after a timeout, no query for this long */
 #define NEG_TTL_MAX	10800		/* RFC 2308 5: three hours */
-#define BUCKETS		(2 * DMARC_CACHE_SIZE)
 
 #define SP_ABSENT	(-1)
 #define SP_INVALID	(-2)
@@ -86,21 +88,40 @@ struct answer {
 	struct record rec;	/* when ANS_ONE */
 };
 
-struct entry {
+/* The answer to one dmarc_txt query */
+struct txt_answer {
+	int	found;			/* 1; 0: no TXT record; -1: TXT records,
+					 * none a key record */
+	char	text[DMARC_TXT_MAX];
+};
+
+/* One name in a cache; its answer is the cache's payload of the same index */
+struct slot {
 	char	name[DMARC_DOMAIN_MAX];	/* "" when unused */
 	long	expires;		/* monotonic seconds */
 	int	next;			/* in its bucket, -1 ends */
-	struct answer ans;
+};
+
+/* Answers by name, each of psize bytes, in a chained hash of 2 * size
+ * buckets; the oldest goes first once it is full */
+struct cache {
+	int	size;
+	size_t	psize;
+	int	used;			/* slots filled so far */
+	int	hand;			/* the next one replaced once full */
+	int    *heads;
+	struct slot *slot;
+	unsigned char *payload;
 };
 
 struct dmarc_resolver {
 	struct ub_ctx *ub;
 	psl_ctx_t *psl;
 	unsigned timeout_ms;
-	int	used;			/* entries filled so far */
-	int	hand;			/* the next one replaced once full */
-	int	heads[BUCKETS];
-	struct entry ent[DMARC_CACHE_SIZE];
+	long long quiet_until;		/* after a query timed out: no queries
+					 * until then (monotonic ms) */
+	struct cache policies;		/* struct answer by domain */
+	struct cache txts;		/* struct txt_answer by query name */
 };
 
 /* A query in flight: filled by the callback */
@@ -114,15 +135,23 @@ static int resolver_addr(const char *, char *, size_t, char *, size_t);
 static int domain_normalize(const char *, char *);
 static long now_sec(void);
 static long long now_ms(void);
-static unsigned name_hash(const char *);
-static struct entry *cache_find(struct dmarc_resolver *, const char *);
-static void cache_store(struct dmarc_resolver *, const char *, const struct answer *, long);
+static int cache_init(struct cache *, int, size_t);
+static void cache_free(struct cache *);
+static int bucket(const struct cache *, const char *);
+static int cache_find(const struct cache *, const char *);
+static const void *cache_get(const struct cache *, const char *, long *);
+static void cache_put(struct cache *, const char *, const void *, long);
 static void on_answer(void *, int, struct ub_result *);
 static int start_query(struct dmarc_resolver *, const char *, struct pending *, int *,
 		       char *, size_t);
 static int wait_answer(struct dmarc_resolver *, struct pending *, char *, size_t);
+static int query_txt(struct dmarc_resolver *, const char *, struct ub_result **, long *,
+		     char *, size_t);
 static int txt_join(const char *, int, char *, size_t);
-static int is_dmarc(const char *);
+static int has_version(const char *, const char *);
+static int next_tag(const char **, const char **, size_t *, const char **, size_t *);
+static int is_key_record(const char *);
+static void txt_pick(const struct ub_result *, struct txt_answer *);
 static int policy_word(const char *, size_t);
 static int is_alpha(char);
 static int uri_list_valid(const char *, size_t);
@@ -212,8 +241,11 @@ dmarc_resolver_create(const char *resolver, unsigned timeout_ms, char *err, size
 		return (NULL);
 	}
 	r->timeout_ms = timeout_ms;
-	for (int i = 0; i < BUCKETS; i++)
-		r->heads[i] = -1;
+	if (cache_init(&r->policies, DMARC_CACHE_SIZE, sizeof(struct answer)) < 0
+	    || cache_init(&r->txts, DMARC_KEY_CACHE_SIZE, sizeof(struct txt_answer)) < 0) {
+		snprintf(err, errlen, "dmarc: %s", strerror(errno));
+		goto fail;
+	}
 	if ((r->psl = psl_latest(NULL)) == NULL) {
 		snprintf(err, errlen, "dmarc: cannot load the Public Suffix List");
 		goto fail;
@@ -253,6 +285,8 @@ dmarc_resolver_free(struct dmarc_resolver *r)
 	if (r->ub)
 		ub_ctx_delete(r->ub);
 	psl_free(r->psl);
+	cache_free(&r->policies);
+	cache_free(&r->txts);
 	free(r);
 }
 
@@ -292,6 +326,14 @@ domain_normalize(const char *in, char *out)
 	return (0);
 }
 
+int
+dmarc_dns_name(const char *name)
+{
+	char	out[DMARC_DOMAIN_MAX];
+
+	return (domain_normalize(name, out) == 0);
+}
+
 /* now_sec - monotonic seconds, for expiry */
 static long
 now_sec(void)
@@ -312,56 +354,96 @@ now_ms(void)
 	return ((long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
-/* name_hash - FNV-1a */
-static unsigned
-name_hash(const char *s)
+/* cache_init - an empty cache of size answers of psize bytes; 0, or -1
+ * with errno (what was allocated is freed by cache_free) */
+static int
+cache_init(struct cache *c, int size, size_t psize)
+{
+	c->size = size;
+	c->psize = psize;
+	c->used = c->hand = 0;
+	c->heads = malloc(2 * (size_t) size * sizeof(*c->heads));
+	c->slot = calloc((size_t) size, sizeof(*c->slot));
+	c->payload = calloc((size_t) size, psize);
+	if (c->heads == NULL || c->slot == NULL || c->payload == NULL)
+		return (-1);
+	for (int i = 0; i < 2 * size; i++)
+		c->heads[i] = -1;
+	return (0);
+}
+
+/* cache_free - what cache_init allocated */
+static void
+cache_free(struct cache *c)
+{
+	free(c->heads);
+	free(c->slot);
+	free(c->payload);
+}
+
+/* bucket - the bucket of name: FNV-1a */
+static int
+bucket(const struct cache *c, const char *s)
 {
 	unsigned h = 2166136261u;
 
 	for (; *s; s++)
 		h = (h ^ (unsigned char) *s) * 16777619u;
-	return (h % BUCKETS);
+	return ((int) (h % (2 * (unsigned) c->size)));
 }
 
-/* cache_find - the entry of name, live or not, or NULL */
-static struct entry *
-cache_find(struct dmarc_resolver *r, const char *name)
+/* cache_find - the slot of name, live or not, or -1 */
+static int
+cache_find(const struct cache *c, const char *name)
 {
-	for (int i = r->heads[name_hash(name)]; i >= 0; i = r->ent[i].next)
-		if (strcmp(r->ent[i].name, name) == 0)
-			return (&r->ent[i]);
-	return (NULL);
+	for (int i = c->heads[bucket(c, name)]; i >= 0; i = c->slot[i].next)
+		if (strcmp(c->slot[i].name, name) == 0)
+			return (i);
+	return (-1);
 }
 
-/* cache_store - remember ans for name during ttl seconds: in its old
- * entry, a free one, or the oldest one's */
+/* cache_get - the live answer for name (and the seconds it has left in
+ * *left, when not NULL), or NULL */
+static const void *
+cache_get(const struct cache *c, const char *name, long *left)
+{
+	int	i = cache_find(c, name);
+	long	now = now_sec();
+
+	if (i < 0 || c->slot[i].expires <= now)
+		return (NULL);
+	if (left)
+		*left = c->slot[i].expires - now;
+	return (c->payload + (size_t) i * c->psize);
+}
+
+/* cache_put - remember the answer ans for name during ttl seconds: in its
+ * old slot, a free one, or the oldest one's */
 static void
-cache_store(struct dmarc_resolver *r, const char *name, const struct answer *ans, long ttl)
+cache_put(struct cache *c, const char *name, const void *ans, long ttl)
 {
-	struct entry *e;
 	int	i, *link;
 
 	if (ttl <= 0)
 		return;
-	if ((e = cache_find(r, name)) == NULL) {
-		if (r->used < DMARC_CACHE_SIZE)
-			i = r->used++;
+	if ((i = cache_find(c, name)) < 0) {
+		if (c->used < c->size)
+			i = c->used++;
 		else {
-			i = r->hand;
-			r->hand = (r->hand + 1) % DMARC_CACHE_SIZE;
+			i = c->hand;
+			c->hand = (c->hand + 1) % c->size;
 			/* Unlink the oldest from its bucket. */
-			for (link = &r->heads[name_hash(r->ent[i].name)]; *link != i;
-			     link = &r->ent[*link].next)
+			for (link = &c->heads[bucket(c, c->slot[i].name)]; *link != i;
+			     link = &c->slot[*link].next)
 				;
-			*link = r->ent[i].next;
+			*link = c->slot[i].next;
 		}
-		e = &r->ent[i];
-		snprintf(e->name, sizeof(e->name), "%s", name);
-		e->next = r->heads[name_hash(name)];
-		r->heads[name_hash(name)] = i;
+		snprintf(c->slot[i].name, sizeof(c->slot[i].name), "%s", name);
+		c->slot[i].next = c->heads[bucket(c, name)];
+		c->heads[bucket(c, name)] = i;
 	}
-	e->ans = *ans;
-	e->expires = now_sec() + ttl;
+	memcpy(c->payload + (size_t) i * c->psize, ans, c->psize);
+	c->slot[i].expires = now_sec() + ttl;
 }
 
 /* on_answer - libunbound's callback: hand the result over */
@@ -428,6 +510,67 @@ wait_answer(struct dmarc_resolver *r, struct pending *p, char *why, size_t whyle
 	return (0);
 }
 
+/*
+ * query_txt - ask TXT at qname and wait: 1 with the answer in *res (the
+ * caller frees it with ub_resolve_free) and its TTL in *ttl (at most a
+ * day); 0, no such record (NXDOMAIN or NODATA), with the negative TTL;
+ * -1 with a reason (no answer, SERVFAIL, another rcode).
+ */
+static int
+query_txt(struct dmarc_resolver *r, const char *qname, struct ub_result **res, long *ttl,
+	  char *why, size_t whylen)
+{
+	struct pending p = {0, 0, NULL};
+	int	id, rc;
+
+	*res = NULL;
+	/* A resolver that just let a query time out is not asked again for
+	 * a while: a dead one costs one timeout per DMARC_QUIET_MS, not one
+	 * per post (cached answers are still used). */
+	if (now_ms() < r->quiet_until) {
+		snprintf(why, whylen, "the resolver did not answer within the last %d s",
+			 DMARC_QUIET_MS / 1000);
+		return (-1);
+	}
+	if (start_query(r, qname, &p, &id, why, whylen) < 0)
+		return (-1);
+	if (wait_answer(r, &p, why, whylen) < 0) {
+		/* After ub_cancel the callback is not called: p may go. */
+		if (!p.done) {
+			(void) ub_cancel(r->ub, id);
+			r->quiet_until = now_ms() + DMARC_QUIET_MS;
+		}
+		if (p.res)
+			ub_resolve_free(p.res);
+		return (-1);
+	}
+	if (p.err != 0 || p.res == NULL) {
+		snprintf(why, whylen, "resolver: %s", ub_strerror(p.err));
+		ub_resolve_free(p.res);
+		return (-1);
+	}
+	rc = p.res->rcode;
+	if (rc == RCODE_NXDOMAIN || (rc == RCODE_NOERROR && !p.res->havedata)) {
+		/* libunbound gives min(SOA TTL, SOA minimum) when there is one */
+		*ttl = p.res->ttl > 0 ? p.res->ttl : NEG_TTL_DEFAULT;
+		if (*ttl > NEG_TTL_MAX)
+			*ttl = NEG_TTL_MAX;
+		ub_resolve_free(p.res);
+		return (0);
+	}
+	if (rc != RCODE_NOERROR) {
+		if (rc == RCODE_SERVFAIL)
+			snprintf(why, whylen, "SERVFAIL");
+		else
+			snprintf(why, whylen, "DNS rcode %d", rc);
+		ub_resolve_free(p.res);
+		return (-1);
+	}
+	*ttl = p.res->ttl > TTL_MAX ? TTL_MAX : p.res->ttl;
+	*res = p.res;
+	return (1);
+}
+
 /* txt_join - one TXT record's strings (rdata of rdlen bytes) joined into
  * buf; its length, or -1: malformed, too long, or a NUL or control byte */
 static int
@@ -460,11 +603,13 @@ txt_join(const char *rdata, int rdlen, char *buf, size_t size)
 	return (bad ? -1 : (int) len);
 }
 
-/* is_dmarc - does rec start with the version tag "v=DMARC1"? */
+/* has_version - does rec start with the version tag "v=" version (white
+ * space around "=", the value exactly version)? */
 static int
-is_dmarc(const char *rec)
+has_version(const char *rec, const char *version)
 {
 	const char *p = rec;
+	size_t	n = strlen(version);
 
 	if (*p != 'v' && *p != 'V')
 		return (0);
@@ -474,9 +619,9 @@ is_dmarc(const char *rec)
 		return (0);
 	for (; *p == ' ' || *p == '\t'; p++)
 		;
-	if (strncmp(p, "DMARC1", 6) != 0)
+	if (strncmp(p, version, n) != 0)
 		return (0);
-	p += 6;
+	p += n;
 	return (*p == 0 || *p == ';' || *p == ' ' || *p == '\t');
 }
 
@@ -533,46 +678,67 @@ uri_list_valid(const char *v, size_t n)
 	return (0);
 }
 
-/* record_parse - the tags of one DMARC record (is_dmarc true): names in
- * any case, white space around names, "=" and values ignored, unknown
- * tags ignored, a repeated known tag or a tag without "=" malformed */
+/*
+ * next_tag - the next tag of the tag-list at *pp (RFC 6376 3.2), *pp
+ * moved past it: its name and value without the white space around them.
+ * 1, 0 at the end of the list (empty tags, ";;" or a final ";", are
+ * skipped), or -1: a tag without "=".
+ */
+static int
+next_tag(const char **pp, const char **name, size_t *nlen, const char **val, size_t *vlen)
+{
+	const char *p = *pp, *eq, *semi;
+
+	for (;;) {
+		if (*p == 0)
+			return (0);
+		semi = strchr(p, ';');
+		if (semi == NULL)
+			semi = p + strlen(p);
+		for (*name = p; *name < semi && (**name == ' ' || **name == '\t'); (*name)++)
+			;
+		p = *semi ? semi + 1 : semi;
+		if (*name != semi)
+			break;
+	}
+	*pp = p;
+	if ((eq = memchr(*name, '=', (size_t) (semi - *name))) == NULL)
+		return (-1);
+	for (*nlen = (size_t) (eq - *name); *nlen > 0
+	     && ((*name)[*nlen - 1] == ' ' || (*name)[*nlen - 1] == '\t'); (*nlen)--)
+		;
+	for (*val = eq + 1; *val < semi && (**val == ' ' || **val == '\t'); (*val)++)
+		;
+	for (*vlen = (size_t) (semi - *val); *vlen > 0
+	     && ((*val)[*vlen - 1] == ' ' || (*val)[*vlen - 1] == '\t'); (*vlen)--)
+		;
+	return (1);
+}
+
+/* record_parse - the tags of one DMARC record (has_version "DMARC1"):
+ * names in any case, unknown tags ignored, a repeated known tag or a tag
+ * without "=" malformed */
 static void
 record_parse(const char *rec, struct record *r)
 {
 	static const char *known[] = {"v", "p", "sp", "pct", "rua"};
 	unsigned seen = 0;
-	const char *p = rec;
+	const char *p = rec, *name, *val;
+	size_t	nlen, vlen;
+	int	rc;
 
 	r->p = DMARC_NONE_FOUND;
 	r->sp = SP_ABSENT;
 	r->pct = 100;
 	r->rua = 0;
 	r->malformed = 0;
-	while (*p) {
-		const char *name, *val, *eq, *semi;
-		size_t	nlen, vlen;
+	while ((rc = next_tag(&p, &name, &nlen, &val, &vlen)) != 0) {
 		unsigned k;
 
-		semi = strchr(p, ';');
-		if (semi == NULL)
-			semi = p + strlen(p);
-		for (name = p; name < semi && (*name == ' ' || *name == '\t'); name++)
-			;
-		p = *semi ? semi + 1 : semi;
-		if (name == semi)
-			continue;		/* empty: ";;" or a final ";" */
-		if ((eq = memchr(name, '=', (size_t) (semi - name))) == NULL) {
+		if (rc < 0) {
 			r->malformed = 1;
 			return;
 		}
-		for (nlen = (size_t) (eq - name); nlen > 0
-		     && (name[nlen - 1] == ' ' || name[nlen - 1] == '\t'); nlen--)
-			;
-		for (val = eq + 1; val < semi && (*val == ' ' || *val == '\t'); val++)
-			;
-		for (vlen = (size_t) (semi - val); vlen > 0
-		     && (val[vlen - 1] == ' ' || val[vlen - 1] == '\t'); vlen--)
-			;
 		for (k = 0; k < sizeof(known) / sizeof(known[0]); k++)
 			if (strlen(known[k]) == nlen && strncasecmp(name, known[k], nlen) == 0)
 				break;
@@ -614,7 +780,7 @@ answer_from_txt(const struct ub_result *res, struct answer *ans)
 	ans->kind = ANS_NO_DMARC;
 	for (int i = 0; res->data[i] != NULL; i++) {
 		len = txt_join(res->data[i], res->len[i], buf, sizeof(buf));
-		if (!is_dmarc(buf))
+		if (!has_version(buf, "DMARC1"))
 			continue;
 		if (++ndmarc > 1) {
 			ans->kind = ANS_SEVERAL;
@@ -636,13 +802,13 @@ ask(struct dmarc_resolver *r, const char *domain, struct answer *ans, int *cache
     char *why, size_t whylen)
 {
 	char	qname[DMARC_DOMAIN_MAX + 8];
-	struct pending p = {0, 0, NULL};
-	struct entry *e;
+	const struct answer *hit;
+	struct ub_result *res;
 	long	ttl;
-	int	id, rc;
+	int	rc;
 
-	if ((e = cache_find(r, domain)) != NULL && e->expires > now_sec()) {
-		*ans = e->ans;
+	if ((hit = cache_get(&r->policies, domain, NULL)) != NULL) {
+		*ans = *hit;
 		return (0);
 	}
 	*cached = 0;
@@ -651,40 +817,15 @@ ask(struct dmarc_resolver *r, const char *domain, struct answer *ans, int *cache
 		ans->kind = ANS_NO_TXT;	/* no such name can exist */
 		return (0);
 	}
-	if (start_query(r, qname, &p, &id, why, whylen) < 0)
+	if ((rc = query_txt(r, qname, &res, &ttl, why, whylen)) < 0)
 		return (-1);
-	if (wait_answer(r, &p, why, whylen) < 0) {
-		/* After ub_cancel the callback is not called: p may go. */
-		if (!p.done)
-			(void) ub_cancel(r->ub, id);
-		if (p.res)
-			ub_resolve_free(p.res);
-		return (-1);
-	}
-	if (p.err != 0 || p.res == NULL) {
-		snprintf(why, whylen, "resolver: %s", ub_strerror(p.err));
-		ub_resolve_free(p.res);
-		return (-1);
-	}
-	rc = p.res->rcode;
-	if (rc == RCODE_NXDOMAIN || (rc == RCODE_NOERROR && !p.res->havedata)) {
+	if (rc == 0)
 		ans->kind = ANS_NO_TXT;
-		/* libunbound gives min(SOA TTL, SOA minimum) when there is one */
-		ttl = p.res->ttl > 0 ? p.res->ttl : NEG_TTL_DEFAULT;
-		cache_store(r, domain, ans, ttl > NEG_TTL_MAX ? NEG_TTL_MAX : ttl);
-	} else if (rc == RCODE_NOERROR) {
-		answer_from_txt(p.res, ans);
-		ttl = p.res->ttl;
-		cache_store(r, domain, ans, ttl > TTL_MAX ? TTL_MAX : ttl);
-	} else {
-		if (rc == RCODE_SERVFAIL)
-			snprintf(why, whylen, "SERVFAIL");
-		else
-			snprintf(why, whylen, "DNS rcode %d", rc);
-		ub_resolve_free(p.res);
-		return (-1);
+	else {
+		answer_from_txt(res, ans);
+		ub_resolve_free(res);
 	}
-	ub_resolve_free(p.res);
+	cache_put(&r->policies, domain, ans, ttl);
 	return (0);
 }
 
@@ -789,4 +930,95 @@ dmarc_org_domain(struct dmarc_resolver *r, const char *domain, char *buf, size_t
 		return (-1);
 	memcpy(buf, org, strlen(org) + 1);
 	return (0);
+}
+
+/* is_key_record - is rec a tag-list with a p= tag (a DKIM key record
+ * without its optional version, RFC 6376 3.6.1)? */
+static int
+is_key_record(const char *rec)
+{
+	const char *p = rec, *name, *val;
+	size_t	nlen, vlen;
+	int	rc, key = 0;
+
+	while ((rc = next_tag(&p, &name, &nlen, &val, &vlen)) != 0) {
+		if (rc < 0)
+			return (0);
+		if (nlen == 1 && name[0] == 'p')
+			key = 1;
+	}
+	return (key);
+}
+
+/* txt_pick - the record dmarc_txt answers among the TXT records of res:
+ * the first that starts with "v=DKIM1", else the first key record; a
+ * record over DMARC_TXT_MAX or with a control byte does not count */
+static void
+txt_pick(const struct ub_result *res, struct txt_answer *ans)
+{
+	char	buf[DMARC_TXT_MAX];
+	int	key = -1;
+
+	ans->found = -1;
+	ans->text[0] = 0;
+	for (int i = 0; res->data[i] != NULL; i++) {
+		if (txt_join(res->data[i], res->len[i], buf, sizeof(buf)) < 0)
+			continue;
+		if (has_version(buf, "DKIM1")) {
+			key = i;
+			break;
+		}
+		if (key < 0 && is_key_record(buf))
+			key = i;
+	}
+	if (key >= 0) {
+		(void) txt_join(res->data[key], res->len[key], ans->text, sizeof(ans->text));
+		ans->found = 1;
+	}
+}
+
+int
+dmarc_txt(struct dmarc_resolver *r, const char *qname, char *buf, size_t size, long *ttl,
+	  char *why, size_t whylen)
+{
+	char	name[DMARC_DOMAIN_MAX];
+	const struct txt_answer *hit;
+	struct txt_answer ans;
+	struct ub_result *res;
+	long	left = 0;
+	size_t	len;
+	int	rc;
+
+	if (size > 0)
+		buf[0] = 0;
+	if (ttl)
+		*ttl = 0;
+	if (domain_normalize(qname, name) < 0) {
+		snprintf(why, whylen, "not a DNS name");
+		return (0);
+	}
+	if ((hit = cache_get(&r->txts, name, &left)) == NULL) {
+		if ((rc = query_txt(r, name, &res, &left, why, whylen)) < 0)
+			return (-1);
+		ans.found = 0;
+		ans.text[0] = 0;
+		if (rc > 0) {
+			txt_pick(res, &ans);
+			ub_resolve_free(res);
+		}
+		cache_put(&r->txts, name, &ans, left);
+		hit = &ans;
+	}
+	if (ttl)
+		*ttl = left;
+	if (hit->found <= 0) {
+		snprintf(why, whylen, "%s", hit->found == 0 ? "no TXT record" : "no key record");
+		return (0);
+	}
+	if ((len = strlen(hit->text)) >= size) {
+		snprintf(why, whylen, "a record of %zu bytes does not fit", len);
+		return (-1);
+	}
+	memcpy(buf, hit->text, len + 1);
+	return (1);
 }

@@ -11,6 +11,10 @@
 
 /* Answers kept by one resolver; the oldest goes first when it is full */
 #define DMARC_CACHE_SIZE	1024
+#define DMARC_KEY_CACHE_SIZE	256	/* dmarc_txt's, apart */
+
+/* One TXT record, its strings joined, and its NUL */
+#define DMARC_TXT_MAX		2048
 
 enum dmarc_policy {
 	DMARC_NONE_FOUND,	/* no usable record: DMARC does not apply */
@@ -66,6 +70,32 @@ int	dmarc_lookup(struct dmarc_resolver *, const char *from_domain,
  */
 int	dmarc_org_domain(struct dmarc_resolver *, const char *domain, char *buf,
 			 size_t size);
+
+/*
+ * dmarc_txt - the TXT record at qname (a DNS name, any case, a trailing
+ * dot allowed; a DKIM key's SELECTOR._domainkey.DOMAIN) through the same
+ * resolver, timeout and rules as dmarc_lookup, with a cache of its own
+ * (DMARC_KEY_CACHE_SIZE names).  1: the record, its strings joined, in
+ * buf; 0: none (NXDOMAIN or NODATA, or TXT records none of which is a
+ * key record), or qname is no DNS name; -1: no answer (timeout,
+ * SERVFAIL...) or the record does not fit in size bytes.  Among several
+ * TXT records the answer is the first that starts with "v=DKIM1", else
+ * the first tag-list with a p= tag (a key record without its version);
+ * records over DMARC_TXT_MAX bytes or with control bytes are passed
+ * over.  When ttl is not NULL it gets the seconds the answer stays
+ * cached (0: not cached).  Answers, found or not, are cached as
+ * dmarc_lookup's are; failures are not.  A reason goes into why
+ * (plain text, no DNS data) unless the answer is 1.
+ */
+int	dmarc_txt(struct dmarc_resolver *, const char *qname, char *buf, size_t size,
+		  long *ttl, char *why, size_t whylen);
+
+/*
+ * dmarc_dns_name - would dmarc_txt ask about name: labels of 1 to 63
+ * letters, digits, "_" and inner "-", at most 253 bytes in all (a
+ * trailing dot allowed)?  No U-labels, no empty labels.
+ */
+int	dmarc_dns_name(const char *name);
 
 /* dmarc_policy_str - "none-found", "none", "quarantine", "reject", "tempfail" */
 const char *dmarc_policy_str(enum dmarc_policy);

@@ -4,19 +4,30 @@
  * python3-dkim (tests/dkimsign.py) and verified by libopendkim through
  * its file query method (no DNS).  The module's table of touched fields
  * is checked against what rewrite_copy() really changes.
+ *
+ * Then the same keys, served in TXT records by a real dnsmasq on a free
+ * loopback port (tests/dnslib.c), looked up through mlistd's resolver:
+ * found, missing, cached, a silent or dead resolver, hostile selectors
+ * and domains.  Those tests run without a process per test (dnsmasq is
+ * stopped by the teardown when one fails).
  */
 #include "config.h"
 
 #include <check.h>
 
 #include "cklib.h"
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dkimcheck.h"
+#include "dmarc.h"
+#include "dnslib.h"
 #include "rewrite.h"
 
 #define PY	"/usr/bin/python3"
@@ -178,7 +189,7 @@ add_key(const char *s, const char *d)
 
 START_TEST(test_survives)
 {
-	struct dkimcheck_conf conf = {keyfile, 0, NULL, NULL};
+	struct dkimcheck_conf conf = {keyfile, 0, NULL, NULL, NULL};
 	struct dkimcheck *dc;
 	struct dkimcheck_result r;
 	size_t	len;
@@ -226,8 +237,8 @@ fake_psl(const char *domain, char *buf, size_t size, void *arg)
 
 START_TEST(test_orgdomain)
 {
-	struct dkimcheck_conf dflt = {keyfile, 0, NULL, NULL};
-	struct dkimcheck_conf psl = {keyfile, 0, fake_psl, "co.uk"};
+	struct dkimcheck_conf dflt = {keyfile, 0, NULL, NULL, NULL};
+	struct dkimcheck_conf psl = {keyfile, 0, fake_psl, "co.uk", NULL};
 	struct dkimcheck *dc;
 	struct dkimcheck_result r;
 	size_t	len;
@@ -258,7 +269,7 @@ END_TEST
 
 START_TEST(test_bounds)
 {
-	struct dkimcheck_conf conf = {keyfile, 0, NULL, NULL};
+	struct dkimcheck_conf conf = {keyfile, 0, NULL, NULL, NULL};
 	struct dkimcheck *dc;
 	struct dkimcheck_result r;
 	size_t	len;
@@ -372,6 +383,347 @@ START_TEST(test_touched_fields_match_rewrite)
 }
 END_TEST
 
+/* What dnsmasq serves: the key file's records for example.org (split into
+ * strings of at most 255 bytes), and TXT records that are no key records */
+#define MAX_TXT		16
+static char *txt[MAX_TXT];
+static const char *const local_domains[] = {"example.org"};
+static struct dns server;
+
+#define RESOLVER_MS	500
+
+/* serve_keys - the key file's example.org records as dnsmasq's
+ * "NAME,STRING,STRING..." into txt[] (before the tests run: no ck_assert) */
+static int
+serve_keys(void)
+{
+	FILE   *f = fopen(keyfile, "r");
+	char	line[4200];
+	size_t	n = 0;
+
+	if (f == NULL)
+		return (-1);
+	txt[n++] = strdup("s2._domainkey.example.org,google-site-verification=0123");
+	txt[n++] = strdup("s3._domainkey.example.org,hello world");
+	while (fgets(line, sizeof(line), f) != NULL && n < MAX_TXT) {
+		char   *rec = strchr(line, ' '), *out, *o;
+
+		line[strcspn(line, "\n")] = 0;
+		if (rec == NULL || strstr(line, ".example.org ") == NULL)
+			continue;
+		*rec++ = 0;
+		if ((out = o = malloc(2 * strlen(line) + 2 * strlen(rec) + 8)) == NULL)
+			break;
+		o += sprintf(o, "%s", line);
+		for (size_t off = 0, len = strlen(rec); off < len; off += 255)
+			o += sprintf(o, ",%.255s", rec + off);
+		txt[n++] = out;
+	}
+	fclose(f);
+	server.txt = (const char *const *) txt;
+	server.ntxt = n;
+	server.local = local_domains;
+	server.nlocal = 1;
+	return (0);
+}
+
+static void
+dns_setup(void)
+{
+	dns_start(&server);
+}
+
+static void
+dns_teardown(void)
+{
+	dns_kill(&server);
+}
+
+/* signed_post - a post from example.org signed with selector s (malloc'd) */
+static char *
+signed_post(const char *s, size_t *len)
+{
+	char   *msg = post("example.org", "", len);
+
+	sign(&msg, len, "example.org", s, GMAIL);
+	return (msg);
+}
+
+/* check - the post from example.org checked with keys through r; the
+ * milliseconds it took */
+static long
+check(struct dmarc_resolver *r, const char *msg, size_t len, struct dkimcheck_result *out)
+{
+	struct dkimcheck_conf conf = {NULL, 0, NULL, NULL, r};
+	struct dkimcheck *dc;
+	struct timespec t0, t1;
+
+	ck_assert_int_eq(dkimcheck_create(&conf, &dc), 0);
+	(void) clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(dkimcheck_survives(dc, msg, len, "example.org", out), 0);
+	(void) clock_gettime(CLOCK_MONOTONIC, &t1);
+	dkimcheck_free(dc);
+	return ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+}
+
+static const struct {
+	const char *label;
+	const char *s;			/* the selector */
+	int	want;			/* survives */
+	const char *want_reason;
+} dns_cases[] = {
+	{"key from DNS", "s1", 1, "signature survives"},
+	{"a selector with a dot", "sub.s1", 1, "signature survives"},
+	{"the key among other TXT records", "s2", 1, "signature survives"},
+	{"no such name", "nokey", 0, "aligned signature fails on arrival: key not found in DNS"},
+	{"TXT, but no key record", "s3", 0, "aligned signature fails on arrival: key not found in DNS"},
+};
+
+START_TEST(test_dns_keys)
+{
+	struct dmarc_resolver *r = dns_resolver(server.addr, 2000);
+	struct dkimcheck_result res;
+	size_t	len;
+
+	for (size_t i = 0; i < sizeof(dns_cases) / sizeof(dns_cases[0]); i++) {
+		char   *msg = signed_post(dns_cases[i].s, &len);
+
+		(void) check(r, msg, len, &res);
+		ck_assert_msg(res.survives == dns_cases[i].want && res.tempfail == 0
+			      && strncmp(res.reason, dns_cases[i].want_reason,
+					 strlen(dns_cases[i].want_reason)) == 0,
+			      "%s: survives %d, tempfail %d, \"%s\"", dns_cases[i].label,
+			      res.survives, res.tempfail, res.reason);
+		ck_assert_str_eq(res.domain, "example.org");
+		free(msg);
+	}
+	dmarc_resolver_free(r);
+}
+END_TEST
+
+START_TEST(test_dns_cached)
+{
+	struct dmarc_resolver *r = dns_resolver(server.addr, RESOLVER_MS);
+	struct dkimcheck_result res;
+	size_t	len, len2, len3;
+	char   *msg = signed_post("s1", &len), *none = signed_post("nokey", &len2);
+	char   *other = signed_post("sub.s1", &len3);
+
+	(void) check(r, msg, len, &res);
+	ck_assert_int_eq(res.survives, 1);
+	(void) check(r, none, len2, &res);
+	ck_assert_int_eq(res.survives, 0);
+	ck_assert_int_eq(res.tempfail, 0);
+
+	dns_kill(&server);
+	/* The key, and its absence, come from the resolver's cache. */
+	(void) check(r, msg, len, &res);
+	ck_assert_msg(res.survives == 1, "%s", res.reason);
+	(void) check(r, none, len2, &res);
+	ck_assert_int_eq(res.survives, 0);
+	ck_assert_int_eq(res.tempfail, 0);
+	/* A key never asked for is not invented: the server is gone. */
+	(void) check(r, other, len3, &res);
+	ck_assert_int_eq(res.survives, 0);
+	ck_assert_msg(res.tempfail == 1, "%s", res.reason);
+	ck_assert_msg(strncmp(res.reason, "aligned signature unverified: key lookup failed: ",
+			      strlen("aligned signature unverified: key lookup failed: ")) == 0,
+		      "%s", res.reason);
+	free(msg);
+	free(none);
+	free(other);
+	dmarc_resolver_free(r);
+}
+END_TEST
+
+/* has_label - does the datagram pkt of n bytes ask about a name with the
+ * label s? */
+static int
+has_label(const unsigned char *pkt, ssize_t n, const char *s)
+{
+	size_t	ll = strlen(s);
+
+	for (ssize_t i = 12; i + (ssize_t) ll + 1 <= n; i++)
+		if (pkt[i] == ll && memcmp(pkt + i + 1, s, ll) == 0)
+			return (1);
+	return (0);
+}
+
+/* queried - the datagrams the silent server at fd got since the last call
+ * (drained); how many asked about a name with the label s (and t, into
+ * *t_hits, when t is not NULL) */
+static int
+queried(int fd, const char *s, const char *t, int *t_hits, int *total)
+{
+	unsigned char pkt[1500];
+	ssize_t n;
+	int	hits = 0;
+
+	*total = 0;
+	if (t_hits)
+		*t_hits = 0;
+	while ((n = recv(fd, pkt, sizeof(pkt), MSG_DONTWAIT)) >= 0) {
+		++*total;
+		hits += has_label(pkt, n, s);
+		if (t)
+			*t_hits += has_label(pkt, n, t);
+	}
+	ck_assert_int_eq(errno, EAGAIN);
+	return (hits);
+}
+
+START_TEST(test_dns_silent)
+{
+	char	addr[32];
+	struct dmarc_resolver *r;
+	struct dkimcheck_result res;
+	size_t	len;
+	int	fd, port = dns_udp_port(&fd), total, s1, s2;
+	char   *msg = signed_post("s1", &len);
+	long	ms;
+
+	/* Bound but never read: the query goes out, no answer comes back. */
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+	r = dns_resolver(addr, RESOLVER_MS);
+	ms = check(r, msg, len, &res);
+	ck_assert_int_eq(res.survives, 0);
+	ck_assert_int_eq(res.tempfail, 1);
+	ck_assert_str_eq(res.reason, "aligned signature unverified: key lookup failed: "
+			 "no answer within 500 ms");
+	ck_assert_msg(ms >= RESOLVER_MS && ms < RESOLVER_MS + 1500, "%ld ms", ms);
+	ck_assert_int_ge(queried(fd, "s1", NULL, NULL, &total), 1);
+	dmarc_resolver_free(r);
+	(void) close(fd);
+
+	/* Two aligned signatures with two keys: one timeout, the other key
+	 * is not even asked for (a new server: no late retries of the
+	 * first query). */
+	sign(&msg, &len, "example.org", "s2", GMAIL);
+	port = dns_udp_port(&fd);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+	r = dns_resolver(addr, RESOLVER_MS);
+	ms = check(r, msg, len, &res);
+	ck_assert_int_eq(res.tempfail, 1);
+	ck_assert_uint_eq(res.aligned, 2);
+	ck_assert_msg(ms >= RESOLVER_MS && ms < RESOLVER_MS + 1500, "%ld ms", ms);
+	s1 = queried(fd, "s1", "s2", &s2, &total);
+	ck_assert_msg((s1 > 0) + (s2 > 0) == 1, "s1 asked %d times, s2 %d times", s1, s2);
+	free(msg);
+	dmarc_resolver_free(r);
+	(void) close(fd);
+}
+END_TEST
+
+START_TEST(test_dns_nobody_listens)
+{
+	char	addr[32];
+	struct dmarc_resolver *r;
+	struct dkimcheck_result res;
+	size_t	len;
+	char   *msg = signed_post("s1", &len);
+	long	ms;
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", dns_free_udp_port());
+	r = dns_resolver(addr, RESOLVER_MS);
+	ms = check(r, msg, len, &res);
+	ck_assert_int_eq(res.survives, 0);
+	ck_assert_int_eq(res.tempfail, 1);
+	ck_assert_msg(ms < RESOLVER_MS + 1500, "%ld ms", ms);
+	free(msg);
+	dmarc_resolver_free(r);
+}
+END_TEST
+
+#define NO_NAME	"aligned signature fails on arrival: s= or d= is no DNS name"
+
+/* s= and d= values from a hostile post: none may reach DNS */
+static const struct {
+	const char *tag;		/* "s" or "d" */
+	const char *value;
+	const char *want_reason;	/* NULL: NO_NAME */
+} hostile[] = {
+	{"s", "a..b", NULL}, {"s", ".s1", NULL}, {"s", "s1.", NULL}, {"s", "-s1", NULL},
+	{"s", "s1-", NULL}, {"s", "s1!x", NULL}, {"s", "s1/x", NULL}, {"s", "s1\\x", NULL},
+	{"s", "s1@x", NULL}, {"s", "s1*", NULL}, {"s", "s1\"x", NULL},
+	/* libopendkim refuses 8-bit tag values itself */
+	{"s", "b\xc3\xbc" "cher", "not verifiable: invalid character"},
+	{"s", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL},
+	{"s", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
+	 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
+	 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
+	 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL},
+	{"d", "a..example.org", NULL}, {"d", "x_-.example.org", NULL},
+	{"d", "-x.example.org", NULL},
+	/* and odd bytes in d= */
+	{"d", "x!y.example.org", "not verifiable: malformed \"d=\" tag value"},
+};
+
+/* retag - *msg with the tag TAG=OLD; of its signature made TAG=VALUE; */
+static void
+retag(char **msg, size_t *len, const char *tag, const char *old, const char *value)
+{
+	char	from[64], to[400], *at, *out;
+
+	snprintf(from, sizeof(from), "%s=%s;", tag, old);
+	snprintf(to, sizeof(to), "%s=%s;", tag, value);
+	ck_assert_ptr_nonnull(at = strstr(*msg, from));
+	ck_assert_ptr_nonnull(out = malloc(*len + strlen(to) + 1));
+	memcpy(out, *msg, (size_t) (at - *msg));
+	strcpy(out + (at - *msg), to);
+	strcat(out, at + strlen(from));
+	*len = strlen(out);
+	free(*msg);
+	*msg = out;
+}
+
+START_TEST(test_dns_hostile)
+{
+	char	addr[32];
+	struct dmarc_resolver *r;
+	struct dkimcheck_result res;
+	size_t	len, len0;
+	int	fd, port = dns_udp_port(&fd), total;
+	char   *msg0 = signed_post("s1", &len0);
+	const char *want;
+
+	/* A silent server: a query would be seen there and time out. */
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+	r = dns_resolver(addr, RESOLVER_MS);
+	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+		char   *msg = strdup(msg0);
+
+		len = len0;
+		if (hostile[i].tag[0] == 's')
+			retag(&msg, &len, "s", "s1", hostile[i].value);
+		else {
+			char	i_tag[300];
+
+			/* i= must stay within d= */
+			snprintf(i_tag, sizeof(i_tag), "@%s", hostile[i].value);
+			retag(&msg, &len, "d", "example.org", hostile[i].value);
+			retag(&msg, &len, "i", "@example.org", i_tag);
+		}
+		(void) check(r, msg, len, &res);
+		want = hostile[i].want_reason ? hostile[i].want_reason : NO_NAME;
+		ck_assert_msg(res.survives == 0 && res.tempfail == 0
+			      && strncmp(res.reason, want, strlen(want)) == 0,
+			      "%s=%s: survives %d, tempfail %d, \"%s\"", hostile[i].tag,
+			      hostile[i].value, res.survives, res.tempfail, res.reason);
+		(void) queried(fd, "s1", NULL, NULL, &total);
+		ck_assert_msg(total == 0, "%s=%s: %d queries", hostile[i].tag, hostile[i].value,
+			      total);
+		free(msg);
+	}
+	/* The same post as signed is asked about there. */
+	(void) check(r, msg0, len0, &res);
+	ck_assert_int_eq(res.tempfail, 1);
+	ck_assert_int_ge(queried(fd, "s1", NULL, NULL, &total), 1);
+	free(msg0);
+	dmarc_resolver_free(r);
+	(void) close(fd);
+}
+END_TEST
+
 static void
 cleanup(void)
 {
@@ -387,11 +739,12 @@ cleanup(void)
 int
 main(void)
 {
-	Suite  *s = suite_create("dkimcheck");
+	Suite  *s = suite_create("dkimcheck"), *sd = suite_create("dkimcheck-dns");
 	TCase  *tc = tcase_create("dkimcheck");
 	static const char *const records[][2] = {
 		{"s1", "example.org"}, {"s1", "mail.example.org"}, {"s1", "other.test"},
 		{"s1", "badexample.org"}, {"s1", "co.uk"}, {"s1", "mail.example.co.uk"},
+		{"sub.s1", "example.org"}, {"s2", "example.org"},
 	};
 	int	rc;
 
@@ -417,5 +770,26 @@ main(void)
 	tcase_add_loop_test(tc, test_touched_fields_match_rewrite, 0, 4);
 	suite_add_tcase(s, tc);
 	rc = ck_run(s);
+
+	if (access(DNS_DNSMASQ, X_OK) < 0 || serve_keys() < 0) {
+		fprintf(stderr, "check_dkimcheck: %s or the key file: %s (Debian package:"
+			" dnsmasq-base)\n", DNS_DNSMASQ, strerror(errno));
+		return (1);
+	}
+	/* No fork per test: a failure unwinds into the teardown, which stops
+	 * dnsmasq; dnslib's atexit handler catches anything left. */
+	tc = tcase_create("dnsmasq");
+	tcase_add_checked_fixture(tc, dns_setup, dns_teardown);
+	tcase_add_test(tc, test_dns_keys);
+	tcase_add_test(tc, test_dns_cached);
+	suite_add_tcase(sd, tc);
+	tc = tcase_create("no server");
+	tcase_add_test(tc, test_dns_silent);
+	tcase_add_test(tc, test_dns_nobody_listens);
+	tcase_add_test(tc, test_dns_hostile);
+	suite_add_tcase(sd, tc);
+	rc |= ck_run_nofork(sd);
+	for (int i = 0; i < MAX_TXT; i++)
+		free(txt[i]);
 	return (rc);
 }

@@ -1,31 +1,27 @@
 /*
  * check_dmarc.c - the DMARC policy lookup against a real DNS server:
- * Debian's dnsmasq on a free loopback port, serving the _dmarc TXT
- * records of the table below and NXDOMAIN for the rest of its domains.
- * The test starts it, waits until it answers, and stops it by its pid,
- * also when a test fails (no fork per test, and an atexit handler).
+ * Debian's dnsmasq on a free loopback port (tests/dnslib.c), serving the
+ * _dmarc TXT records of the table below and NXDOMAIN for the rest of its
+ * domains.  The test starts it, waits until it answers, and stops it by
+ * its pid, also when a test fails (no fork per test, and an atexit
+ * handler).
  */
 #include "config.h"
 
 #include <check.h>
 
 #include "cklib.h"
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "dmarc.h"
+#include "dnslib.h"
 
-#define DNSMASQ		"/usr/sbin/dnsmasq"
 #define TIMEOUT_MS	2000
 
 /* What dnsmasq serves: --txt-record=NAME,STRING[,STRING...] */
@@ -48,11 +44,17 @@ static const char *const txt_records[] = {
 	"_dmarc.orgtwo.example,v=DMARC1; p=reject",
 	"_dmarc.orgtwo.example,v=DMARC1; p=reject",
 	"_dmarc.example.edu,v=DMARC1; p=reject",
-	"_dmarc.ready.example,v=DMARC1; p=none",
+	/* For dmarc_txt: key records, alone or among others */
+	"k1._domainkey.example.org,v=DKIM1; k=rsa; p=TUlJQg==",
+	"k2._domainkey.example.org,google-site-verification=xyz",
+	"k2._domainkey.example.org,k=rsa; p=QUJD",
+	"k3._domainkey.example.org,k=rsa; p=Zm9v",
+	"k3._domainkey.example.org,v=DKIM1; p=YmFy",
+	"k4._domainkey.example.org,hello world",
+	"k5._domainkey.example.org,v=DKIM1; p=,QUJD",
 };
 static const char *const local_domains[] = {
-	"--local=/example.org/", "--local=/example.com/", "--local=/example.net/",
-	"--local=/example.edu/", "--local=/example/",
+	"example.org", "example.com", "example.net", "example.edu", "example",
 };
 
 static const struct {
@@ -102,166 +104,11 @@ static const struct {
 	"not a DNS domain"},
 };
 
-struct dns {
-	pid_t	pid;
-	int	port;
-	char	addr[32];		/* ADDRESS:PORT for the resolver */
-	int	attempts;		/* ports tried that another took */
+static struct dns server = {
+	txt_records, sizeof(txt_records) / sizeof(txt_records[0]),
+	local_domains, sizeof(local_domains) / sizeof(local_domains[0]),
+	0, 0, 0, "", 0
 };
-
-static struct dns *live[2];
-static struct dns server;
-
-/* sleep_ms - a short pause between polls of a condition */
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-/* udp_port - a bound UDP socket on 127.0.0.1 (fd into *fd), its port */
-static int
-udp_port(int *fd)
-{
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	*fd = socket(AF_INET, SOCK_DGRAM, 0);
-	ck_assert_int_ge(*fd, 0);
-	ck_assert_int_eq(bind(*fd, (struct sockaddr *) &sin, sizeof(sin)), 0);
-	ck_assert_int_eq(getsockname(*fd, (struct sockaddr *) &sin, &len), 0);
-	return (ntohs(sin.sin_port));
-}
-
-/* free_udp_port - a UDP port on 127.0.0.1 that nobody holds now */
-static int
-free_udp_port(void)
-{
-	int	fd, port = udp_port(&fd);
-
-	(void) close(fd);
-	return (port);
-}
-
-/* dns_kill - stop d's dnsmasq: SIGTERM, then SIGKILL after 5 s */
-static void
-dns_kill(struct dns *d)
-{
-	int	status;
-
-	if (d->pid <= 0)
-		return;
-	(void) kill(d->pid, SIGTERM);
-	for (int i = 0; i < 500; i++) {
-		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-			d->pid = 0;
-			return;
-		}
-		sleep_ms(10);
-	}
-	(void) kill(d->pid, SIGKILL);
-	(void) waitpid(d->pid, &status, 0);
-	d->pid = 0;
-}
-
-/* kill_live - at exit: whatever dnsmasq a failed test left */
-static void
-kill_live(void)
-{
-	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
-		if (live[i])
-			dns_kill(live[i]);
-}
-
-/* dns_answers - does the server at addr answer a query (a fresh
- * resolver each time: no cache, no memory of earlier failures)? */
-static int
-dns_answers(const char *addr)
-{
-	struct dmarc_resolver *r;
-	struct dmarc_result res;
-	char	err[256];
-	int	ok;
-
-	r = dmarc_resolver_create(addr, 200, err, sizeof(err));
-	ck_assert_msg(r != NULL, "%s", err);
-	ok = dmarc_lookup(r, "ready.example", &res) == 0 && res.policy == DMARC_P_NONE;
-	dmarc_resolver_free(r);
-	return (ok);
-}
-
-/* dns_start - dnsmasq on a free port serving the table; waits until it
- * answers (at most 10 s) */
-static void
-dns_start(struct dns *d)
-{
-	const char *argv[64];
-	char	port[32], txt[sizeof(txt_records) / sizeof(txt_records[0])][128];
-	size_t	n = 0;
-	int	status, fd;
-
-	d->port = free_udp_port();
-	snprintf(d->addr, sizeof(d->addr), "127.0.0.1:%d", d->port);
-	snprintf(port, sizeof(port), "--port=%d", d->port);
-	argv[n++] = DNSMASQ;
-	argv[n++] = "--no-daemon";
-	argv[n++] = "--conf-file=/dev/null";
-	argv[n++] = "--no-resolv";
-	argv[n++] = "--no-hosts";
-	argv[n++] = "--pid-file=";
-	argv[n++] = port;
-	argv[n++] = "--listen-address=127.0.0.1";
-	argv[n++] = "--bind-interfaces";
-	argv[n++] = "--local-ttl=300";
-	for (size_t i = 0; i < sizeof(local_domains) / sizeof(local_domains[0]); i++)
-		argv[n++] = local_domains[i];
-	for (size_t i = 0; i < sizeof(txt_records) / sizeof(txt_records[0]); i++) {
-		snprintf(txt[i], sizeof(txt[i]), "--txt-record=%s", txt_records[i]);
-		argv[n++] = txt[i];
-	}
-	argv[n] = NULL;
-	ck_assert_uint_lt(n, sizeof(argv) / sizeof(argv[0]));
-
-	fflush(NULL);
-	d->pid = fork();
-	ck_assert_int_ge(d->pid, 0);
-	if (d->pid == 0) {
-		if ((fd = open("/dev/null", O_RDWR)) >= 0) {
-			(void) dup2(fd, 0);
-			(void) dup2(fd, 1);
-			(void) dup2(fd, 2);
-		}
-		execv(DNSMASQ, (char *const *) argv);
-		_exit(127);
-	}
-	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
-		if (live[i] == NULL || live[i] == d) {
-			live[i] = d;
-			break;
-		}
-	for (int i = 0; i < 1000; i++) {
-		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-			d->pid = 0;
-			/* Exit 2: the port was taken meanwhile (its TCP side, by
-			 * another suite running beside this one): another port. */
-			ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 2
-				      && ++d->attempts < 10, "dnsmasq exited (status %d)", status);
-			dns_start(d);
-			return;
-		}
-		if (dns_answers(d->addr))
-			return;
-		sleep_ms(10);
-	}
-	dns_kill(d);		/* a failed setup has no teardown */
-	ck_abort_msg("dnsmasq on %s does not answer", d->addr);
-}
 
 static void
 setup(void)
@@ -275,21 +122,9 @@ teardown(void)
 	dns_kill(&server);
 }
 
-/* resolver - one pointed at addr (the test fails if it cannot be made) */
-static struct dmarc_resolver *
-resolver(const char *addr, unsigned timeout_ms)
-{
-	struct dmarc_resolver *r;
-	char	err[256];
-
-	r = dmarc_resolver_create(addr, timeout_ms, err, sizeof(err));
-	ck_assert_msg(r != NULL, "%s", err);
-	return (r);
-}
-
 START_TEST(test_policies)
 {
-	struct dmarc_resolver *r = resolver(server.addr, TIMEOUT_MS);
+	struct dmarc_resolver *r = dns_resolver(server.addr, TIMEOUT_MS);
 	struct dmarc_result res;
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -313,18 +148,81 @@ START_TEST(test_policies)
 }
 END_TEST
 
+static const struct {
+	const char *label;
+	const char *qname;
+	int	want;			/* dmarc_txt's return */
+	const char *want_text;		/* the record, or a part of the reason */
+} txt_cases[] = {
+	{"a key record", "k1._domainkey.example.org", 1, "v=DKIM1; k=rsa; p=TUlJQg=="},
+	{"case and trailing dot", "K1._DomainKey.Example.ORG.", 1, "v=DKIM1; k=rsa; p=TUlJQg=="},
+	{"the key record among others", "k2._domainkey.example.org", 1, "k=rsa; p=QUJD"},
+	{"v=DKIM1 first", "k3._domainkey.example.org", 1, "v=DKIM1; p=YmFy"},
+	{"no key record", "k4._domainkey.example.org", 0, "no key record"},
+	{"strings joined", "k5._domainkey.example.org", 1, "v=DKIM1; p=QUJD"},
+	{"NXDOMAIN", "nokey._domainkey.example.org", 0, "no TXT record"},
+	{"NODATA", "example.org", 0, "no TXT record"},
+	{"empty label", "a..b._domainkey.example.org", 0, "not a DNS name"},
+	{"odd bytes", "s1;x._domainkey.example.org", 0, "not a DNS name"},
+};
+
+START_TEST(test_txt)
+{
+	struct dmarc_resolver *r = dns_resolver(server.addr, TIMEOUT_MS);
+	char	buf[DMARC_TXT_MAX], why[96];
+	long	ttl;
+	int	rc;
+
+	for (size_t i = 0; i < sizeof(txt_cases) / sizeof(txt_cases[0]); i++) {
+		rc = dmarc_txt(r, txt_cases[i].qname, buf, sizeof(buf), &ttl, why, sizeof(why));
+		ck_assert_msg(rc == txt_cases[i].want, "%s: %d, want %d (%s)", txt_cases[i].label,
+			      rc, txt_cases[i].want, rc == 1 ? buf : why);
+		if (rc == 1)
+			ck_assert_msg(strcmp(buf, txt_cases[i].want_text) == 0, "%s: \"%s\"",
+				      txt_cases[i].label, buf);
+		else
+			ck_assert_msg(strstr(why, txt_cases[i].want_text) != NULL, "%s: \"%s\"",
+				      txt_cases[i].label, why);
+		/* dnsmasq's TTL, or its SOA's for none (at most 3 hours) */
+		if (rc == 1 || strstr(why, "DNS name") == NULL)
+			ck_assert_msg(ttl > 0 && ttl <= (rc == 1 ? 300 : 10800), "%s: ttl %ld",
+				      txt_cases[i].label, ttl);
+	}
+	/* A record that does not fit is a failure, never cut short. */
+	ck_assert_int_eq(dmarc_txt(r, "k1._domainkey.example.org", buf, 10, NULL, why, sizeof(why)),
+			 -1);
+	ck_assert_str_eq(buf, "");
+	dmarc_resolver_free(r);
+}
+END_TEST
+
 START_TEST(test_cached_without_dns)
 {
-	struct dmarc_resolver *r = resolver(server.addr, 500);
+	struct dmarc_resolver *r = dns_resolver(server.addr, 500);
 	struct dmarc_result res;
+	char	buf[DMARC_TXT_MAX], why[96];
+	long	ttl;
 
 	ck_assert_int_eq(dmarc_lookup(r, "mail.example.org", &res), 0);
 	ck_assert_int_eq(res.policy, DMARC_P_QUARANTINE);
 	ck_assert_int_eq(res.cached, 0);
 	ck_assert_int_eq(dmarc_lookup(r, "nodmarc.example", &res), 0);
 	ck_assert_int_eq(res.policy, DMARC_NONE_FOUND);
+	ck_assert_int_eq(dmarc_txt(r, "k1._domainkey.example.org", buf, sizeof(buf), NULL, why,
+				   sizeof(why)), 1);
+	ck_assert_int_eq(dmarc_txt(r, "nokey._domainkey.example.org", buf, sizeof(buf), NULL, why,
+				   sizeof(why)), 0);
 
 	dns_kill(&server);
+	/* The key records too, found or not, kept apart from the policies. */
+	ck_assert_int_eq(dmarc_txt(r, "k1._domainkey.example.org", buf, sizeof(buf), &ttl, why,
+				   sizeof(why)), 1);
+	ck_assert_str_eq(buf, "v=DKIM1; k=rsa; p=TUlJQg==");
+	ck_assert(ttl > 0 && ttl <= 300);
+	ck_assert_int_eq(dmarc_txt(r, "nokey._domainkey.example.org", buf, sizeof(buf), NULL, why,
+				   sizeof(why)), 0);
+	ck_assert_int_eq(dmarc_txt(r, "k2._domainkey.example.org", buf, sizeof(buf), NULL, why,
+				   sizeof(why)), -1);
 	/* Both answers (the subdomain's none and the organizational
 	 * domain's record) and the negative one come from the cache. */
 	ck_assert_int_eq(dmarc_lookup(r, "mail.example.org", &res), 0);
@@ -351,8 +249,8 @@ START_TEST(test_nobody_listens)
 	struct dmarc_resolver *r;
 	struct dmarc_result res;
 
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", free_udp_port());
-	r = resolver(addr, 300);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", dns_free_udp_port());
+	r = dns_resolver(addr, 300);
 	ck_assert_int_eq(dmarc_lookup(r, "example.org", &res), -1);
 	ck_assert_int_eq(res.policy, DMARC_TEMPFAIL);
 	ck_assert_int_eq(res.cached, 0);
@@ -360,22 +258,59 @@ START_TEST(test_nobody_listens)
 }
 END_TEST
 
+/* now - the monotonic clock, seconds */
+static double
+now(void)
+{
+	struct timespec ts;
+
+	(void) clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((double) ts.tv_sec + ts.tv_nsec / 1e9);
+}
+
 START_TEST(test_silent_server)
 {
 	char	addr[32];
 	struct dmarc_resolver *r;
 	struct dmarc_result res;
-	int	fd, port = udp_port(&fd);
+	char	buf[DMARC_TXT_MAX], why[96];
+	int	fd, port = dns_udp_port(&fd);
 
 	/* Bound but never read: the query goes out, no answer comes back. */
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
-	r = resolver(addr, 300);
+	r = dns_resolver(addr, 300);
 	ck_assert_int_eq(dmarc_lookup(r, "example.org", &res), -1);
 	ck_assert_int_eq(res.policy, DMARC_TEMPFAIL);
 	ck_assert_msg(strstr(res.reason, "no answer within 300 ms") != NULL, "%s", res.reason);
-	/* The cancelled query leaves the resolver usable. */
-	ck_assert_int_eq(dmarc_lookup(r, "example.net", &res), -1);
-	ck_assert_int_eq(res.policy, DMARC_TEMPFAIL);
+	/*
+	 * A resolver that let a query time out is left alone for 30 s: the
+	 * next lookups, policies and keys alike, fail at once and send
+	 * nothing (a dead resolver costs one timeout, not one per post).
+	 */
+	{
+		char	pkt[512];
+		int	queries = 0;
+		double	t0 = now();
+
+		while (recv(fd, pkt, sizeof(pkt), MSG_DONTWAIT) > 0)
+			queries++;
+		ck_assert_int_ge(queries, 1);
+		ck_assert_int_eq(dmarc_lookup(r, "example.net", &res), -1);
+		ck_assert_int_eq(res.policy, DMARC_TEMPFAIL);
+		ck_assert_msg(strstr(res.reason, "did not answer within the last 30 s") != NULL,
+			      "%s", res.reason);
+		ck_assert_int_eq(dmarc_txt(r, "s1._domainkey.example.org", buf, sizeof(buf), NULL,
+					   why, sizeof(why)), -1);
+		ck_assert_msg(strstr(why, "did not answer within the last 30 s") != NULL, "%s", why);
+		ck_assert_msg(now() - t0 < 0.2, "the quiet resolver still waits");
+		ck_assert_int_lt(recv(fd, pkt, sizeof(pkt), MSG_DONTWAIT), 0);
+	}
+	dmarc_resolver_free(r);
+	/* A new resolver asks again: the failure was never cached. */
+	r = dns_resolver(addr, 300);
+	ck_assert_int_eq(dmarc_txt(r, "s1._domainkey.example.org", buf, sizeof(buf), NULL, why,
+				   sizeof(why)), -1);
+	ck_assert_msg(strstr(why, "no answer within 300 ms") != NULL, "%s", why);
 	dmarc_resolver_free(r);
 	(void) close(fd);
 }
@@ -412,16 +347,16 @@ main(void)
 	Suite  *s = suite_create("dmarc");
 	TCase  *tc = tcase_create("dnsmasq");
 
-	if (access(DNSMASQ, X_OK) < 0) {
-		fprintf(stderr, "%s: %s (Debian package: dnsmasq-base)\n", DNSMASQ,
+	if (access(DNS_DNSMASQ, X_OK) < 0) {
+		fprintf(stderr, "%s: %s (Debian package: dnsmasq-base)\n", DNS_DNSMASQ,
 			strerror(errno));
 		return (1);
 	}
-	(void) atexit(kill_live);
 	/* No fork per test: a failure unwinds into the teardown, which stops
 	 * dnsmasq; the atexit handler catches anything left. */
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_policies);
+	tcase_add_test(tc, test_txt);
 	tcase_add_test(tc, test_cached_without_dns);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("no server");
