@@ -55,6 +55,9 @@ CREATE TABLE IF NOT EXISTS members (
 -- notify_held = 1: the author of a held post is told it awaits approval
 --   (default 0: no mail to a sender who may be forged), at most one such
 --   notice per address an hour, whatever the list.
+-- dmarc (version 8): this list's dmarc-mitigation: 'auto', 'always' or
+--   'never'; NULL (the default) means the option's.  See DELIVERABILITY
+--   in mlistd(8).
 CREATE TABLE IF NOT EXISTS groups (
     name        TEXT NOT NULL PRIMARY KEY COLLATE NOCASE
                 CHECK (name <> '' AND name <> '*' AND length(name) <= 64
@@ -71,7 +74,8 @@ CREATE TABLE IF NOT EXISTS groups (
                 CHECK (others IN ('reject', 'hold', 'discard')),
     moderated   INTEGER NOT NULL DEFAULT 0 CHECK (moderated IN (0, 1)),
     notify_owners INTEGER NOT NULL DEFAULT 1 CHECK (notify_owners IN (0, 1)),
-    notify_held INTEGER NOT NULL DEFAULT 0 CHECK (notify_held IN (0, 1))
+    notify_held INTEGER NOT NULL DEFAULT 0 CHECK (notify_held IN (0, 1)),
+    dmarc       TEXT CHECK (dmarc IS NULL OR dmarc IN ('auto', 'always', 'never'))
 );
 
 -- Who receives a group's mail.
@@ -339,4 +343,4 @@ CREATE TABLE IF NOT EXISTS owner_notices (
     sent_at     INTEGER NOT NULL
 );
 
-PRAGMA user_version = 7;
+PRAGMA user_version = 8;

@@ -157,6 +157,14 @@ static const struct conf_param params[] = {
 	1024UL * 1024 * 1024, "BYTES", "largest post held for a moderator (then 552 5.2.3)"},
 	{"moderator-notice-limit", 0, T_UINT, "30", OFF(moderator_notice_limit), 1, 100000,
 	"N", "notices about held posts to one moderator an hour (the rest wait)"},
+	{"dmarc-mitigation", 0, T_STR, "auto", OFF(dmarc_mitigation), 0, 0, "MODE",
+	"rewrite From: for DMARC: auto (when the author's domain needs it), always, never"},
+	{"resolver", 0, T_OPTSTR, "", OFF(resolver), 0, 0, "ADDRESS[:PORT]",
+	"DNS resolver for DMARC records and DKIM keys (default: /etc/resolv.conf)"},
+	{"dns-timeout", 0, T_TIME, "3", OFF(dns_timeout), 1, 30, "SECONDS",
+	"time one DNS query may take (then the post goes on without its answer)"},
+	{"dkim-selector", 0, T_OPTSTR, "", OFF(dkim_selector), 0, 0, "NAME",
+	"selector the relay path signs list mail with (mlistd -t checks its key)"},
 	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL}
 };
 
@@ -642,6 +650,11 @@ conf_build(const struct conf_args *args, char *err, size_t errlen)
 		goto bad;
 	}
 	cf->delim = cf->command_delimiter[0];
+	if ((cf->dmarc_mode = conf_dmarc_mode(cf->dmarc_mitigation)) == 0) {
+		errf(err, errlen, "dmarc-mitigation: \"%s\" is none of auto, always, never",
+		     cf->dmarc_mitigation);
+		goto bad;
+	}
 	if (held_default(cf) < 0)
 		goto oom;
 	if (conf_derive(cf, err, errlen) < 0)
@@ -652,6 +665,14 @@ oom:
 bad:
 	conf_free(cf);
 	return (NULL);
+}
+
+int
+conf_dmarc_mode(const char *s)
+{
+	return (s == NULL ? 0 : strcmp(s, "auto") == 0 ? DMARC_MODE_AUTO
+		: strcmp(s, "always") == 0 ? DMARC_MODE_ALWAYS
+		: strcmp(s, "never") == 0 ? DMARC_MODE_NEVER : 0);
 }
 
 /* conf_free - release a configuration; NULL is fine */

@@ -54,7 +54,18 @@ struct conf {
 	unsigned hold_limit;		/* undecided posts per list */
 	unsigned long hold_max_size;	/* bytes of a post that is held */
 	unsigned moderator_notice_limit;	/* notices per moderator an hour */
+	char	*dmarc_mitigation;	/* "auto", "always" or "never" */
+	int	dmarc_mode;		/* derived: DMARC_MODE_* */
+	char	*resolver;		/* ADDRESS[:PORT]; NULL: /etc/resolv.conf */
+	unsigned dns_timeout;		/* seconds per DNS query */
+	char	*dkim_selector;		/* the relay path's selector; NULL: unknown */
 };
+
+/* dmarc-mitigation, and groups.dmarc (NULL there: the option's) */
+enum { DMARC_MODE_AUTO = 1, DMARC_MODE_ALWAYS, DMARC_MODE_NEVER };
+
+/* conf_dmarc_mode - DMARC_MODE_* of "auto", "always", "never"; 0 else */
+int	conf_dmarc_mode(const char *);
 
 /* What the command line asks for. */
 enum conf_action {

@@ -44,9 +44,11 @@
 #include "bounce.h"
 #include "command.h"
 #include "deliver.h"
+#include "dmarc.h"
 #include "flow.h"
 #include "held.h"
 #include "log.h"
+#include "mitigate.h"
 #include "post.h"
 #include "probe.h"
 #include "relay.h"
@@ -94,6 +96,7 @@ deliver_create(const struct conf *cf, const char *helo, char *err, size_t errlen
 		 cf->domain);
 	if ((d->st = store_open(cf->database, cf->database_timeout * 1000, err, errlen)) == NULL
 	    || key_load(cf, d->key, err, errlen) < 0
+	    || (d->mit = mitigate_create(cf)) == NULL
 	    || (d->relay = relay_create(cf->relay, helo, cf->relay_timeout,
 					cf->relay_pipelining, err, errlen)) == NULL) {
 		deliver_free(d);
@@ -109,6 +112,7 @@ deliver_free(struct deliver *d)
 		return;
 	store_free(d->st);
 	relay_free(d->relay);
+	mitigate_free(d->mit);
 	free(d);
 }
 
@@ -117,6 +121,7 @@ struct report {
 	FILE   *fp;
 	const struct conf *cf;
 	struct store *st;
+	int	modes;			/* 1 << DMARC_MODE_* of the lists */
 };
 
 /* count_one - store_moderators callback: count */
@@ -177,6 +182,14 @@ report_group(void *arg, const struct store_group *g)
 			g->name, cf->delim, cf->domain, g->name, cf->delim, cf->domain);
 	if (report_moderation(rp, g) < 0)
 		return (-1);
+	{
+		static const char *const mode[] = {"", "auto", "always", "never"};
+		int	m = g->dmarc ? g->dmarc : cf->dmarc_mode;
+
+		rp->modes |= 1 << m;
+		fprintf(rp->fp, "mlistd: list %s@%s: dmarc-mitigation=%s%s\n", g->name,
+			cf->domain, mode[m], g->dmarc ? " (groups.dmarc)" : " (the option)");
+	}
 	/* A subscription never adds to members (it would grant posting on
 	 * every 'members' list): such a list's subscribers cannot post. */
 	if (g->subscribe != SUB_CLOSED && g->posting == POST_MEMBERS)
@@ -184,6 +197,61 @@ report_group(void *arg, const struct store_group *g)
 			"its new subscribers cannot post (a subscription does not add to "
 			"members); set posting = 'group' to let the list's recipients post\n",
 			g->name, cf->domain, subscribe[g->subscribe]);
+	return (0);
+}
+
+/*
+ * report_signing - mlistd -t: copies whose From: is rewritten pass DMARC
+ * only through the list domain's own DKIM signature, which the relay
+ * path adds (mlistd cannot see it): dkim-selector names it.
+ */
+static void
+report_signing(struct report *rp, struct dmarc_resolver *dns)
+{
+	const struct conf *cf = rp->cf;
+
+	(void) dns;
+	if (cf->dkim_selector == NULL && (rp->modes & ~(1 << DMARC_MODE_NEVER)))
+		fprintf(rp->fp, "mlistd: warning: dkim-selector is not set: nothing says that "
+			"the relay path signs list mail for %s with DKIM; copies whose From: is "
+			"rewritten fail DMARC unless it does (contrib/opendkim; DELIVERABILITY in "
+			"mlistd(8))\n", cf->domain);
+}
+
+/*
+ * report_deliverability - mlistd -t: does the resolver answer (asked for
+ * the list domain's own DMARC record), and is the list domain's DKIM key
+ * published for the selector the relay path signs with?  Warnings only,
+ * but for a resolver setting that cannot be used: -1 with err.
+ */
+static int
+report_deliverability(struct report *rp, char *err, size_t errlen)
+{
+	const struct conf *cf = rp->cf;
+	const char *res = cf->resolver ? cf->resolver : "from /etc/resolv.conf";
+	struct dmarc_resolver *dns;
+	struct dmarc_result dr;
+	char	why[256];
+
+	if ((dns = dmarc_resolver_create(cf->resolver, cf->dns_timeout * 1000, why,
+					 sizeof(why))) == NULL) {
+		snprintf(err, errlen, "resolver %s: %s", res, why);
+		return (-1);
+	}
+	if (rp->modes & (1 << DMARC_MODE_AUTO)) {
+		if (dmarc_lookup(dns, cf->domain, &dr) < 0)
+			fprintf(rp->fp, "mlistd: warning: resolver %s does not answer (_dmarc.%s: "
+				"%s): with dmarc-mitigation auto, a copy's From: is then rewritten "
+				"only when no DKIM signature of the author's survives (see "
+				"DELIVERABILITY in mlistd(8))\n", res, cf->domain, dr.reason);
+		else
+			fprintf(rp->fp, "mlistd: resolver %s answers: the list domain %s: %s\n",
+				res, cf->domain, dr.policy == DMARC_NONE_FOUND
+				? "no DMARC policy (publish one: see DELIVERABILITY in mlistd(8))"
+				: dr.reason);
+	}
+	report_signing(rp, dns);
+	dmarc_resolver_free(dns);
 	return (0);
 }
 
@@ -210,7 +278,7 @@ deliver_check(const struct conf *cf, FILE *report, char *err, size_t errlen)
 	if ((st = store_open(cf->database, cf->database_timeout * 1000, err, errlen)) == NULL)
 		return (-1);
 	if (report) {
-		struct report rp = {report, cf, st};
+		struct report rp = {report, cf, st, 0};
 		struct store_group pm;
 		long	n = store_groups(st, report_group, &rp);
 
@@ -225,6 +293,10 @@ deliver_check(const struct conf *cf, FILE *report, char *err, size_t errlen)
 		else if (store_group(st, cf->postmaster_local, &pm) == STORE_NO)
 			fprintf(report, "mlistd: warning: no %s alias in groups: closed lists "
 				"refuse requests by mail\n", cf->postmaster_local);
+		if (report_deliverability(&rp, err, errlen) < 0) {
+			store_free(st);
+			return (-1);
+		}
 		(void) fflush(report);
 	}
 	store_free(st);

@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 struct dkimcheck;
+struct dmarc_resolver;
 
 /*
  * dkimcheck_orgdomain_fn - the organizational domain of domain (RFC 7489
@@ -28,6 +29,7 @@ struct dkimcheck_conf {
 	dkimcheck_orgdomain_fn orgdomain; /* NULL: a domain aligns with itself,
 					 * its subdomains and its parents */
 	void   *orgdomain_arg;
+	struct dmarc_resolver *resolver; /* keys through mlistd's resolver */
 };
 
 /*

@@ -776,3 +776,17 @@ dmarc_lookup(struct dmarc_resolver *r, const char *from_domain, struct dmarc_res
 	}
 	return (0);
 }
+
+int
+dmarc_org_domain(struct dmarc_resolver *r, const char *domain, char *buf, size_t size)
+{
+	char	name[DMARC_DOMAIN_MAX];
+	const char *org;
+
+	if (domain_normalize(domain, name) < 0
+	    || (org = psl_registrable_domain(r->psl, name)) == NULL
+	    || strlen(org) >= size)
+		return (-1);
+	memcpy(buf, org, strlen(org) + 1);
+	return (0);
+}

@@ -59,6 +59,14 @@ void	dmarc_resolver_free(struct dmarc_resolver *);
 int	dmarc_lookup(struct dmarc_resolver *, const char *from_domain,
 		     struct dmarc_result *out);
 
+/*
+ * dmarc_org_domain - the organizational domain of domain (RFC 7489 3.2:
+ * the Public Suffix List's registrable domain) into buf: 0, or -1 when
+ * it has none (a public suffix itself, not a DNS name) or it does not fit.
+ */
+int	dmarc_org_domain(struct dmarc_resolver *, const char *domain, char *buf,
+			 size_t size);
+
 /* dmarc_policy_str - "none-found", "none", "quarantine", "reject", "tempfail" */
 const char *dmarc_policy_str(enum dmarc_policy);
 

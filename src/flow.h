@@ -20,6 +20,7 @@ struct deliver {
 	char	bounce_addr[512];
 	int	verp_warned;		/* logged that the relay lacks XVERP */
 	unsigned char key[PROBE_KEY_LEN];	/* signs probe addresses */
+	struct mitigate *mit;		/* DMARC mitigation (mitigate.h) */
 };
 
 /* A session's context: the dispatcher's handlers get it, the flows too. */

@@ -31,6 +31,7 @@
 
 #include "flow.h"
 #include "log.h"
+#include "mitigate.h"
 #include "post.h"
 #include "relay.h"
 #include "rewrite.h"
@@ -52,6 +53,8 @@ struct copy_ctx {
 	double	deadline;		/* data-done-timeout */
 	double	lease_end;		/* our claim's lease, boot clock */
 	struct store_owner o;		/* our claim: pid, generation, lease */
+	int	munge;			/* From: rewritten for DMARC */
+	char	dmarc[MITIGATE_WHY_MAX + 24];	/* the log's dmarc=... field */
 };
 
 /*
@@ -467,13 +470,14 @@ copy_recipients(struct copy_ctx *cx, int claim, struct rcpt_list *rl,
 
 /* copy_text - the list's rewritten copy, malloc'd; NULL if out of memory */
 static char *
-copy_text(const struct copy_ctx *cx, const struct rewrite_msg *m, size_t *clen)
+copy_text(struct copy_ctx *cx, const struct rewrite_msg *m, size_t *clen)
 {
 	const struct conf *cf = cx->ds->d->cf;
 	const struct store_group *g = cx->g;
 	struct rewrite_list l;
+	char   *copy;
 
-	memset(&l, 0, sizeof(l));	/* munge_from 0: From: as the author wrote it */
+	memset(&l, 0, sizeof(l));
 	l.group = g->name;
 	l.description = g->description;
 	l.domain = cf->domain;
@@ -481,7 +485,24 @@ copy_text(const struct copy_ctx *cx, const struct rewrite_msg *m, size_t *clen)
 	l.postmaster_local = cf->postmaster_local;
 	l.is_group = g->is_group;
 	l.delim = g->is_group && g->subscribe != SUB_CLOSED ? cf->delim : 0;
-	return (rewrite_copy(m, &l, clen));
+	l.munge_from = cx->munge;
+	if ((copy = rewrite_copy(m, &l, clen)) != NULL && cx->munge && !l.munged)
+		snprintf(cx->dmarc, sizeof(cx->dmarc), "dmarc=kept (From: cannot be rewritten)");
+	return (copy);
+}
+
+/*
+ * copy_dmarc - decide whether the copy's From: is rewritten for DMARC
+ * (mitigate.c), and the log field that says so and why
+ */
+static void
+copy_dmarc(struct copy_ctx *cx, const struct rewrite_msg *m, const char *digest)
+{
+	char	why[MITIGATE_WHY_MAX];
+
+	cx->munge = mitigate_decide(cx->ds->d->mit, m, digest, cx->g, why, sizeof(why));
+	snprintf(cx->dmarc, sizeof(cx->dmarc), "dmarc=%s (%s)",
+		 cx->munge ? "rewritten" : "kept", why);
 }
 
 /* copy_flags - the relay flags of this copy: XVERP, 8BITMIME, SMTPUTF8 */
@@ -535,6 +556,7 @@ relay_copy(struct copy_ctx *cx, const struct rewrite_msg *m, const char *digest,
 	size_t	clen;
 	int	rc;
 
+	copy_dmarc(cx, m, digest);
 	if ((copy = copy_text(cx, m, &clen)) == NULL) {
 		smtp_reply_set(r, 452, "4.3.1 Error: insufficient system storage");
 		return (STEP_RELEASE);
@@ -614,9 +636,10 @@ copy_outcome(const struct copy_ctx *cx, int claim, const struct rcpt_list *rl,
 
 	if (st == RELAY_OK && (cx->completed || cx->c.id == 0)) {
 		flow_crash_point("before-reply", 0);
-		msg_info("%s: group=%s, from=<%s>, nrcpt=%zu, refused=%zu, relay=%s, "
+		msg_info("%s: group=%s, from=<%s>, nrcpt=%zu, refused=%zu, relay=%s, %s, "
 			 "status=sent (%s)", env->id, g->name, env->sender, res->accepted,
-			 res->refused, cf->relay, res->accepted ? res->queued : "every member refused");
+			 res->refused, cf->relay, cx->dmarc,
+			 res->accepted ? res->queued : "every member refused");
 		(*copies)++;
 		return (STEP_SENT);
 	}
@@ -626,8 +649,8 @@ copy_outcome(const struct copy_ctx *cx, int claim, const struct rcpt_list *rl,
 	}
 	relay_problem(cx, claim, res);
 	msg_warn("%s: group=%s, from=<%s>, nrcpt=%zu, served=%zu, refused=%zu, "
-		 "deferred=%zu, relay=%s, status=%s (%s)", env->id, g->name, env->sender,
-		 rl->n, res->accepted, res->refused, res->deferred, cf->relay,
+		 "deferred=%zu, relay=%s, %s, status=%s (%s)", env->id, g->name, env->sender,
+		 rl->n, res->accepted, res->refused, res->deferred, cf->relay, cx->dmarc,
 		 st == RELAY_PERM ? "bounced" : "deferred",
 		 st == RELAY_OK ? "could not record the copy as complete" : res->reply);
 	/* 5xx upstream only when no member got anything, in any attempt. */

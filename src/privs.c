@@ -417,7 +417,9 @@ privs_check(const struct conf *cf, FILE *report, char *err, size_t errlen)
 
 		if (elen == 0)
 			snprintf(err, errlen, "database check as user %s failed", cf->user);
-		else
+		else if (strstr(err, "ermission") || strstr(err, "readonly")
+			 || strstr(err, "read-only") || strstr(err, "unable to open"))
+			/* Only where a file's owner or mode may be why. */
 			snprintf(err + elen, errlen - elen, " (as user %s: may it write there?)",
 				 cf->user);
 		return (-1);

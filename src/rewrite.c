@@ -279,6 +279,13 @@ rewrite_from(const struct rewrite_msg *m, struct rewrite_from *out)
 	return (0);
 }
 
+const char *
+rewrite_text(const struct rewrite_msg *m, size_t *len)
+{
+	*len = m->len;
+	return (m->msg);
+}
+
 void
 rewrite_digest(const struct rewrite_msg *m, char hex[41])
 {

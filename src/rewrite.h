@@ -67,6 +67,9 @@ struct rewrite_from {
  */
 int	rewrite_from(const struct rewrite_msg *, struct rewrite_from *out);
 
+/* rewrite_text - the message as parsed (CRLF, dot-stuffing undone) */
+const char *rewrite_text(const struct rewrite_msg *, size_t *len);
+
 /* rewrite_digest - SHA-1 of the message as received, 40 hex digits */
 void	rewrite_digest(const struct rewrite_msg *, char hex[41]);
 

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "conf.h"
 #include "store.h"
 #include "store_int.h"
 
@@ -85,7 +86,7 @@ _Static_assert(Q_COUNT <= sizeof(((struct store *) 0)->stmt)
 
 static const char *const queries[Q_COUNT] = {
 	"SELECT name, description, is_group, posting, subscribe, others, moderated,"
-	" notify_owners, notify_held FROM groups WHERE name = ?1",
+	" notify_owners, notify_held, dmarc FROM groups WHERE name = ?1",
 	"SELECT 1 FROM members WHERE address = ?1",
 	"SELECT 1 FROM group_members WHERE group_name = ?1 AND address = ?2",
 	"SELECT gm.address FROM group_members gm WHERE gm.group_name = ?1"
@@ -152,7 +153,7 @@ static const char *const queries[Q_COUNT] = {
 	" SET done_at = ?5, digest = ?6",
 	"DELETE FROM requests WHERE expires < ?1",
 	"SELECT name, NULL, is_group, posting, subscribe, others, moderated,"
-	" notify_owners, notify_held FROM groups ORDER BY name",
+	" notify_owners, notify_held, dmarc FROM groups ORDER BY name",
 	"SELECT id, complete, relayed_at, owner, claimed_at, boot, lease, generation"
 	" FROM relayed WHERE digest = ?2 AND group_name = ?1",
 	"INSERT INTO relayed (group_name, digest, message_id, complete, owner, claimed_at,"
@@ -272,7 +273,8 @@ has_column(struct store *st, const char *table, const char *column)
  *     requests.normalized (older rows: lower(address); gone within a
  *     week), probes.alive_at;
  *   7: moderation: groups.others, moderated, notify_owners,
- *     notify_held (their defaults change nothing: others = 'reject').
+ *     notify_held (their defaults change nothing: others = 'reject');
+ *   8: deliverability: groups.dmarc (NULL: dmarc-mitigation decides).
  */
 static const struct migration {
 	int	from, below;
@@ -316,6 +318,9 @@ static const struct migration {
 	 " CHECK (notify_owners IN (0, 1));"
 	 " ALTER TABLE groups ADD COLUMN notify_held INTEGER NOT NULL DEFAULT 0"
 	 " CHECK (notify_held IN (0, 1));"},
+	{1, 8, "groups", "dmarc",
+	 "ALTER TABLE groups ADD COLUMN dmarc TEXT"
+	 " CHECK (dmarc IS NULL OR dmarc IN ('auto', 'always', 'never'));"},
 };
 
 /* migrate - the upgrades a database of this version needs; 0 or -1 */
@@ -502,6 +507,9 @@ group_row(sqlite3_stmt *q, struct store_group *g)
 	g->moderated = sqlite3_column_int(q, 6) != 0;
 	g->notify_owners = sqlite3_column_int(q, 7) != 0;
 	g->notify_held = sqlite3_column_int(q, 8) != 0;
+	g->dmarc = text_is(q, 9, "auto") ? DMARC_MODE_AUTO
+		: text_is(q, 9, "always") ? DMARC_MODE_ALWAYS
+		: text_is(q, 9, "never") ? DMARC_MODE_NEVER : 0;
 }
 
 int

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 /* Results: found/yes, not found/no, or a database problem (-> 451). */
 enum {
@@ -81,6 +81,7 @@ struct store_group {
 	int	moderated;		/* every post held but a moderator's */
 	int	notify_owners;		/* moderators hear of (un)subscriptions */
 	int	notify_held;		/* the author hears that a post is held */
+	int	dmarc;			/* DMARC_MODE_* (conf.h); 0: the option's */
 };
 
 struct store_bounce {

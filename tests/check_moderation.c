@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "testlib.h"
+#include "../src/store.h"
 
 static struct tl_daemon d;
 static struct tl_sink k;
@@ -1031,10 +1032,11 @@ START_TEST(test_upgrade_v6)
 	ck_assert_int_eq(tl_sink_start(&k, (char *) NULL), 0);
 	snprintf(conf, sizeof(conf), "relay = smtp://127.0.0.1:%d\ndatabase = %s\n", k.port, db);
 	ck_assert_int_eq(tl_daemon_start(&d, conf, 0), 0);
-	ck_assert_int_eq(db_int(db, "PRAGMA user_version"), 7);
+	ck_assert_int_eq(db_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	sql_text(db, "SELECT others || ' ' || moderated || ' ' || notify_owners || ' ' ||"
-		 " notify_held FROM groups WHERE name = 'club'", buf, sizeof(buf));
-	ck_assert_str_eq(buf, "reject 0 1 0");
+		 " notify_held || ' ' || ifnull(dmarc, 'NULL') FROM groups WHERE name = 'club'",
+		 buf, sizeof(buf));
+	ck_assert_str_eq(buf, "reject 0 1 0 NULL");
 	ck_assert_int_eq(db_int(db, "SELECT count(*) FROM held"), 0);
 	ck_assert_int_eq(db_int(db, "SELECT count(*) FROM moderators"), 0);
 	ck_assert_int_eq(db_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"

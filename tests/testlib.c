@@ -137,9 +137,11 @@ tl_write_conf(struct tl_daemon *d, const char *extra)
 		perror(d->conf);
 		exit(1);
 	}
+	/* No DNS unless a test asks for it (and names its own resolver on
+	 * loopback): dmarc-mitigation never; a later line wins. */
 	fprintf(fp, "# written by testlib\nlisten = %s\npidfile = %s\nworkers = 2\n"
 		"database = %s/mlistd.db\nbounce-maildir = %s/bounces\n"
-		"held-maildir = %s/held\nuser = %s\n%s",
+		"held-maildir = %s/held\nuser = %s\ndmarc-mitigation = never\n%s",
 		d->listen, d->pidfile, d->dir, d->dir, d->dir, TL_USER, extra ? extra : "");
 	if (fclose(fp) != 0) {
 		perror(d->conf);

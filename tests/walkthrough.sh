@@ -15,8 +15,9 @@
 #      started by the installed init script, a post through Postfix that
 #      reaches the list's member, with postfix/mlistd in the maillog;
 #   6. the clean-up query of "Bounces", on bounces the relay really gave;
-#   7. the Quick start: contrib/demo.sh, a member's post, a non-member's
-#      DSN kept on the machine, and Ctrl-C stopping Postfix once.
+#   7. the Quick start: contrib/demo.sh, a member's post (its copies
+#      signed by the demo's OpenDKIM), a non-member's DSN kept on the
+#      machine, and Ctrl-C stopping Postfix once.
 # Ports are chosen at run time, everything listens on 127.0.0.1 only, and
 # every process started here is stopped by pid, also on failure.  At the
 # end the installation is removed again (make uninstall, the state
@@ -35,6 +36,7 @@ installed=
 chmod 755 "$work"	# Postfix's own users walk into it
 pfconf=$work/postfix/conf
 demo_pgid=
+dns_pid=
 
 # fail - say why on both outputs (CI may keep only one), with the tail
 # of the private Postfix's log when there is one
@@ -67,6 +69,7 @@ cleanup() {
 			&& postfix -c "$pf" stop >/dev/null 2>&1
 	done
 	[ -x /etc/init.d/mlistd ] && /etc/init.d/mlistd stop >/dev/null 2>&1
+	[ -n "$dns_pid" ] && kill "$dns_pid" 2>/dev/null
 	if [ -n "$installed" ]; then
 		make -C "$work/mlistd" uninstall >/dev/null 2>&1
 		rm -rf /var/lib/mlistd /etc/mlistd.conf /usr/share/doc/mlistd
@@ -87,6 +90,28 @@ free_port() {
 		fi
 	done
 	fail "no free port"
+}
+
+# start_dns - dnsmasq on a free loopback port ($dnsport, $dns_pid),
+# answering every query from local data only: no name exists
+start_dns() {
+	for _ in 1 2 3 4 5; do
+		dnsport=$(free_port)
+		/usr/sbin/dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts \
+			--pid-file= --port="$dnsport" --listen-address=127.0.0.1 \
+			--bind-interfaces --local=/#/ > "$work/dnsmasq.log" 2>&1 &
+		dns_pid=$!
+		for _ in $(seq 1 50); do
+			[ "$(ss -Hln "sport = :$dnsport" | grep -c .)" -ge 2 ] && return 0
+			kill -0 "$dns_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill "$dns_pid" 2>/dev/null
+		wait "$dns_pid" 2>/dev/null || true
+		dns_pid=
+	done
+	cat "$work/dnsmasq.log"
+	fail "dnsmasq does not start on loopback"
 }
 
 # readme_block SECTION N - the N-th indented block (4 spaces) of the
@@ -222,6 +247,10 @@ postfix -c "$pfconf" start || fail "postfix start"
 # The administrator points mlistd at this Postfix (listen and relay).
 sed -i -e "s|^listen = .*|listen = 127.0.0.1:$mlport|" \
 	-e "s|^relay = smtp://127.0.0.1:20382$|relay = smtp://127.0.0.1:$riport|" /etc/mlistd.conf
+# DNS stays on this machine: a dnsmasq on loopback that knows no name
+# answers mlistd's DMARC lookups (dmarc-mitigation auto): "no record".
+start_dns
+echo "resolver = 127.0.0.1:$dnsport" >> /etc/mlistd.conf
 grep -q "^relay = smtp://127.0.0.1:$riport" /etc/mlistd.conf \
 	|| fail "contrib's mlistd.conf does not relay to the reinjection smtpd"
 grep -q "^listen = 127.0.0.1:$mlport" /etc/mlistd.conf || fail "no listen line to edit"
@@ -265,6 +294,9 @@ echo "clean-up query: $result"
 [ "$result" = "gone@${poster#*@}|3" ] || fail "clean-up query gave \"$result\""
 if [ -f "$work/mlistd.log" ]; then
 	grep -q "status=sent" "$work/mlistd.log" || fail "mlistd's log-file has no delivery"
+	# auto, through the loopback resolver: the poster's domain has no record
+	grep -q "dmarc=kept (no DMARC record), status=sent" "$work/mlistd.log" \
+		|| fail "mlistd did not look up the poster's DMARC policy"
 fi
 /etc/init.d/mlistd stop || fail "init stop"
 rc=0
@@ -277,7 +309,9 @@ demo=$work/demo
 dpf=$(free_port)
 dml=$(free_port)
 dri=$(free_port)
-DEMO=$demo PFPORT=$dpf MLPORT=$dml RIPORT=$dri setsid sh contrib/demo.sh > "$work/demo.out" 2>&1 &
+ddk=$(free_port)
+DEMO=$demo PFPORT=$dpf MLPORT=$dml RIPORT=$dri DKPORT=$ddk RESOLVER=127.0.0.1:$dnsport \
+	setsid sh contrib/demo.sh > "$work/demo.out" 2>&1 &
 demo_pgid=$!
 wait_for 'grep -q "starting mlistd" "$work/demo.out"' 120 "the demo to start"
 wait_for "ss -Htln 'sport = :$dml' | grep -q ." 10 "the demo's mlistd"
@@ -286,6 +320,12 @@ grep -o "swaks --server [^ ]* --from alice@example.org --to group1@lists.example
 swaks --server "127.0.0.1:$dpf" --from alice@example.org --to group1@lists.example.org \
 	> "$work/swaks.out" 2>&1 || { cat "$work/swaks.out"; fail "demo post"; }
 wait_for '[ "$(files_in "$demo/mail/members/new")" -ge 2 ]' 30 "copies for alice and bob"
+# The demo's OpenDKIM signed them with the key it made.
+for copy in "$demo"/mail/members/new/*; do
+	/usr/bin/python3 tests/dkimverify.py "$demo/opendkim/keys/mlistd.txt" lists.example.org \
+		"$copy" From List-Id > "$work/dkim.out" 2>&1 \
+		|| { cat "$work/dkim.out"; fail "the demo's copy $copy has no valid list signature"; }
+done
 swaks --server "127.0.0.1:$dpf" --from mallory@example.net --to group1@lists.example.org \
 	> "$work/swaks.out" 2>&1 || { cat "$work/swaks.out"; fail "demo non-member post"; }
 wait_for '[ "$(files_in "$demo/mail/outside/new")" -ge 1 ]' 30 "the DSN to mallory"
