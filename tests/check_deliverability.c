@@ -676,7 +676,6 @@ post_case(const struct pcase *c, int bound)
 	free(post);
 }
 
-
 /* ---- the daemon --------------------------------------------------------- */
 
 static int
