@@ -44,7 +44,7 @@
 
 #define HOUR	3600
 #define UNSUBSCRIBE_PER_HOUR 3	/* confirmation requests to a current
-				 * recipient, per address, any list */
+				 * recipient, per address and list */
 
 /* expiry_text - "2026-12-04 15:00 UTC" */
 static void
@@ -133,8 +133,8 @@ answer_later(struct smtp_reply *r)
  * command address: at most one per normalized address an hour (any list)
  * and one per message, none to an address the relay refused before.  A
  * current recipient's unsubscribe (tok TOKEN_UNSUBSCRIBE) is bounded on
- * its own instead: UNSUBSCRIBE_PER_HOUR per normalized address, any list
- * and any message.  The row in `requests` is committed before the notice
+ * its own instead: UNSUBSCRIBE_PER_HOUR per normalized address and list
+ * (so by the lists it is on), any message.  The row in `requests` is committed before the notice
  * goes out (so two workers cannot both answer), and
  * taken back if it could not be sent.  action: the row's action
  * ('subscribe' or 'unsubscribe' with a token, else the notice's kind).
@@ -201,8 +201,8 @@ answer(struct deliver_session *ds, const struct smtp_envelope *env,
 		if (n >= UNSUBSCRIBE_PER_HOUR) {
 			store_rollback(d->st);
 			msg_info("%s: group=%s: no %s notice for <%s>: %ld unsubscribe confirmations "
-				 "went to it (as <%s>, any list) within the hour; it can ask again "
-				 "after that", env->id, g->name, name, address, n, norm);
+				 "for this list went to it (as <%s>) within the hour; it can ask "
+				 "again after that", env->id, g->name, name, address, n, norm);
 			return (0);
 		}
 		/* Another request in the same second: its own expiry (row, token). */

@@ -134,11 +134,12 @@ static const char *const queries[Q_COUNT] = {
 	" AND (digest IS NULL OR digest <> ?3)",
 	"SELECT 1 FROM requests WHERE digest = ?1"
 	" AND NOT (group_name = ?2 AND address = ?3 AND action = ?4)",
-	/* Counted over every list, this message's other lists included;
-	 * not this list's own row of this message (its retry). */
+	/* Counted per list (a recipient leaving several lists within the
+	 * hour hears from each); not this list's own row of this message
+	 * (its retry). */
 	"SELECT (SELECT count(*) FROM requests WHERE normalized = ?5"
-	" AND action = 'unsubscribe' AND sent_at >= ?3"
-	" AND NOT (group_name = ?1 AND digest IS ?4)),"
+	" AND group_name = ?1 AND action = 'unsubscribe' AND sent_at >= ?3"
+	" AND digest IS NOT ?4),"
 	" coalesce(max(sent_at), 0), coalesce(max(expires), 0) FROM requests"
 	" WHERE group_name = ?1 AND address = ?2 AND action = 'unsubscribe'"
 	" AND sent_at >= ?3 AND (digest IS NULL OR digest <> ?4)",

@@ -198,9 +198,9 @@ int	store_subscribe(struct store *, const char *group, const char *address);
  * hourly limit).  store_request_sibling: STORE_YES when the message
  * digest already made a row other than (group, address, action): another
  * command address of the same message was answered.
- * store_request_unsubs: how many unsubscribe confirmation requests went
- * to the normalized address at or after `since`, for any list and any
- * message but this list's own row of this message (a retry), and the
+ * store_request_unsubs: how many unsubscribe confirmation requests for
+ * group went to the normalized address at or after `since`, for any
+ * message but this one (a retry), and the
  * newest one's sent_at and expires for group and address (0 when none).  store_request_add:
  * remember one sent (and prune rows expired a week ago).
  * store_request_cancel: forget a pending one that could not be sent.
