@@ -14,35 +14,31 @@
  * the copy's log line carries the decision and its reason (dmarc=...).
  * Also: groups.dmarc against the option, a resolver that does not answer
  * (silent, or nobody listening), and the posting check on the original
- * From:.  dnsmasq is started once and stopped by its pid (atexit too);
- * the daemons and sinks by testlib (atexit, PR_SET_PDEATHSIG).
+ * From:.  dnsmasq is started once by tests/dnslib.c and stopped by its
+ * pid (atexit too); the daemons and sinks by testlib (atexit,
+ * PR_SET_PDEATHSIG).
  */
 #include "config.h"
 
 #include <check.h>
 
 #include "cklib.h"
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unbound.h>
 #include <unistd.h>
 
 #include "dmarc.h"
+#include "dnslib.h"
 #include "testlib.h"
 
 #define PY		"/usr/bin/python3"
-#define DNSMASQ		"/usr/sbin/dnsmasq"
 #define LISTS		"lists.test"
 #define SEL		"s1"
 #define NAME		"Alice Example"
@@ -51,7 +47,6 @@
 
 /* What dnsmasq serves besides the keys: --txt-record=NAME,STRING */
 static const char *const dmarc_records[] = {
-	"_dmarc.ready.example,v=DMARC1; p=none",
 	"_dmarc.none.example,v=DMARC1; p=none",
 	"_dmarc.quar.example,v=DMARC1; p=quarantine",
 	"_dmarc.reject.example,v=DMARC1; p=reject",
@@ -189,13 +184,11 @@ static const char *seed =
 " FROM groups;"
 "INSERT INTO members (address) VALUES ('member@reject.example');";
 
-struct dns {
-	pid_t	pid;
-	int	port;
-	char	addr[32];		/* ADDRESS:PORT for `resolver` */
-	int	attempts;		/* ports another took meanwhile */
-};
-
+static const char *const local_domains[] = {"example", "test"};
+static const char *txt[sizeof(dmarc_records) / sizeof(dmarc_records[0])
+		       + sizeof(key_domains) / sizeof(key_domains[0])];
+static size_t ntxt;
+static char *keyarg[sizeof(key_domains) / sizeof(key_domains[0])];
 static struct dns dns;
 static char tmpdir[] = "/tmp/check_deliverability.XXXXXX";
 static char keypem[300], keytxt[300], keyrec[1024];
@@ -207,148 +200,29 @@ static int serial;			/* numbers the posts' Message-IDs */
 
 /* ---- dnsmasq ---------------------------------------------------------- */
 
-/* udp_port - a bound UDP socket on 127.0.0.1 (fd into *fd), its port; -1 */
+/* dns_serve - what dnsmasq serves: the DMARC records, and the key record
+ * at every key name in strings of at most 200 bytes (255 is the limit of
+ * one); 0 or -1 (before the tests run: no ck_assert) */
 static int
-udp_port(int *fd)
+dns_serve(void)
 {
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
+	enum { NDMARC = sizeof(dmarc_records) / sizeof(dmarc_records[0]) };
 
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if ((*fd = socket(AF_INET, SOCK_DGRAM, 0)) < 0)
-		return (-1);
-	if (bind(*fd, (struct sockaddr *) &sin, sizeof(sin)) < 0
-	    || getsockname(*fd, (struct sockaddr *) &sin, &len) < 0) {
-		(void) close(*fd);
-		return (-1);
-	}
-	return (ntohs(sin.sin_port));
-}
+	for (size_t i = 0; i < NDMARC; i++)
+		txt[ntxt++] = dmarc_records[i];
+	for (size_t i = 0; i < sizeof(key_domains) / sizeof(key_domains[0]); i++) {
+		char	name[300];
 
-static void
-dns_kill(struct dns *s)
-{
-	int	status;
-
-	if (s->pid <= 0)
-		return;
-	(void) kill(s->pid, SIGTERM);
-	for (int i = 0; i < 500; i++) {
-		if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-			s->pid = 0;
-			return;
-		}
-		tl_sleep_ms(10);
-	}
-	(void) kill(s->pid, SIGKILL);
-	(void) waitpid(s->pid, &status, 0);
-	s->pid = 0;
-}
-
-/* dns_answers - does addr answer a DMARC query (a fresh resolver)? */
-static int
-dns_answers(const char *addr)
-{
-	struct dmarc_resolver *r;
-	struct dmarc_result res;
-	char	err[256];
-	int	ok;
-
-	if ((r = dmarc_resolver_create(addr, 200, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "check_deliverability: %s\n", err);
-		return (0);
-	}
-	ok = dmarc_lookup(r, "ready.example", &res) == 0 && res.policy == DMARC_P_NONE;
-	dmarc_resolver_free(r);
-	return (ok);
-}
-
-/* dns_start - dnsmasq on a free port with the records and keys; waits
- * until it answers (at most 10 s); 0 or -1 (said on stderr) */
-static int
-dns_start(struct dns *s)
-{
-	enum { NKEYS = sizeof(key_domains) / sizeof(key_domains[0]) };
-	const char *argv[64];
-	char	port[32], txt[sizeof(dmarc_records) / sizeof(dmarc_records[0])][128];
-	char	keyarg[NKEYS][2048];
-	size_t	n = 0;
-	int	status, fd;
-
-	for (;;) {
-		if ((s->port = udp_port(&fd)) < 0)
+		snprintf(name, sizeof(name), SEL "._domainkey.%s", key_domains[i]);
+		if ((keyarg[i] = dns_txt_split(name, keyrec, 200)) == NULL)
 			return (-1);
-		(void) close(fd);
-		snprintf(s->addr, sizeof(s->addr), "127.0.0.1:%d", s->port);
-		snprintf(port, sizeof(port), "--port=%d", s->port);
-		n = 0;
-		argv[n++] = DNSMASQ;
-		argv[n++] = "--no-daemon";
-		argv[n++] = "--conf-file=/dev/null";
-		argv[n++] = "--no-resolv";
-		argv[n++] = "--no-hosts";
-		argv[n++] = "--pid-file=";
-		argv[n++] = port;
-		argv[n++] = "--listen-address=127.0.0.1";
-		argv[n++] = "--bind-interfaces";
-		argv[n++] = "--local-ttl=300";
-		argv[n++] = "--local=/example/";
-		argv[n++] = "--local=/test/";
-		for (size_t i = 0; i < sizeof(dmarc_records) / sizeof(dmarc_records[0]); i++) {
-			snprintf(txt[i], sizeof(txt[i]), "--txt-record=%s", dmarc_records[i]);
-			argv[n++] = txt[i];
-		}
-		/* The key record in strings of at most 200 bytes (255 is the
-		 * limit of one); a comma starts the next string. */
-		for (size_t i = 0; i < NKEYS; i++) {
-			size_t	len = strlen(keyrec), m;
-
-			m = (size_t) snprintf(keyarg[i], sizeof(keyarg[i]),
-					      "--txt-record=" SEL "._domainkey.%s", key_domains[i]);
-			for (size_t off = 0; off < len; off += 200)
-				m += (size_t) snprintf(keyarg[i] + m, sizeof(keyarg[i]) - m, ",%.200s",
-						       keyrec + off);
-			argv[n++] = keyarg[i];
-		}
-		argv[n] = NULL;
-
-		fflush(NULL);
-		if ((s->pid = fork()) < 0)
-			return (-1);
-		if (s->pid == 0) {
-			if ((fd = open("/dev/null", O_RDWR)) >= 0) {
-				(void) dup2(fd, 0);
-				(void) dup2(fd, 1);
-				(void) dup2(fd, 2);
-			}
-			execv(DNSMASQ, (char *const *) argv);
-			_exit(127);
-		}
-		for (int i = 0; i < 1000; i++) {
-			if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-				s->pid = 0;
-				break;
-			}
-			if (dns_answers(s->addr))
-				return (0);
-			tl_sleep_ms(10);
-		}
-		if (s->pid > 0) {
-			dns_kill(s);
-			fprintf(stderr, "check_deliverability: dnsmasq on %s does not answer\n",
-				s->addr);
-			return (-1);
-		}
-		/* Exit 2: the port was taken meanwhile (its TCP side, by another
-		 * suite running beside this one): another port. */
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 2 || ++s->attempts >= 10) {
-			fprintf(stderr, "check_deliverability: dnsmasq exited (status %d)\n",
-				status);
-			return (-1);
-		}
+		txt[ntxt++] = keyarg[i];
 	}
+	dns.txt = txt;
+	dns.ntxt = ntxt;
+	dns.local = local_domains;
+	dns.nlocal = sizeof(local_domains) / sizeof(local_domains[0]);
+	return (0);
 }
 
 /* dns_key_served - is the key record served whole at every key name?
@@ -825,7 +699,7 @@ START_TEST(test_resolver_down)
 	char	addr[32];
 	int	port, fd;
 
-	ck_assert_int_ge(port = udp_port(&fd), 0);
+	ck_assert_int_ge(port = dns_udp_port(&fd), 0);
 	if (_i == 0)
 		silent_fd = fd;
 	else
@@ -849,6 +723,8 @@ cleanup(void)
 	if (getpid() != main_pid)
 		return;
 	dns_kill(&dns);
+	for (size_t i = 0; i < sizeof(keyarg) / sizeof(keyarg[0]); i++)
+		free(keyarg[i]);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "check_deliverability: cannot remove %s\n", tmpdir);
@@ -859,12 +735,12 @@ main(void)
 {
 	Suite  *s = suite_create("deliverability");
 	TCase  *tc;
-	char	cmd[2000], *out, *p;
+	char	cmd[2000], err[256], *out, *p;
 	FILE   *f;
 
-	if (access(DNSMASQ, X_OK) < 0 || access(PY, X_OK) < 0) {
+	if (access(DNS_DNSMASQ, X_OK) < 0 || access(PY, X_OK) < 0) {
 		fprintf(stderr, "check_deliverability: %s or %s missing (Debian packages"
-			" dnsmasq-base, python3-dkim)\n", DNSMASQ, PY);
+			" dnsmasq-base, python3-dkim)\n", DNS_DNSMASQ, PY);
 		return (1);
 	}
 	if (mkdtemp(tmpdir) == NULL) {
@@ -894,7 +770,15 @@ main(void)
 		perror(keytxt);
 		return (1);
 	}
-	if (dns_start(&dns) < 0 || dns_key_served() < 0)
+	if (dns_serve() < 0) {
+		fprintf(stderr, "check_deliverability: out of memory\n");
+		return (1);
+	}
+	if (dns_try_start(&dns, err, sizeof(err)) < 0) {
+		fprintf(stderr, "check_deliverability: %s\n", err);
+		return (1);
+	}
+	if (dns_key_served() < 0)
 		return (1);
 
 	tc = tcase_create("auto");

@@ -406,17 +406,14 @@ serve_keys(void)
 	txt[n++] = strdup("s2._domainkey.example.org,google-site-verification=0123");
 	txt[n++] = strdup("s3._domainkey.example.org,hello world");
 	while (fgets(line, sizeof(line), f) != NULL && n < MAX_TXT) {
-		char   *rec = strchr(line, ' '), *out, *o;
+		char   *rec = strchr(line, ' '), *out;
 
 		line[strcspn(line, "\n")] = 0;
 		if (rec == NULL || strstr(line, ".example.org ") == NULL)
 			continue;
 		*rec++ = 0;
-		if ((out = o = malloc(2 * strlen(line) + 2 * strlen(rec) + 8)) == NULL)
+		if ((out = dns_txt_split(line, rec, 255)) == NULL)
 			break;
-		o += sprintf(o, "%s", line);
-		for (size_t off = 0, len = strlen(rec); off < len; off += 255)
-			o += sprintf(o, ",%.255s", rec + off);
 		txt[n++] = out;
 	}
 	fclose(f);

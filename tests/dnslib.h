@@ -31,6 +31,15 @@ struct dns {
  */
 void	dns_start(struct dns *d);
 
+/* dns_try_start - dns_start without the test framework (no ck_assert: for
+ * use before the tests run); 0, or -1 with why in err */
+int	dns_try_start(struct dns *d, char *err, size_t errlen);
+
+/* dns_txt_split - "NAME,STRING,STRING..." for dns.txt: value cut into
+ * strings of at most max bytes (255 is the limit of one); malloc'd, NULL
+ * when out of memory (no ck_assert) */
+char   *dns_txt_split(const char *name, const char *value, size_t max);
+
 /* dns_kill - stop d's dnsmasq: SIGTERM, then SIGKILL after 5 s */
 void	dns_kill(struct dns *d);
 
