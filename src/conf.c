@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 
 #include "conf.h"
+#include "dmarc.h"
 
 #ifndef MLISTD_CONF
 #define MLISTD_CONF "/etc/mlistd.conf"
@@ -653,6 +654,15 @@ conf_build(const struct conf_args *args, char *err, size_t errlen)
 	if ((cf->dmarc_mode = conf_dmarc_mode(cf->dmarc_mitigation)) == 0) {
 		errf(err, errlen, "dmarc-mitigation: \"%s\" is none of auto, always, never",
 		     cf->dmarc_mitigation);
+		goto bad;
+	}
+	if (cf->resolver && dmarc_resolver_valid(cf->resolver, perr, sizeof(perr)) < 0) {
+		errf(err, errlen, "%s", perr);
+		goto bad;
+	}
+	if (cf->dkim_selector && !dmarc_dns_name(cf->dkim_selector)) {
+		errf(err, errlen, "dkim-selector: \"%s\" is no DNS name (letters, digits, "
+		     "\"-\" and \"_\" in labels of up to 63, dots between)", cf->dkim_selector);
 		goto bad;
 	}
 	if (held_default(cf) < 0)

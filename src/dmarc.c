@@ -118,8 +118,11 @@ struct dmarc_resolver {
 	struct ub_ctx *ub;
 	psl_ctx_t *psl;
 	unsigned timeout_ms;
-	long long quiet_until;		/* after a query timed out: no queries
-					 * until then (monotonic ms) */
+	long long quiet_until;		/* after queries for two names timed out
+					 * in a row: no queries until then
+					 * (monotonic ms) */
+	char	last_timeout[256];	/* the last name that timed out since
+					 * the last answer; "": none */
 	struct cache policies;		/* struct answer by domain */
 	struct cache txts;		/* struct txt_answer by query name */
 };
@@ -524,9 +527,9 @@ query_txt(struct dmarc_resolver *r, const char *qname, struct ub_result **res, l
 	int	id, rc;
 
 	*res = NULL;
-	/* A resolver that just let a query time out is not asked again for
-	 * a while: a dead one costs one timeout per DMARC_QUIET_MS, not one
-	 * per post (cached answers are still used). */
+	/* A resolver that just let queries for two names time out is not
+	 * asked again for a while: a dead one costs two timeouts per
+	 * DMARC_QUIET_MS, not one per post (cached answers are still used). */
 	if (now_ms() < r->quiet_until) {
 		snprintf(why, whylen, "the resolver did not answer within the last %d s",
 			 DMARC_QUIET_MS / 1000);
@@ -538,7 +541,11 @@ query_txt(struct dmarc_resolver *r, const char *qname, struct ub_result **res, l
 		/* After ub_cancel the callback is not called: p may go. */
 		if (!p.done) {
 			(void) ub_cancel(r->ub, id);
-			r->quiet_until = now_ms() + DMARC_QUIET_MS;
+			/* One silent domain is the domain's doing; two names
+			 * in a row, the resolver's. */
+			if (r->last_timeout[0] && strcasecmp(r->last_timeout, qname) != 0)
+				r->quiet_until = now_ms() + DMARC_QUIET_MS;
+			snprintf(r->last_timeout, sizeof(r->last_timeout), "%s", qname);
 		}
 		if (p.res)
 			ub_resolve_free(p.res);
@@ -550,6 +557,7 @@ query_txt(struct dmarc_resolver *r, const char *qname, struct ub_result **res, l
 		return (-1);
 	}
 	rc = p.res->rcode;
+	r->last_timeout[0] = 0;		/* it answers */
 	if (rc == RCODE_NXDOMAIN || (rc == RCODE_NOERROR && !p.res->havedata)) {
 		/* libunbound gives min(SOA TTL, SOA minimum) when there is one */
 		*ttl = p.res->ttl > 0 ? p.res->ttl : NEG_TTL_DEFAULT;
@@ -1021,4 +1029,12 @@ dmarc_txt(struct dmarc_resolver *r, const char *qname, char *buf, size_t size, l
 	}
 	memcpy(buf, hit->text, len + 1);
 	return (1);
+}
+
+int
+dmarc_resolver_valid(const char *spec, char *err, size_t errlen)
+{
+	char	addr[INET6_ADDRSTRLEN + 16];
+
+	return (resolver_addr(spec, addr, sizeof(addr), err, errlen));
 }

@@ -97,6 +97,10 @@ int	dmarc_txt(struct dmarc_resolver *, const char *qname, char *buf, size_t size
  */
 int	dmarc_dns_name(const char *name);
 
+/* dmarc_resolver_valid - is spec a resolver address dmarc_resolver_create
+ * takes ("ADDRESS[:PORT]", "[IPV6]:PORT")?  0, or -1 with why in err */
+int	dmarc_resolver_valid(const char *spec, char *err, size_t errlen);
+
 /* dmarc_policy_str - "none-found", "none", "quarantine", "reject", "tempfail" */
 const char *dmarc_policy_str(enum dmarc_policy);
 

@@ -171,31 +171,42 @@ is_field(const struct rewrite_msg *m, size_t k, const char *name)
 }
 
 /*
- * unfold - field k's value, unfolded (CR LF before white space removed),
- * other control characters as spaces, leading and trailing white space
- * trimmed, into buf.  Returns its length, or -1 when it does not fit.
+ * value_copy - field k's value into buf: leading and trailing white
+ * space trimmed (also where the value starts on a continuation line),
+ * control characters as spaces; unfolded (CR LF before white space
+ * removed) or, with folds, as the author folded it with LF line ends.
+ * Returns its length, or -1 when it does not fit.
  */
 static long
-unfold(const struct rewrite_msg *m, size_t k, char *buf, size_t size)
+value_copy(const struct rewrite_msg *m, size_t k, char *buf, size_t size, int folds)
 {
 	const char *s = m->msg;
 	size_t	n = 0, i = m->f[k].value, end = m->f[k].end;
 
-	while (i < end && (s[i] == ' ' || s[i] == '\t'))
+	while (i < end && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
 		i++;
 	for (; i < end; i++) {
 		unsigned char c = (unsigned char) s[i];
 
-		if (c == '\r' || c == '\n')
+		if (c == '\r' && i + 1 < end && s[i + 1] == '\n')
+			continue;
+		if (c == '\n' && !folds)
 			continue;
 		if (n + 1 >= size)
 			return (-1);
-		buf[n++] = (char) (c < 0x20 && c != '\t' ? ' ' : c);
+		buf[n++] = (char) ((c < 0x20 && c != '\t' && !(c == '\n' && folds)) ? ' ' : c);
 	}
-	while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+	while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t' || buf[n - 1] == '\n'))
 		n--;
 	buf[n] = 0;
 	return ((long) n);
+}
+
+/* unfold - field k's value, unfolded (value_copy) */
+static long
+unfold(const struct rewrite_msg *m, size_t k, char *buf, size_t size)
+{
+	return (value_copy(m, k, buf, size, 0));
 }
 
 /*
@@ -451,22 +462,43 @@ has_field(const struct rewrite_msg *m, const char *name)
 	return (0);
 }
 
+#define MUNGE_NAME_MAX	200	/* bytes of the author's name in the new From: */
+
+/* phrase_safe - can name (with encoded words) stand as a phrase as it
+ * is: atext, dots, blanks and encoded words only, nothing that would
+ * end the phrase or start another mailbox? */
+static int
+phrase_safe(const char *name)
+{
+	for (const unsigned char *c = (const unsigned char *) name; *c; c++)
+		if (!(isalnum(*c) || strchr(" \t=?_-!#$%&'*+/^`{|}~.", *c) != NULL))
+			return (0);
+	return (1);
+}
+
 /*
  * munged_from - the From: field of a munged copy for the author's From:
  * value v (unfolded): `From: "Alice via club" <club@domain>`, malloc'd
  * with its LF.  The author's display name is the phrase before "<", its
- * quotes taken off; with encoded words it is kept as it is (each one a
- * whole word) and "via club" follows as a quoted string; without a
- * phrase the author's address stands for it.
+ * quotes taken off, when From: names one mailbox (else the first
+ * address, addr, stands for it).  A phrase of encoded words is kept as
+ * it is (each one a whole word, "via club" following as a quoted
+ * string) only when nothing in it could end the phrase; anything else is
+ * quoted.  A name over MUNGE_NAME_MAX bytes gives way to the address
+ * (cut there when the address is longer still), so the line stays short.
  */
 static char *
-munged_from(const char *v, const char *group, const char *domain)
+munged_from(const char *v, int single, const char *addr, const char *group,
+	    const char *domain)
 {
 	const char *lt = strchr(v, '<');
-	size_t	len = lt ? (size_t) (lt - v) : strlen(v), cap;
+	size_t	len, cap;
 	char   *name, *out, *p;
 	int	encoded, quoted = 0;
 
+	while (*v == ' ' || *v == '\t')
+		v++;
+	len = single && lt ? (size_t) (lt - v) : 0;
 	while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
 		len--;
 	if (len >= 2 && v[0] == '"' && v[len - 1] == '"') {
@@ -474,9 +506,12 @@ munged_from(const char *v, const char *group, const char *domain)
 		len -= 2;
 		quoted = 1;
 	}
-	if (len == 0) {			/* no phrase: the address */
-		v = lt ? lt + 1 : v;
-		len = lt ? strcspn(v, ">") : strlen(v);
+	if (len == 0 || len > MUNGE_NAME_MAX) {	/* no usable phrase: the address */
+		v = addr;
+		len = strlen(addr);
+		quoted = 1;
+		if (len > MUNGE_NAME_MAX)
+			len = MUNGE_NAME_MAX;
 	}
 	if ((name = malloc(len + 1)) == NULL)
 		return (NULL);
@@ -487,7 +522,7 @@ munged_from(const char *v, const char *group, const char *domain)
 			name[j++] = v[i];
 		else
 			name[j++] = v[++i];
-	encoded = strstr(name, "=?") != NULL && lt != NULL && !quoted;
+	encoded = strstr(name, "=?") != NULL && !quoted && phrase_safe(name);
 	cap = 2 * strlen(name) + 2 * strlen(group) + strlen(domain) + 64;
 	if ((out = malloc(cap)) == NULL) {
 		free(name);
@@ -517,10 +552,11 @@ munged_from(const char *v, const char *group, const char *domain)
 
 /* The parts of a munged copy (munge_from). */
 struct munge {
-	char	from[REWRITE_FROM_VALUE_MAX + 1];	/* the author's, unfolded */
+	char	from[REWRITE_FROM_VALUE_MAX + 1];	/* the author's, as folded */
 	char   *field;			/* the new From: field */
 	int	reply_to;		/* the post has a Reply-To */
-	int	cc;			/* ... and a Cc to extend */
+	int	cc;			/* ... and a Cc to extend (the first) */
+	int	cc_done;		/* it is extended */
 	int	from_done;		/* the new From: is written */
 };
 
@@ -530,10 +566,21 @@ static int
 munge_prepare(const struct rewrite_msg *m, const char *group, const char *domain,
 	      struct munge *mu)
 {
+	struct rewrite_from from;
+	char	v[REWRITE_FROM_VALUE_MAX + 1];
+	size_t	k;
+	int	rc;
+
 	memset(mu, 0, sizeof(*mu));
-	if (rewrite_field(m, "From", mu->from, sizeof(mu->from)) <= 0)
+	if ((rc = rewrite_from(m, &from)) == -2)
+		return (-1);
+	if (rc < 0 || rewrite_field(m, "From", v, sizeof(v)) <= 0)
 		return (0);
-	if ((mu->field = munged_from(mu->from, group, domain)) == NULL)
+	for (k = 0; k < m->nf && !name_is(m, &m->f[k], "From"); k++)
+		;
+	if (k == m->nf || value_copy(m, k, mu->from, sizeof(mu->from), 1) <= 0)
+		return (0);
+	if ((mu->field = munged_from(v, from.n == 1, from.addr[0], group, domain)) == NULL)
 		return (-1);
 	mu->reply_to = has_field(m, "Reply-To");
 	mu->cc = mu->reply_to && has_field(m, "Cc");
@@ -553,8 +600,9 @@ munge_field(const struct rewrite_msg *m, const struct field *f, struct munge *mu
 		return ((size_t) -1);
 	if (name_is(m, f, "From"))
 		return ((size_t) sprintf(out, "%s", mu->field));
-	if (!mu->cc || !name_is(m, f, "Cc"))
+	if (!mu->cc || mu->cc_done || !name_is(m, f, "Cc"))
 		return (0);
+	mu->cc_done = 1;		/* the first Cc: alone */
 	n = crlf_to_lf(out, m->msg + f->start, f->end - f->start);
 	while (n > 0 && out[n - 1] == '\n')
 		n--;

@@ -283,10 +283,16 @@ START_TEST(test_silent_server)
 	ck_assert_int_eq(res.policy, DMARC_TEMPFAIL);
 	ck_assert_msg(strstr(res.reason, "no answer within 300 ms") != NULL, "%s", res.reason);
 	/*
-	 * A resolver that let a query time out is left alone for 30 s: the
-	 * next lookups, policies and keys alike, fail at once and send
-	 * nothing (a dead resolver costs one timeout, not one per post).
+	 * One name that times out may be its domain's doing: the resolver is
+	 * asked again, for the same name too.  After a second name in a row
+	 * it is left alone for 30 s: the next lookups, policies and keys
+	 * alike, fail at once and send nothing (a dead resolver costs two
+	 * timeouts, not one per post).
 	 */
+	ck_assert_int_eq(dmarc_lookup(r, "example.org", &res), -1);
+	ck_assert_msg(strstr(res.reason, "no answer within 300 ms") != NULL, "%s", res.reason);
+	ck_assert_int_eq(dmarc_lookup(r, "example.net", &res), -1);
+	ck_assert_msg(strstr(res.reason, "no answer within 300 ms") != NULL, "%s", res.reason);
 	{
 		char	pkt[512];
 		int	queries = 0;
@@ -294,8 +300,8 @@ START_TEST(test_silent_server)
 
 		while (recv(fd, pkt, sizeof(pkt), MSG_DONTWAIT) > 0)
 			queries++;
-		ck_assert_int_ge(queries, 1);
-		ck_assert_int_eq(dmarc_lookup(r, "example.net", &res), -1);
+		ck_assert_int_ge(queries, 3);
+		ck_assert_int_eq(dmarc_lookup(r, "example.com", &res), -1);
 		ck_assert_int_eq(res.policy, DMARC_TEMPFAIL);
 		ck_assert_msg(strstr(res.reason, "did not answer within the last 30 s") != NULL,
 			      "%s", res.reason);

@@ -317,7 +317,76 @@ static const struct {
 		"From: A <a@yahoo.test>\r\nCc: c@d.test\r\nReply-To: x@y.test\r\n\r\nb\r\n",
 		"From: \"A via club\" <club@lists.test>\nCc: c@d.test,\n A <a@yahoo.test>\n"
 		"Reply-To: x@y.test\nX-Original-From: A <a@yahoo.test>\n"},
+	{"several Cc fields: the first alone gets the author",
+		"From: A <a@yahoo.test>\r\nCc: c@d.test\r\nCc: e@f.test\r\nReply-To: x@y.test\r\n"
+		"\r\nb\r\n",
+		"From: \"A via club\" <club@lists.test>\nCc: c@d.test,\n A <a@yahoo.test>\n"
+		"Cc: e@f.test\nReply-To: x@y.test\nX-Original-From: A <a@yahoo.test>\n"},
+	{"several mailboxes: the first address names the author, nothing raw",
+		"From: ceo@lists.test, =?utf-8?q?Board?= <m@evil.test>\r\n\r\nb\r\n",
+		"From: \"ceo@lists.test via club\" <club@lists.test>\n"
+		"Reply-To: ceo@lists.test, =?utf-8?q?Board?= <m@evil.test>\n"},
+	{"an encoded word beside a quoted string is quoted whole",
+		"From: =?utf-8?q?x?= \"q \\\" s\" <a@evil.test>\r\n\r\nb\r\n",
+		"From: \"=?utf-8?q?x?= \\\"q \\\" s\\\" via club\" <club@lists.test>\n"},
+	{"a value that starts on a continuation line",
+		"From:\r\n \"Alice E\" <a@yahoo.test>\r\n\r\nb\r\n",
+		"From: \"Alice E via club\" <club@lists.test>\n"
+		"Reply-To: \"Alice E\" <a@yahoo.test>\n"},
+	{"a folded From: keeps its folds where it is repeated",
+		"From: \"Alice\"\r\n  <alice@yahoo.test>\r\n\r\nb\r\n",
+		"From: \"Alice via club\" <club@lists.test>\n"
+		"Reply-To: \"Alice\"\n  <alice@yahoo.test>\n"
+		"X-Original-From: \"Alice\"\n  <alice@yahoo.test>\n"},
 };
+
+/* tl_count_str - occurrences of needle in hay */
+static int
+tl_count_str(const char *hay, const char *needle)
+{
+	int	n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return (n);
+}
+
+/*
+ * A long folded From: with a Reply-To and many Cc fields: the copy's
+ * buffer holds it (AddressSanitizer watches), the author is added to one
+ * Cc only, and no line the copy writes is longer than 998 bytes.
+ */
+START_TEST(test_copy_munged_big)
+{
+	struct rewrite_list l = {"Club", "", "lists.test", "bounce", "postmaster", 0, 0, 1, 0};
+	struct rewrite_msg *m;
+	size_t	len, off = 0;
+	char   *in, *out, *p;
+
+	ck_assert_ptr_nonnull(in = malloc(64 * 1024));
+	off += (size_t) sprintf(in + off, "From: \"");
+	for (int i = 0; i < 40; i++)
+		off += (size_t) sprintf(in + off, "%s%.*s", i ? "\r\n " : "", 80,
+					"Alice Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+					"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	off += (size_t) sprintf(in + off, "\" <alice@yahoo.test>\r\nReply-To: r@s.test\r\n");
+	for (int i = 0; i < 60; i++)
+		off += (size_t) sprintf(in + off, "Cc: c%d@d.test\r\n", i);
+	off += (size_t) sprintf(in + off, "\r\nbody\r\n");
+	ck_assert_int_eq(rewrite_parse(in, off, NULL, &m), REWRITE_OK);
+	ck_assert_ptr_nonnull(p = rewrite_copy(m, &l, &len));
+	ck_assert_int_eq(l.munged, 1);
+	ck_assert_ptr_nonnull(out = strndup(p, len));
+	free(p);
+	ck_assert_int_eq(tl_count_str(out, "<alice@yahoo.test>"), 2);	/* Cc, X-Original-From */
+	ck_assert_ptr_nonnull(strstr(out, "From: \"alice@yahoo.test via club\" <club@lists.test>\n"));
+	for (char *line = out, *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1)
+		ck_assert_int_le(nl - line, 998);
+	free(out);
+	free(in);
+	rewrite_msg_free(m);
+}
+END_TEST
 
 START_TEST(test_copy_munged)
 {
@@ -823,6 +892,7 @@ main(void)
 	tcase_add_loop_test(tc, test_command_normalize, 0, sizeof(normalized) / sizeof(normalized[0]));
 	tcase_add_test(tc, test_copy_commands);
 	tcase_add_loop_test(tc, test_copy_munged, 0, sizeof(munges) / sizeof(munges[0]));
+	tcase_add_test(tc, test_copy_munged_big);
 	tcase_add_test(tc, test_notice_build);
 	tcase_add_test(tc, test_notice_build_attached);
 	tcase_add_test(tc, test_notice_values);
