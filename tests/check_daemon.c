@@ -939,6 +939,85 @@ START_TEST(test_state_dir_given_back)
 }
 END_TEST
 
+/* mode_ok - path exists, belongs to uid and has none of the bits in deny */
+static void
+mode_ok(const char *path, uid_t uid, mode_t deny)
+{
+	struct stat st;
+
+	ck_assert_msg(lstat(path, &st) == 0, "%s: missing", path);
+	ck_assert_msg(st.st_uid == uid, "%s belongs to uid %ld", path, (long) st.st_uid);
+	ck_assert_msg((st.st_mode & deny) == 0, "%s has mode %04o", path,
+		      (unsigned) (st.st_mode & 07777));
+}
+
+/*
+ * The member list is private: the database, its -wal and -shm files and
+ * the key are not readable by others (0640 or tighter), their directory
+ * is 0750, also when an administrator's root sqlite3 session (umask 022)
+ * made the database 0644 before the first start; and a root sqlite3
+ * session on the running daemon leaves the files the user's.
+ */
+START_TEST(test_private_data)
+{
+	char	dir[64] = "/tmp/mlistd-priv.XXXXXX", extra[300], cmd[600], p[400];
+	static const char *const db[] = {"/mlistd.db", "/mlistd.db-wal", "/mlistd.db-shm"};
+	struct passwd *pw = getpwnam(TL_USER);
+	struct tl_daemon d;
+	mode_t	old = umask(022);
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "test_private_data: needs root (CI runs as root)\n");
+		(void) umask(old);
+		return;
+	}
+	ck_assert_ptr_nonnull(pw);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd), "chmod 755 '%s' && mkdir -m 755 '%s/state' && "
+		 "sqlite3 '%s/state/mlistd.db' 'PRAGMA journal_mode = WAL' >/dev/null",
+		 dir, dir, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(p, sizeof(p), "%s/state/mlistd.db", dir);
+	mode_ok(p, 0, 0133);	/* 0644, root's, as sqlite3 made it */
+	snprintf(extra, sizeof(extra), "database = %s/state/mlistd.db\n", dir);
+	start(&d, extra, 0);
+	snprintf(p, sizeof(p), "%s/state", dir);
+	mode_ok(p, pw->pw_uid, 027);
+	for (size_t i = 0; i < sizeof(db) / sizeof(db[0]); i++) {
+		snprintf(p, sizeof(p), "%s/state%s", dir, db[i]);
+		mode_ok(p, pw->pw_uid, 0137);
+	}
+	snprintf(p, sizeof(p), "%s/state/mlistd.key", dir);
+	mode_ok(p, pw->pw_uid, 077);
+	/* The administrator's root session while mlistd runs. */
+	snprintf(cmd, sizeof(cmd), "sqlite3 '%s/state/mlistd.db' \"INSERT INTO groups "
+		 "(name) VALUES ('club')\" && sqlite3 '%s/state/mlistd.db' "
+		 "'SELECT count(*) FROM groups' >/dev/null", dir, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	for (size_t i = 0; i < sizeof(db) / sizeof(db[0]); i++) {
+		snprintf(p, sizeof(p), "%s/state%s", dir, db[i]);
+		mode_ok(p, pw->pw_uid, 0137);
+	}
+	{
+		char	buf[512];
+		int	fd = tl_connect(&d);
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(tl_reply(fd, buf, sizeof(buf)), 220);
+		ck_assert_int_eq(tl_cmd(fd, "HELO x\r\n", buf, sizeof(buf)), 250);
+		ck_assert_int_eq(tl_cmd(fd, "MAIL FROM:<a@example.org>\r\n", buf, sizeof(buf)),
+				 250);
+		ck_assert_int_eq(tl_cmd(fd, "RCPT TO:<club@example.com>\r\n", buf, sizeof(buf)),
+				 250);
+		(void) close(fd);
+	}
+	ck_assert_int_eq(tl_daemon_stop(&d, 10), 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	(void) umask(old);
+}
+END_TEST
+
 /* slurp_or_empty - a file's text, or "" (free the result) */
 static char *
 slurp_or_empty(const char *path)
@@ -1225,6 +1304,7 @@ main(void)
 	tcase_add_test(tc, test_command_line);
 	tcase_add_test(tc, test_no_root_link_following);
 	tcase_add_test(tc, test_state_dir_given_back);
+	tcase_add_test(tc, test_private_data);
 	tcase_add_test(tc, test_systemd);
 	suite_add_tcase(s, tc);
 	failed = ck_run(s);
