@@ -1055,9 +1055,53 @@ read_pid(const char *path)
 }
 
 /*
+ * postrotate - run the postrotate script of contrib/mlistd.logrotate with
+ * its PIDFILE set to pidfile, after checking that the snippet names the
+ * log-file of the example mlistd.conf.
+ */
+static void
+postrotate(const char *pidfile)
+{
+	char	path[4096], script[8192] = "", *text, *conf, *p, *end;
+	const char *src = getenv("MLISTD_SRCDIR");
+	size_t	n = 0;
+
+	ck_assert_ptr_nonnull(src);
+	snprintf(path, sizeof(path), "%s/contrib/mlistd.conf", src);
+	conf = ck_slurp(path, NULL);
+	snprintf(path, sizeof(path), "%s/contrib/mlistd.logrotate", src);
+	text = ck_slurp(path, NULL);
+	ck_assert_ptr_nonnull(strstr(conf, "#log-file = /var/log/mlistd.log\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\n/var/log/mlistd.log {\n"));
+	ck_assert_ptr_nonnull(p = strstr(text, "\tpostrotate\n"));
+	p += strlen("\tpostrotate\n");
+	ck_assert_ptr_nonnull(end = strstr(p, "\tendscript\n"));
+	*end = 0;
+	for (char *line = strtok(p, "\n"); line; line = strtok(NULL, "\n")) {
+		while (*line == '\t')
+			line++;
+		if (strncmp(line, "PIDFILE=", 8) == 0)
+			n += (size_t) snprintf(script + n, sizeof(script) - n, "PIDFILE='%s'\n",
+					       pidfile);
+		else
+			n += (size_t) snprintf(script + n, sizeof(script) - n, "%s\n", line);
+		ck_assert_uint_lt(n, sizeof(script));
+	}
+	ck_assert_ptr_nonnull(strstr(script, "PIDFILE='"));
+	{
+		char   *argv[] = {"/bin/sh", "-ec", script, NULL}, out[1024];
+
+		ck_assert_msg(tl_run(argv, out, sizeof(out)) == 0, "postrotate: %s", out);
+	}
+	free(text);
+	free(conf);
+}
+
+/*
  * In the background with log-file set, every process logs to that file:
- * the master's start, a worker's 451 when the relay is down; a SIGHUP
- * opens it again (log rotation); a symbolic link as log-file is refused.
+ * the master's start, a worker's 451 when the relay is down; the
+ * postrotate of contrib/mlistd.logrotate (SIGHUP) opens it again; a
+ * symbolic link as log-file is refused.
  * Without log-file and without a syslog daemon, the start says so on
  * stderr before detaching.
  */
@@ -1127,10 +1171,12 @@ START_TEST(test_log_file)
 			break;
 	}
 	free(text);
-	/* Rotation: rename, SIGHUP, and the new file gets the next lines. */
+	/* Rotation as contrib/mlistd.logrotate does it: rename, its
+	 * postrotate (SIGHUP by the pid file), and the new file gets the next
+	 * lines. */
 	snprintf(out, sizeof(out), "%s.1", logf);
 	ck_assert_int_eq(rename(logf, out), 0);
-	ck_assert_int_eq(kill((pid_t) pid, SIGHUP), 0);
+	postrotate(pidfile);
 	for (int i = 0; i < 100 && access(logf, F_OK) != 0; i++)
 		tl_sleep_ms(50);
 	for (int i = 0; i < 100; i++) {
