@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -27,6 +28,9 @@ main(int argc, char **argv)
 	char	err[1024];
 	int	rc;
 
+	/* What mlistd creates (the database, its -wal and -shm, the
+	 * Maildirs) is not for others to read. */
+	(void) umask(027);
 	if ((args = conf_args_parse(argc, argv, &action, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mlistd: %s (try 'mlistd --help')\n", err);
 		return (1);

@@ -160,6 +160,7 @@ pidfile_write(const char *path, char *err, size_t errlen)
 			 strerror(errno));
 		return (-1);
 	}
+	(void) fchmod(fd, 0644);	/* anybody may read it, whatever the umask */
 	len = snprintf(buf, sizeof(buf), "%ld\n", (long) getpid());
 	if (write(fd, buf, (size_t) len) != len || close(fd) < 0) {
 		snprintf(err, errlen, "cannot write pid file %s: %s", path,

@@ -145,7 +145,7 @@ answer_decided(struct deliver *d, const struct smtp_envelope *env,
 	v.held_from = h->from_addr[0] ? h->from_addr : h->sender;
 	v.decision = h->decision;
 	v.decided_by = h->decided_by[0] ? h->decided_by : "sqlite3";
-	if ((t = notice_load(cf->template_dir, "decided", why, sizeof(why))) == NULL && why[0])
+	if ((t = notice_load(cf->template_dir, g->name, "decided", why, sizeof(why))) == NULL && why[0])
 		msg_warn("template decided: %s; the built-in text is used", why);
 	msg = notice_build(t ? t : notice_builtin("decided"), &v, owner, NULL, NULL, &len,
 			   &eightbit);

@@ -6,7 +6,10 @@
  *
  * Their texts are templates an administrator may edit: plain text files
  * named after the notice in template-dir, each beginning with its
- * "Subject:" line, an empty line, and the body.  ${name} is replaced by a
+ * "Subject:" line, an empty line, and the body.  A list's own directory,
+ * template-dir/LIST (the name in lower case), overrides them file by
+ * file; a list name that cannot be a directory's (a slash, a leading
+ * dot) has none, so no name reaches outside template-dir.  ${name} is replaced by a
  * variable (struct notice_vars), $$ by a dollar sign; anything else is
  * left as it is.  A file that is missing, unreadable, too large or
  * malformed gives way to the built-in text, which is the same as the
@@ -24,6 +27,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -54,22 +58,39 @@ notice_builtin(const char *name)
 	return (NULL);
 }
 
-char   *
-notice_load(const char *dir, const char *name, char *why, size_t whylen)
+/*
+ * list_dir - the list's own directory of templates, the list's name in
+ * lower case, into buf; 0 when the name cannot be one directory's name
+ * (empty, with a slash, beginning with a dot, too long): then only the
+ * global files apply, and no name reaches outside template-dir.
+ */
+static int
+list_dir(const char *list, char *buf, size_t len)
 {
-	char	path[4096], *buf;
+	size_t	n;
+
+	if (list == NULL || list[0] == 0 || list[0] == '.' || (n = strlen(list)) >= len
+	    || n > NOTICE_LIST_MAX || strchr(list, '/') != NULL)
+		return (0);
+	for (size_t i = 0; i <= n; i++)
+		buf[i] = (char) tolower((unsigned char) list[i]);
+	return (1);
+}
+
+/* load_path - one template file, malloc'd; NULL with why ("": missing) */
+static char *
+load_path(const char *path, char *why, size_t whylen)
+{
+	char   *buf;
 	struct stat sb;
 	ssize_t	n;
 	size_t	got = 0;
 	int	fd;
 
 	why[0] = 0;
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int) sizeof(path)) {
-		snprintf(why, whylen, "%s/%s: path too long", dir, name);
-		return (NULL);
-	}
 	if ((fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK)) < 0) {
-		if (errno != ENOENT)
+		/* ENOTDIR: a list named like a global template file. */
+		if (errno != ENOENT && errno != ENOTDIR)
 			snprintf(why, whylen, "%s: %s", path, strerror(errno));
 		return (NULL);
 	}
@@ -100,6 +121,30 @@ notice_load(const char *dir, const char *name, char *why, size_t whylen)
 		return (NULL);
 	}
 	return (buf);
+}
+
+char   *
+notice_load(const char *dir, const char *list, const char *name, char *why, size_t whylen)
+{
+	char	path[4096], lname[NOTICE_LIST_MAX + 1], *t;
+
+	why[0] = 0;
+	if (list_dir(list, lname, sizeof(lname))) {
+		if (snprintf(path, sizeof(path), "%s/%s/%s", dir, lname, name)
+		    >= (int) sizeof(path)) {
+			snprintf(why, whylen, "%s/%s/%s: path too long", dir, lname, name);
+			return (NULL);
+		}
+		/* The list's own file; a broken one gives way to the built-in
+		 * text, as a broken global file does. */
+		if ((t = load_path(path, why, whylen)) != NULL || why[0])
+			return (t);
+	}
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int) sizeof(path)) {
+		snprintf(why, whylen, "%s/%s: path too long", dir, name);
+		return (NULL);
+	}
+	return (load_path(path, why, whylen));
 }
 
 /* A bounded growing string. */

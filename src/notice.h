@@ -8,6 +8,7 @@
 #define NOTICE_MAX		(256 * 1024)	/* bytes of a notice */
 #define NOTICE_LINE_MAX		900		/* bytes of a one-line value */
 #define NOTICE_CHANGES_MAX	(64 * 1024)	/* bytes of ${changes} */
+#define NOTICE_LIST_MAX		64		/* bytes of a list's name */
 
 /* What ${name} stands for in a template (NULL or "": empty).  Values go
  * in as they are, but for those marked one line (controls become
@@ -41,12 +42,16 @@ struct notice_vars {
 const char *notice_builtin(const char *name);
 
 /*
- * notice_load - template name from dir, malloc'd.  NULL when it cannot be
- * used, with why set ("" when the file does not exist, which is normal:
+ * notice_load - template name, malloc'd: template-dir/LIST/name when the
+ * list (may be NULL) has its own file there, else dir/name.  NULL when it
+ * cannot be used, with why set ("" when no file exists, which is normal:
  * the built-in text applies).  A file over NOTICE_TEMPLATE_MAX bytes, not
- * a regular file, or without its "Subject:" line first is not used.
+ * a regular file, or without its "Subject:" line first is not used (nor
+ * the global file then: the built-in text applies).  A list name that is
+ * empty, has a slash or begins with a dot has no directory of its own.
  */
-char   *notice_load(const char *dir, const char *name, char *why, size_t whylen);
+char   *notice_load(const char *dir, const char *list, const char *name, char *why,
+		    size_t whylen);
 
 /*
  * notice_build - the whole message for a template (LF line ends,

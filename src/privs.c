@@ -11,6 +11,15 @@
  * (the database, its -wal and -shm files) are handed to `user` at start
  * and reload, so that a root sqlite3 session cannot lock the workers out
  * (safely: see own()).
+ *
+ * The member list is private: main() sets the umask to 027, and at start
+ * and reload the state directory, the Maildirs, the database, its -wal,
+ * -shm and -journal files and mlistd.key lose what others may do and the
+ * group's write (directories 0750, files 0640 or tighter); a file that is
+ * not mlistd's to change gets a warning instead (see tighten()).  SQLite
+ * gives the -wal and -shm files the database's mode, and a root sqlite3
+ * session gives them the database's owner, so they stay private and the
+ * user's.
  */
 #include "config.h"
 
@@ -28,11 +37,14 @@
 #include <unistd.h>
 
 #include "deliver.h"
+#include "log.h"
 #include "privs.h"
 
 #ifndef MLISTD_STATEDIR
 #define MLISTD_STATEDIR "/var/lib/mlistd"
 #endif
+
+static int tighten(int, const char *, FILE *);
 
 /* lookup - the user's ids; refuse root */
 static int
@@ -187,6 +199,36 @@ hand(int fd, const char *path, uid_t uid, gid_t gid, char *err, size_t errlen)
 			 strerror(errno));
 		return (-1);
 	}
+	return (tighten(fd, path, NULL));
+}
+
+/*
+ * tighten - take from an open file or directory what others may do and
+ * the group's write (and a file's execute bits): directories end up 0750,
+ * files 0640, or tighter.  Only the owner (or root) may: for a file that
+ * is not ours, warn (on report, or in the log) and go on.  Always 0.
+ */
+static int
+tighten(int fd, const char *path, FILE *report)
+{
+	struct stat st;
+	mode_t	want;
+
+	if (fstat(fd, &st) < 0)
+		return (0);
+	want = st.st_mode & (S_ISDIR(st.st_mode) ? (mode_t) ~027 : (mode_t) ~0137) & 07777;
+	if (want == (st.st_mode & 07777))
+		return (0);
+	if ((st.st_uid == geteuid() || geteuid() == 0) && fchmod(fd, want) == 0)
+		return (0);
+	if (report)
+		fprintf(report, "mlistd: warning: %s has mode %04o and mlistd cannot make "
+			"it %04o (owner uid %ld): others may read the member list; chmod it\n",
+			path, (unsigned) (st.st_mode & 07777), (unsigned) want, (long) st.st_uid);
+	else
+		msg_warn("%s has mode %04o and mlistd cannot make it %04o (owner uid %ld): "
+			 "others may read the member list; chmod it", path,
+			 (unsigned) (st.st_mode & 07777), (unsigned) want, (long) st.st_uid);
 	return (0);
 }
 
@@ -342,55 +384,113 @@ own(const char *path, int make_dir, int strict, int (*mine) (const char *, const
 	return (rc);
 }
 
-int
-privs_check(const struct conf *cf, FILE *report, char *err, size_t errlen)
+/* One path mlistd keeps, and how own() treats it. */
+struct state_path {
+	char	path[4096];
+	int	make_dir;		/* a directory, made if missing */
+	int	strict;			/* never in a directory anybody may write */
+	int	(*mine) (const char *, const void *);
+	const void *arg;
+};
+
+#define STATE_PATHS	14
+
+/*
+ * state_paths - the database's directory and files, the key, the
+ * Maildirs and their tmp, new, cur: how many, or -1 with a message
+ */
+static int
+state_paths(const struct conf *cf, struct state_path *sp, char *err, size_t errlen)
 {
 	static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-	char	path[4096], *slash;
-	uid_t	uid;
-	gid_t	gid;
-	int	pfd[2], status;
-	pid_t	pid;
-	ssize_t	n;
+	static const char *const sub[] = {"tmp", "new", "cur"};
+	char   *slash;
+	int	n = 0;
 
-	if (geteuid() != 0)
-		return (deliver_check(cf, report, err, errlen));
-	if (lookup(cf->user, &uid, &gid, err, errlen) < 0)
-		return (-1);
-	/* The database's directory and files, the key, and the Maildir. */
-	snprintf(path, sizeof(path), "%s", cf->database);
-	if ((slash = strrchr(path, '/')) != NULL && slash != path) {
+	memset(sp, 0, STATE_PATHS * sizeof(*sp));
+	snprintf(sp[n].path, sizeof(sp[n].path), "%s", cf->database);
+	if ((slash = strrchr(sp[n].path, '/')) != NULL && slash != sp[n].path) {
 		*slash = 0;
-		if (own(path, 1, 0, state_entry, cf, uid, gid, err, errlen) < 0)
-			return (-1);
-		if ((size_t) (slash - path) + sizeof("/mlistd.key") > sizeof(path)) {
+		sp[n].make_dir = 1;
+		sp[n].mine = state_entry;
+		sp[n].arg = cf;
+		if (snprintf(sp[n + 1].path, sizeof(sp[n + 1].path), "%s/mlistd.key",
+			     sp[n].path) >= (int) sizeof(sp[n + 1].path)) {
 			snprintf(err, errlen, "%s: path too long", cf->database);
 			return (-1);
 		}
-		memcpy(slash, "/mlistd.key", sizeof("/mlistd.key"));
-		if (own(path, 0, 1, NULL, NULL, uid, gid, err, errlen) < 0)
-			return (-1);
+		sp[n + 1].strict = 1;
+		n += 2;
 	}
-	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-		snprintf(path, sizeof(path), "%s%s", cf->database, suffix[i]);
-		if (own(path, 0, 1, NULL, NULL, uid, gid, err, errlen) < 0)
-			return (-1);
+	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++, n++) {
+		snprintf(sp[n].path, sizeof(sp[n].path), "%s%s", cf->database, suffix[i]);
+		sp[n].strict = 1;
 	}
-	/* The Maildirs, and their tmp, new, cur (a missing one is made by
-	 * the user later). */
+	/* A missing tmp, new or cur is made by the user later. */
 	for (size_t k = 0; k < 2; k++) {
 		const char *md = k == 0 ? cf->bounce_maildir : cf->held_maildir;
 
-		if (own(md, 1, 1, maildir_entry, NULL, uid, gid, err, errlen) < 0)
-			return (-1);
-		for (size_t i = 0; i < 3; i++) {
-			static const char *const sub[] = {"tmp", "new", "cur"};
-
-			snprintf(path, sizeof(path), "%s/%s", md, sub[i]);
-			if (own(path, 0, 1, NULL, NULL, uid, gid, err, errlen) < 0)
-				return (-1);
+		snprintf(sp[n].path, sizeof(sp[n].path), "%s", md);
+		sp[n].make_dir = sp[n].strict = 1;
+		sp[n++].mine = maildir_entry;
+		for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]); i++, n++) {
+			snprintf(sp[n].path, sizeof(sp[n].path), "%s/%s", md, sub[i]);
+			sp[n].strict = 1;
 		}
 	}
+	return (n);
+}
+
+/* tighten_own - not root: tighten what exists of the paths that are ours */
+static void
+tighten_own(const struct state_path *sp, int n, FILE *report)
+{
+	for (int i = 0; i < n; i++) {
+		int	fd = open(sp[i].path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY
+				  | O_CLOEXEC | (sp[i].make_dir ? O_DIRECTORY : 0));
+
+		/* A missing or odd one is deliver_check's to report. */
+		if (fd >= 0) {
+			(void) tighten(fd, sp[i].path, report);
+			(void) close(fd);
+		}
+	}
+}
+
+int
+privs_check(const struct conf *cf, FILE *report, char *err, size_t errlen)
+{
+	struct state_path *sp;
+	uid_t	uid;
+	gid_t	gid;
+	int	pfd[2], status, n;
+	pid_t	pid;
+	ssize_t	len;
+
+	if ((sp = malloc(STATE_PATHS * sizeof(*sp))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return (-1);
+	}
+	if ((n = state_paths(cf, sp, err, errlen)) < 0) {
+		free(sp);
+		return (-1);
+	}
+	if (geteuid() != 0) {
+		tighten_own(sp, n, report);
+		free(sp);
+		return (deliver_check(cf, report, err, errlen));
+	}
+	if (lookup(cf->user, &uid, &gid, err, errlen) < 0) {
+		free(sp);
+		return (-1);
+	}
+	for (int i = 0; i < n; i++)
+		if (own(sp[i].path, sp[i].make_dir, sp[i].strict, sp[i].mine, sp[i].arg, uid,
+			gid, err, errlen) < 0) {
+			free(sp);
+			return (-1);
+		}
+	free(sp);
 	/* Open everything as the user, in a child. */
 	if (pipe(pfd) < 0 || (pid = fork()) < 0) {
 		snprintf(err, errlen, "cannot fork: %s", strerror(errno));
@@ -408,8 +508,8 @@ privs_check(const struct conf *cf, FILE *report, char *err, size_t errlen)
 		_exit(rc ? 1 : 0);
 	}
 	(void) close(pfd[1]);
-	n = read(pfd[0], err, errlen - 1);
-	err[n > 0 ? n : 0] = 0;
+	len = read(pfd[0], err, errlen - 1);
+	err[len > 0 ? len : 0] = 0;
 	(void) close(pfd[0]);
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)
 	    || WEXITSTATUS(status) != 0) {

@@ -105,7 +105,7 @@ send_notice(struct deliver_session *ds, const struct smtp_envelope *env,
 	v.confirm = token ? confirm : "";
 	v.owner = owner;
 	v.expires = when;
-	if ((text = notice_load(cf->template_dir, name, why, sizeof(why))) == NULL && why[0])
+	if ((text = notice_load(cf->template_dir, list, name, why, sizeof(why))) == NULL && why[0])
 		msg_warn("template %s: %s; the built-in text is used", name, why);
 	rewrite_message_id(m, msgid, sizeof(msgid));
 	msg = notice_build(text ? text : notice_builtin(name), &v, token ? confirm : owner,

@@ -202,13 +202,14 @@ approve(struct runner *rn, const struct store_held *h, char *outcome, size_t ole
 	return (r.code >= 500 ? 0 : -1);
 }
 
-/* load_template - a notice's text, the administrator's or built in */
+/* load_template - a notice's text about list (NULL: several), the
+ * administrator's (the list's own or the global one) or built in */
 static char *
-load_template(const struct conf *cf, const char *name, const char **text)
+load_template(const struct conf *cf, const char *list, const char *name, const char **text)
 {
 	char	why[600], *t;
 
-	if ((t = notice_load(cf->template_dir, name, why, sizeof(why))) == NULL && why[0])
+	if ((t = notice_load(cf->template_dir, list, name, why, sizeof(why))) == NULL && why[0])
 		msg_warn("template %s: %s; the built-in text is used", name, why);
 	*text = t ? t : notice_builtin(name);
 	return (t);
@@ -285,7 +286,7 @@ tell_author(struct runner *rn, const struct store_held *h, const char *name, cha
 	v.address = h->sender;
 	v.held_subject = h->subject;
 	v.held_from = h->from_addr;
-	t = load_template(cf, name, &text);
+	t = load_template(cf, h->group, name, &text);
 	msg = notice_build(text, &v, owner, NULL, NULL, &len, &eightbit);
 	free(t);
 	if (msg == NULL)
@@ -431,7 +432,7 @@ moderator_build(struct mod_notice *mn, const char *moderator, size_t *len, int *
 	v.held_subject = h->subject;
 	v.held_from = h->from_addr[0] ? h->from_addr : h->sender;
 	v.expires = when;
-	t = load_template(cf, "moderate", &text);
+	t = load_template(cf, h->group, "moderate", &text);
 	msg = notice_build_attached(text, &v, owner, NULL, NULL, mn->msg, mn->len, len,
 				    eightbit);
 	free(t);
@@ -659,7 +660,7 @@ owner_notice(void *arg, const char *moderator)
 		snprintf(post, sizeof(post), "your lists at %s", rn->cf->domain);
 	v.address = moderator;
 	v.changes = ch.text;
-	t = load_template(rn->cf, "changes", &text);
+	t = load_template(rn->cf, ch.several ? NULL : ch.first, "changes", &text);
 	msg = notice_build(text, &v, owner, NULL, NULL, &len, &eightbit);
 	free(t);
 	if (msg == NULL)

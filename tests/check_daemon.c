@@ -939,6 +939,85 @@ START_TEST(test_state_dir_given_back)
 }
 END_TEST
 
+/* mode_ok - path exists, belongs to uid and has none of the bits in deny */
+static void
+mode_ok(const char *path, uid_t uid, mode_t deny)
+{
+	struct stat st;
+
+	ck_assert_msg(lstat(path, &st) == 0, "%s: missing", path);
+	ck_assert_msg(st.st_uid == uid, "%s belongs to uid %ld", path, (long) st.st_uid);
+	ck_assert_msg((st.st_mode & deny) == 0, "%s has mode %04o", path,
+		      (unsigned) (st.st_mode & 07777));
+}
+
+/*
+ * The member list is private: the database, its -wal and -shm files and
+ * the key are not readable by others (0640 or tighter), their directory
+ * is 0750, also when an administrator's root sqlite3 session (umask 022)
+ * made the database 0644 before the first start; and a root sqlite3
+ * session on the running daemon leaves the files the user's.
+ */
+START_TEST(test_private_data)
+{
+	char	dir[64] = "/tmp/mlistd-priv.XXXXXX", extra[300], cmd[600], p[400];
+	static const char *const db[] = {"/mlistd.db", "/mlistd.db-wal", "/mlistd.db-shm"};
+	struct passwd *pw = getpwnam(TL_USER);
+	struct tl_daemon d;
+	mode_t	old = umask(022);
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "test_private_data: needs root (CI runs as root)\n");
+		(void) umask(old);
+		return;
+	}
+	ck_assert_ptr_nonnull(pw);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd), "chmod 755 '%s' && mkdir -m 755 '%s/state' && "
+		 "sqlite3 '%s/state/mlistd.db' 'PRAGMA journal_mode = WAL' >/dev/null",
+		 dir, dir, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(p, sizeof(p), "%s/state/mlistd.db", dir);
+	mode_ok(p, 0, 0133);	/* 0644, root's, as sqlite3 made it */
+	snprintf(extra, sizeof(extra), "database = %s/state/mlistd.db\n", dir);
+	start(&d, extra, 0);
+	snprintf(p, sizeof(p), "%s/state", dir);
+	mode_ok(p, pw->pw_uid, 027);
+	for (size_t i = 0; i < sizeof(db) / sizeof(db[0]); i++) {
+		snprintf(p, sizeof(p), "%s/state%s", dir, db[i]);
+		mode_ok(p, pw->pw_uid, 0137);
+	}
+	snprintf(p, sizeof(p), "%s/state/mlistd.key", dir);
+	mode_ok(p, pw->pw_uid, 077);
+	/* The administrator's root session while mlistd runs. */
+	snprintf(cmd, sizeof(cmd), "sqlite3 '%s/state/mlistd.db' \"INSERT INTO groups "
+		 "(name) VALUES ('club')\" && sqlite3 '%s/state/mlistd.db' "
+		 "'SELECT count(*) FROM groups' >/dev/null", dir, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	for (size_t i = 0; i < sizeof(db) / sizeof(db[0]); i++) {
+		snprintf(p, sizeof(p), "%s/state%s", dir, db[i]);
+		mode_ok(p, pw->pw_uid, 0137);
+	}
+	{
+		char	buf[512];
+		int	fd = tl_connect(&d);
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(tl_reply(fd, buf, sizeof(buf)), 220);
+		ck_assert_int_eq(tl_cmd(fd, "HELO x\r\n", buf, sizeof(buf)), 250);
+		ck_assert_int_eq(tl_cmd(fd, "MAIL FROM:<a@example.org>\r\n", buf, sizeof(buf)),
+				 250);
+		ck_assert_int_eq(tl_cmd(fd, "RCPT TO:<club@example.com>\r\n", buf, sizeof(buf)),
+				 250);
+		(void) close(fd);
+	}
+	ck_assert_int_eq(tl_daemon_stop(&d, 10), 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	(void) umask(old);
+}
+END_TEST
+
 /* slurp_or_empty - a file's text, or "" (free the result) */
 static char *
 slurp_or_empty(const char *path)
@@ -976,9 +1055,53 @@ read_pid(const char *path)
 }
 
 /*
+ * postrotate - run the postrotate script of contrib/mlistd.logrotate with
+ * its PIDFILE set to pidfile, after checking that the snippet names the
+ * log-file of the example mlistd.conf.
+ */
+static void
+postrotate(const char *pidfile)
+{
+	char	path[4096], script[8192] = "", *text, *conf, *p, *end;
+	const char *src = getenv("MLISTD_SRCDIR");
+	size_t	n = 0;
+
+	ck_assert_ptr_nonnull(src);
+	snprintf(path, sizeof(path), "%s/contrib/mlistd.conf", src);
+	conf = ck_slurp(path, NULL);
+	snprintf(path, sizeof(path), "%s/contrib/mlistd.logrotate", src);
+	text = ck_slurp(path, NULL);
+	ck_assert_ptr_nonnull(strstr(conf, "#log-file = /var/log/mlistd.log\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\n/var/log/mlistd.log {\n"));
+	ck_assert_ptr_nonnull(p = strstr(text, "\tpostrotate\n"));
+	p += strlen("\tpostrotate\n");
+	ck_assert_ptr_nonnull(end = strstr(p, "\tendscript\n"));
+	*end = 0;
+	for (char *line = strtok(p, "\n"); line; line = strtok(NULL, "\n")) {
+		while (*line == '\t')
+			line++;
+		if (strncmp(line, "PIDFILE=", 8) == 0)
+			n += (size_t) snprintf(script + n, sizeof(script) - n, "PIDFILE='%s'\n",
+					       pidfile);
+		else
+			n += (size_t) snprintf(script + n, sizeof(script) - n, "%s\n", line);
+		ck_assert_uint_lt(n, sizeof(script));
+	}
+	ck_assert_ptr_nonnull(strstr(script, "PIDFILE='"));
+	{
+		char   *argv[] = {"/bin/sh", "-ec", script, NULL}, out[1024];
+
+		ck_assert_msg(tl_run(argv, out, sizeof(out)) == 0, "postrotate: %s", out);
+	}
+	free(text);
+	free(conf);
+}
+
+/*
  * In the background with log-file set, every process logs to that file:
- * the master's start, a worker's 451 when the relay is down; a SIGHUP
- * opens it again (log rotation); a symbolic link as log-file is refused.
+ * the master's start, a worker's 451 when the relay is down; the
+ * postrotate of contrib/mlistd.logrotate (SIGHUP) opens it again; a
+ * symbolic link as log-file is refused.
  * Without log-file and without a syslog daemon, the start says so on
  * stderr before detaching.
  */
@@ -1048,10 +1171,12 @@ START_TEST(test_log_file)
 			break;
 	}
 	free(text);
-	/* Rotation: rename, SIGHUP, and the new file gets the next lines. */
+	/* Rotation as contrib/mlistd.logrotate does it: rename, its
+	 * postrotate (SIGHUP by the pid file), and the new file gets the next
+	 * lines. */
 	snprintf(out, sizeof(out), "%s.1", logf);
 	ck_assert_int_eq(rename(logf, out), 0);
-	ck_assert_int_eq(kill((pid_t) pid, SIGHUP), 0);
+	postrotate(pidfile);
 	for (int i = 0; i < 100 && access(logf, F_OK) != 0; i++)
 		tl_sleep_ms(50);
 	for (int i = 0; i < 100; i++) {
@@ -1225,6 +1350,7 @@ main(void)
 	tcase_add_test(tc, test_command_line);
 	tcase_add_test(tc, test_no_root_link_following);
 	tcase_add_test(tc, test_state_dir_given_back);
+	tcase_add_test(tc, test_private_data);
 	tcase_add_test(tc, test_systemd);
 	suite_add_tcase(s, tc);
 	failed = ck_run(s);

@@ -836,6 +836,70 @@ START_TEST(test_templates)
 }
 END_TEST
 
+/* subscribe_welcome - subscribe addr to list by mail, confirm, and return
+ * whether the welcome's Subject is want */
+static int
+subscribe_welcome(const char *addr, const char *list, const char *want)
+{
+	char	rcpt[300], confirm[300], subject[300];
+
+	snprintf(rcpt, sizeof(rcpt), "%s+subscribe@example.com", list);
+	ck_assert_int_eq(send(addr, rcpt, NULL), 250);
+	confirm_address(addr, list, confirm, sizeof(confirm));
+	ck_assert_int_eq(send(addr, confirm, NULL), 250);
+	snprintf(subject, sizeof(subject), "\r\nSubject: %s\r\n", want);
+	return (notices(addr, subject));
+}
+
+/*
+ * Per-list templates: template-dir/LIST/welcome overrides the global
+ * welcome for that list alone; a list whose name could leave
+ * template-dir ("../x", "a/b") gets the global text.
+ */
+START_TEST(test_list_templates)
+{
+	static const char *const files[][2] = {
+		{"t/welcome", "Subject: Global welcome to ${post}\n\nHello.\n"},
+		{"t/club/welcome", "Subject: Chess club welcome to ${post}\n\nHello.\n"},
+		{"escape/welcome", "Subject: Escaped\n\nHello.\n"},
+		{"t/a/b/welcome", "Subject: Nested\n\nHello.\n"},
+	};
+	char	dir[400], path[500], conf[600];
+
+	ck_assert_int_eq(tl_sink_start(&k, (char *) NULL), 0);
+	snprintf(dir, sizeof(dir), "/tmp/check_selfserve.lt.%ld", (long) getpid());
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		FILE   *fp;
+
+		snprintf(path, sizeof(path), "mkdir -p \"$(dirname '%s/%s')\"", dir, files[i][0]);
+		ck_assert_int_eq(system(path), 0);
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i][0]);
+		ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+		fputs(files[i][1], fp);
+		ck_assert_int_eq(fclose(fp), 0);
+	}
+	snprintf(conf, sizeof(conf), "relay = smtp://127.0.0.1:%d\ntemplate-dir = %s/t\n", k.port,
+		 dir);
+	ck_assert_int_eq(tl_daemon_start(&d, conf, 0), 0);
+	ck_assert_int_eq(tl_sql(&d, seed), 0);
+	ck_assert_int_eq(tl_sql(&d, "INSERT INTO groups (name, subscribe) VALUES"
+				" ('games', 'confirm'), ('../escape', 'confirm'), ('a/b', 'confirm')"),
+			 0);
+	ck_assert_int_eq(subscribe_welcome("ann@example.net", "club",
+					   "Chess club welcome to club@example.com"), 1);
+	ck_assert_int_eq(subscribe_welcome("bob@example.net", "games",
+					   "Global welcome to games@example.com"), 1);
+	ck_assert_int_eq(subscribe_welcome("cy@example.net", "../escape",
+					   "Global welcome to ../escape@example.com"), 1);
+	ck_assert_int_eq(subscribe_welcome("di@example.net", "a/b",
+					   "Global welcome to a/b@example.com"), 1);
+	ck_assert_int_eq(logged("template welcome"), 0);
+	stop();
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(path), 0);
+}
+END_TEST
+
 /* mlistd -t says who may do what. */
 START_TEST(test_check_report)
 {
@@ -877,6 +941,7 @@ main(void)
 	tcase_add_test(tc, test_retry);
 	tcase_add_test(tc, test_crash_points);
 	tcase_add_test(tc, test_templates);
+	tcase_add_test(tc, test_list_templates);
 	tcase_add_test(tc, test_check_report);
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
