@@ -13,7 +13,14 @@
  * after the dot with or without having accepted the message, a trickled
  * reply, garbage, 451 or 554 to the dot, "554 5.7.1 Relay access denied"
  * to every RCPT, then 421 or a drop), faults at the greeting of the first
- * connections; and at most one fault of the daemon at a point the relay
+ * connections; from a second stream (below), faults before the dot and
+ * at RSET too: 451 or 553 to MAIL (then 503 to what follows), garbage or
+ * a reply trickled (in time, or past relay-timeout) to MAIL or to the
+ * k-th RCPT, 452 or 554 to the DATA command, 421, 500 or a drop at the
+ * first RSET after the transaction's MAIL, and of connection 0 or 1 a
+ * 554 greeting (then 503 to all but QUIT), a garbled or trickled
+ * greeting, 451 or 502 to EHLO (HELO then works, without extensions),
+ * a garbled or trickled EHLO reply; and at most one fault of the daemon at a point the relay
  * reports through a pipe and holds until the harness has acted: SIGKILL
  * of the worker; SIGSTOP of it with the wall clock stepped 10 minutes
  * forward and a retry at once, SIGCONT after the retry's answer (the
@@ -99,6 +106,26 @@
  * below always run; a seed names a schedule through draw() and the
  * relay's fault semantics, so changing either re-draws every seed (find
  * the regressions again and update the table).
+ *
+ * Two streams.  draw() reads a first splitmix64 stream from the seed, as
+ * it always has; its weights (rf_info[].weight, zero for every kind added
+ * later, which sit last so that its pick never reaches them) and the
+ * order of its draws are frozen.  A second stream from seed ^ SEED2_XOR
+ * then, after all of the first, draws for each of the MAXF transaction
+ * slots whether to replace that slot's fault (NEW_TXN_PCT %, only for a
+ * slot the first stream made faulty; its k is kept) and by which kind
+ * (rf_info[].weight2), for connections 0 and 1 whether to give them a
+ * greeting or EHLO fault (NEW_CONN_PCT %, not where the first stream
+ * has a greeting fault), and whether a schedule still without a daemon
+ * fault stops a worker past its lease (STOP_LEASE2_PM per mille, on
+ * top of STOP_LEASE_PM).  It always makes the same number of draws, so
+ * one decision never shifts another.  The regression seeds committed
+ * before it (v2 = 0 in regressions[]) are drawn without the second
+ * stream, in the table's run and when replayed, so they keep the
+ * schedule they were found with; a seed found since is committed with
+ * v2 = 1.  New kinds go last in enum rfault with weight 0 and their
+ * weight2, and the second stream's draws are only ever appended: that
+ * re-draws no committed seed.
  * Clock faults need libfaketime preloaded into the daemon (wall clock
  * only: FAKETIME_DONT_FAKE_MONOTONIC=1 leaves CLOCK_MONOTONIC, _RAW and
  * CLOCK_BOOTTIME alone, while time(), gettimeofday() and CLOCK_REALTIME
@@ -153,6 +180,13 @@ static const char *faketime_lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketim
 #define STEP_SECS	600	/* the wall-clock step */
 #define STOP_LEASE_PM	10	/* per mille of the schedules without a daemon
 				 * fault that stop a worker past its lease */
+/* The second stream (see the header): its state is the seed ^ SEED2_XOR. */
+#define SEED2_XOR	0x6368616f73763221ULL	/* "chaosv2!" */
+#define NEW_TXN_PCT	35	/* a faulty transaction's fault replaced */
+#define NEW_CONN_PCT	12	/* a connection (0, 1) given a fault */
+#define STOP_LEASE2_PM	15	/* of the schedules still without a daemon
+				 * fault: stop a worker past its lease */
+#define MAXC		2	/* connections with a fault of the second stream */
 
 #define MAXM		7	/* members */
 #define MAXT		64	/* relay transactions logged per run */
@@ -185,20 +219,45 @@ enum rfault {
 	RF_OK, RF_RCPT_TEMP, RF_TOO_MANY, RF_CLOSE_MAIL, RF_CLOSE_RCPT, RF_DROP_RCPT,
 	RF_STALL_RCPT, RF_DROP_DATA, RF_DROP_DOT, RF_COMMIT_DROP, RF_STALL_DOT,
 	RF_COMMIT_STALL, RF_TRICKLE_SLOW, RF_TRICKLE_FAST, RF_GARBAGE, RF_DOT_451,
-	RF_DOT_554, RF_DENIED, RF_DENIED_CLOSE, RF_DENIED_DROP, RF_N
+	RF_DOT_554, RF_DENIED, RF_DENIED_CLOSE, RF_DENIED_DROP,
+	/* Drawn from the second stream only (weight 0 in the first, last in
+	 * the table, so the first stream's pick never reaches them): faults
+	 * of a transaction ... */
+	RF_MAIL_4XX, RF_MAIL_5XX, RF_MAIL_GARBAGE, RF_MAIL_TRICKLE_SLOW, RF_MAIL_TRICKLE_FAST,
+	RF_RCPT_GARBAGE, RF_RCPT_TRICKLE_SLOW, RF_RCPT_TRICKLE_FAST, RF_DATA_4XX, RF_DATA_5XX,
+	RF_RSET_421, RF_RSET_5XX, RF_RSET_DROP,
+	/* ... and of a connection, before any transaction */
+	RF_GREET_5XX, RF_GREET_GARBAGE, RF_GREET_TRICKLE_SLOW, RF_GREET_TRICKLE_FAST,
+	RF_EHLO_4XX, RF_EHLO_5XX, RF_EHLO_GARBAGE, RF_EHLO_TRICKLE_SLOW, RF_EHLO_TRICKLE_FAST,
+	RF_N
 };
 
+/* weight: in the first stream (never change it: every seed would be
+ * re-drawn); weight2: in the second; conn: a fault of a connection's
+ * greeting or EHLO, not of a transaction */
 static const struct {
 	const char *name;
-	unsigned weight;
+	unsigned weight, weight2;
+	int	conn;
 } rf_info[RF_N] = {
-	{"ok", 6}, {"4xx-at-rcpt#k", 6}, {"452-after-k", 5}, {"421-at-mail", 4},
-	{"421-at-rcpt#k", 5}, {"drop-at-rcpt#k", 4}, {"stall-at-rcpt#k", 1},
-	{"drop-after-data", 3}, {"drop-after-dot", 3}, {"commit-then-drop", 4},
-	{"stall-after-dot", 1}, {"commit-then-stall", 1}, {"commit-trickle-past-deadline", 1},
-	{"commit-trickle-in-time", 2}, {"garbage-to-dot", 3}, {"451-to-dot", 4},
-	{"554-to-dot", 2}, {"relay-access-denied", 4}, {"denied-then-421-after-k", 4},
-	{"denied-then-drop-after-k", 3},
+	{"ok", 6, 0, 0}, {"4xx-at-rcpt#k", 6, 0, 0}, {"452-after-k", 5, 0, 0},
+	{"421-at-mail", 4, 0, 0}, {"421-at-rcpt#k", 5, 0, 0}, {"drop-at-rcpt#k", 4, 0, 0},
+	{"stall-at-rcpt#k", 1, 0, 0}, {"drop-after-data", 3, 0, 0}, {"drop-after-dot", 3, 0, 0},
+	{"commit-then-drop", 4, 0, 0}, {"stall-after-dot", 1, 0, 0},
+	{"commit-then-stall", 1, 0, 0}, {"commit-trickle-past-deadline", 1, 0, 0},
+	{"commit-trickle-in-time", 2, 0, 0}, {"garbage-to-dot", 3, 0, 0},
+	{"451-to-dot", 4, 0, 0}, {"554-to-dot", 2, 0, 0}, {"relay-access-denied", 4, 0, 0},
+	{"denied-then-421-after-k", 4, 0, 0}, {"denied-then-drop-after-k", 3, 0, 0},
+	{"451-to-mail", 0, 3, 0}, {"553-to-mail", 0, 3, 0}, {"garbage-to-mail", 0, 2, 0},
+	{"mail-reply-trickled-past-deadline", 0, 2, 0}, {"mail-reply-trickled-in-time", 0, 2, 0},
+	{"garbage-to-rcpt#k", 0, 2, 0}, {"rcpt#k-reply-trickled-past-deadline", 0, 2, 0},
+	{"rcpt#k-reply-trickled-in-time", 0, 2, 0}, {"452-to-data-command", 0, 3, 0},
+	{"554-to-data-command", 0, 3, 0}, {"421-to-rset", 0, 2, 0}, {"500-to-rset", 0, 2, 0},
+	{"drop-at-rset", 0, 2, 0},
+	{"554-greeting", 0, 3, 1}, {"garbage-greeting", 0, 2, 1},
+	{"greeting-trickled-past-deadline", 0, 1, 1}, {"greeting-trickled-in-time", 0, 2, 1},
+	{"451-to-ehlo", 0, 2, 1}, {"502-to-ehlo", 0, 3, 1}, {"garbage-to-ehlo", 0, 2, 1},
+	{"ehlo-reply-trickled-past-deadline", 0, 1, 1}, {"ehlo-reply-trickled-in-time", 0, 2, 1},
 };
 
 enum dfault {
@@ -222,7 +281,32 @@ struct sched {
 	int	hold_txn, hold_k;		/* where the daemon fault strikes */
 	char	hold_ev;			/* 'R' k-th RCPT, 'D' dot, 'A' 250 sent */
 	int	client_ms;			/* first attempt gives up after this */
+	int	cf[MAXC];			/* faults of connections 0, 1 (RF_OK:
+						 * none; conn < ngf: the greeting
+						 * fault above wins) */
+	int	legacy;				/* no second stream (regressions[]) */
 };
+
+static int legacy_seed(uint64_t seed);
+
+/* pick2 - a fault from the second stream's weights, conn or transaction */
+static int
+pick2(uint64_t *st, int conn)
+{
+	unsigned total = 0, w;
+	int	k = 0;
+
+	for (int i = 0; i < RF_N; i++)
+		if (rf_info[i].conn == conn)
+			total += rf_info[i].weight2;
+	w = rnd(st, total);
+	for (;; k++)
+		if (rf_info[k].conn == conn) {
+			if (w < rf_info[k].weight2)
+				return (k);
+			w -= rf_info[k].weight2;
+		}
+}
 
 static void
 draw(uint64_t seed, struct sched *s)
@@ -277,6 +361,32 @@ draw(uint64_t seed, struct sched *s)
 		s->df = DF_STOP_LEASE;
 		s->hold_ev = "DDDDAAARR"[rnd(&st, 9)];
 	}
+	/* The second stream: the first one above is never touched, so a
+	 * seed's old draws stay; this one only replaces or adds. */
+	if ((s->legacy = legacy_seed(seed)))
+		return;
+	st = seed ^ SEED2_XOR;
+	for (int i = 0; i < MAXF; i++) {
+		int	rep = rnd(&st, 100) < NEW_TXN_PCT, kind = pick2(&st, 0);
+
+		if (i < s->nrf && rep)
+			s->rf[i] = kind;
+	}
+	for (int c = 0; c < MAXC; c++) {
+		int	on = rnd(&st, 100) < NEW_CONN_PCT, kind = pick2(&st, 1);
+
+		if (c >= s->ngf && on)
+			s->cf[c] = kind;
+	}
+	{
+		int	on = rnd(&st, 1000) < STOP_LEASE2_PM;
+		char	ev = "DDDDAAARR"[rnd(&st, 9)];
+
+		if (s->df == DF_NONE && on) {
+			s->df = DF_STOP_LEASE;
+			s->hold_ev = ev;
+		}
+	}
 }
 
 static int
@@ -296,6 +406,9 @@ describe(const struct sched *s, FILE *fp)
 	for (int i = 0; i < s->ngf; i++)
 		fprintf(fp, "    connection %d: %s at the greeting\n", i,
 			s->gf_drop[i] ? "drop" : "421");
+	for (int i = 0; i < MAXC; i++)
+		if (s->cf[i] != RF_OK)
+			fprintf(fp, "    connection %d: %s\n", i, rf_info[s->cf[i]].name);
 	for (int i = 0; i < s->nrf; i++)
 		fprintf(fp, "    relay transaction %d: %s (k=%d)\n", i, rf_info[s->rf[i]].name,
 			s->rk[i]);
@@ -417,6 +530,34 @@ member(const char *line, char *addr, size_t len)
 	return (m);
 }
 
+/*
+ * reply - write r whole, or garbled (garbage), or trickled a byte at a
+ * time: in time (4 ms a byte), or past the deadline (spread over
+ * relay-timeout + 0.5 s, so that mlistd's one deadline per reply is over
+ * before its end whenever it began waiting); 0 or -1 (write failed)
+ */
+enum { W_WHOLE, W_GARBAGE, W_SLOW, W_FAST };
+
+static int
+reply(int fd, const char *r, int how)
+{
+	int	len = (int) strlen(r), ms;
+
+	if (how == W_WHOLE)
+		return (tl_send(fd, r));
+	if (how == W_GARBAGE)
+		return (tl_send(fd, "chaos: this is no SMTP reply\r\n"));
+	ms = how == W_FAST ? 4 : (RELAY_TO * 1000 + 500) / len + 1;
+	for (; *r; r++) {
+		char	c[2] = {*r, 0};
+
+		if (tl_send(fd, c) != 0)
+			return (-1);
+		nap_ms(ms);
+	}
+	return (0);
+}
+
 /* relay_session - one connection from mlistd, by the schedule */
 static void
 relay_session(int fd, int conn, int port)
@@ -426,6 +567,8 @@ relay_session(int fd, int conn, int port)
 	char	line[4096], addr[300], buf[512];
 	int	idx = -1, nrc = 0, nacc = 0, kind = RF_OK, k = 0;
 	int	next_hit = 0;	/* the next MAIL was written before a stop */
+	int	cf;		/* this connection's fault (second stream) */
+	int	ehlo_seen = 0, ehlo_failed = 0, rset_done = 0;
 
 	if (in == NULL)
 		_exit(1);
@@ -434,15 +577,47 @@ relay_session(int fd, int conn, int port)
 			say(fd, "421 4.3.2 chaos: service not available, closing\r\n");
 		_exit(0);
 	}
-	say(fd, "220 chaos ESMTP\r\n");
+	cf = conn < MAXC ? sh->s.cf[conn] : RF_OK;
+	if (cf == RF_GREET_5XX) {
+		/* as Postfix's postscreen or a closed relay: 554, then 503 to
+		 * everything but QUIT */
+		say(fd, "554 5.3.2 chaos: no SMTP service here\r\n");
+		while (fgets(line, sizeof(line), in) != NULL) {
+			if (strncasecmp(line, "QUIT", 4) == 0) {
+				say(fd, "221 2.0.0 Bye\r\n");
+				break;
+			}
+			say(fd, "503 5.5.1 Error: no SMTP service\r\n");
+		}
+		_exit(0);
+	}
+	(void) reply(fd, "220 chaos ESMTP\r\n", cf == RF_GREET_GARBAGE ? W_GARBAGE
+		     : cf == RF_GREET_TRICKLE_SLOW ? W_SLOW : cf == RF_GREET_TRICKLE_FAST
+		     ? W_FAST : W_WHOLE);
 	while (fgets(line, sizeof(line), in) != NULL) {
 		if (prev) {
 			prev->confirmed = 1;	/* mlistd read the reply and went on */
 			prev = NULL;
 		}
-		if (strncasecmp(line, "EHLO", 4) == 0 || strncasecmp(line, "HELO", 4) == 0) {
-			say(fd, "250-chaos\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
-			    "250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n");
+		if (strncasecmp(line, "HELO", 4) == 0 && ehlo_failed) {
+			say(fd, "250 chaos\r\n");	/* HELO after a failed EHLO */
+		} else if (strncasecmp(line, "EHLO", 4) == 0 || strncasecmp(line, "HELO", 4) == 0) {
+			const char *ehlo = "250-chaos\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
+				"250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n";
+			int	how = W_WHOLE;
+
+			if (strncasecmp(line, "EHLO", 4) == 0 && !ehlo_seen++) {
+				if (cf == RF_EHLO_4XX || cf == RF_EHLO_5XX) {
+					ehlo_failed = 1;
+					say(fd, cf == RF_EHLO_4XX ? "451 4.3.0 chaos: local error, "
+					    "try again\r\n" : "502 5.5.2 Error: command not "
+					    "recognized\r\n");
+					continue;
+				}
+				how = cf == RF_EHLO_GARBAGE ? W_GARBAGE : cf == RF_EHLO_TRICKLE_SLOW
+					? W_SLOW : cf == RF_EHLO_TRICKLE_FAST ? W_FAST : W_WHOLE;
+			}
+			(void) reply(fd, ehlo, how);
 		} else if (strncasecmp(line, "MAIL FROM:", 10) == 0) {
 			if (t && !t->committed)
 				t->clean = 1;
@@ -462,14 +637,29 @@ relay_session(int fd, int conn, int port)
 			kind = t->kind = idx < sh->s.nrf ? sh->s.rf[idx] : RF_OK;
 			k = t->k = idx < sh->s.nrf ? sh->s.rk[idx] : 0;
 			nrc = nacc = 0;
+			rset_done = 0;
 			if (kind == RF_CLOSE_MAIL) {
 				say(fd, "421 4.3.2 chaos: shutting down\r\n");
 				t->cut = 1;
 				_exit(0);
 			}
-			say(fd, "250 2.1.0 Ok\r\n");
+			if (kind == RF_MAIL_4XX || kind == RF_MAIL_5XX) {
+				/* no transaction: what follows gets 503 */
+				say(fd, kind == RF_MAIL_4XX ? "451 4.3.0 <list-bounces@example.org>:"
+				    " Sender address rejected: try again later\r\n" : "553 5.7.1 "
+				    "<list-bounces@example.org>: Sender address rejected: not "
+				    "allowed\r\n");
+				t->clean = 1;
+				t = NULL;
+				continue;
+			}
+			if (kind == RF_MAIL_GARBAGE || kind == RF_MAIL_TRICKLE_SLOW)
+				t->cut = 1;	/* mlistd cannot read it in time, or at all */
+			(void) reply(fd, "250 2.1.0 Ok\r\n", kind == RF_MAIL_GARBAGE ? W_GARBAGE
+				     : kind == RF_MAIL_TRICKLE_SLOW ? W_SLOW : kind ==
+				     RF_MAIL_TRICKLE_FAST ? W_FAST : W_WHOLE);
 		} else if (strncasecmp(line, "RCPT TO:", 8) == 0 && t != NULL) {
-			int	m = member(line, addr, sizeof(addr));
+			int	m = member(line, addr, sizeof(addr)), how;
 
 			nrc++;
 			if (m >= 0)
@@ -505,17 +695,26 @@ relay_session(int fd, int conn, int port)
 				say(fd, buf);
 				continue;
 			}
+			if (kind == RF_RCPT_GARBAGE && nrc == k) {
+				t->cut = 1;	/* neither accepted nor refused */
+				(void) reply(fd, "", W_GARBAGE);
+				continue;
+			}
+			how = kind == RF_RCPT_TRICKLE_SLOW && nrc == k ? W_SLOW : kind ==
+				RF_RCPT_TRICKLE_FAST && nrc == k ? W_FAST : W_WHOLE;
+			if (how == W_SLOW)
+				t->cut = 1;
 			if (m < 0 || sh->s.dead[m]) {
 				snprintf(buf, sizeof(buf), "550 5.1.1 <%s>: Recipient address "
 					 "rejected: User unknown\r\n", addr);
 				if (m >= 0)
 					t->refused |= 1u << m;
-				say(fd, buf);
+				(void) reply(fd, buf, how);
 				continue;
 			}
 			t->accepted |= 1u << m;
 			nacc++;
-			say(fd, "250 2.1.5 Ok\r\n");
+			(void) reply(fd, "250 2.1.5 Ok\r\n", how);
 		} else if (strncasecmp(line, "DATA", 4) == 0 && t != NULL) {
 			int	dot = 0;
 
@@ -526,6 +725,12 @@ relay_session(int fd, int conn, int port)
 			if (kind == RF_DROP_DATA) {
 				t->cut = 1;
 				_exit(0);
+			}
+			if (kind == RF_DATA_4XX || kind == RF_DATA_5XX) {
+				/* the transaction stays open: RSET, MAIL or QUIT ends it */
+				say(fd, kind == RF_DATA_4XX ? "452 4.3.1 Insufficient system "
+				    "storage\r\n" : "554 5.7.0 chaos: DATA refused by policy\r\n");
+				continue;
 			}
 			say(fd, "354 End data with <CR><LF>.<CR><LF>\r\n");
 			while (fgets(line, sizeof(line), in) != NULL)
@@ -592,6 +797,22 @@ relay_session(int fd, int conn, int port)
 			prev = t;
 			t = NULL;
 		} else if (strncasecmp(line, "RSET", 4) == 0) {
+			if ((kind == RF_RSET_421 || kind == RF_RSET_5XX || kind == RF_RSET_DROP)
+			    && !rset_done++) {
+				/* the RSET that ends a transaction nobody was accepted
+				 * in is its end in order (relay.c): failed, it is cut */
+				if (t)
+					t->cut = 1;
+				t = NULL;
+				if (kind == RF_RSET_DROP)
+					_exit(0);
+				if (kind == RF_RSET_421) {
+					say(fd, "421 4.3.2 chaos: shutting down\r\n");
+					_exit(0);
+				}
+				say(fd, "500 5.5.2 Error: command not recognized\r\n");
+				continue;
+			}
 			if (t)
 				t->clean = 1;
 			t = NULL;
@@ -1796,23 +2017,24 @@ run_one(uint64_t seed, int tk, char *viol, size_t vlen)
 static const struct {
 	uint64_t seed;
 	const char *bug;
+	int	v2;	/* found with the second stream on; 0: drawn without it */
 } regressions[] = {
 	/* (a) "554 5.7.1 Relay access denied" to the first RCPTs, then a drop
 	 * while replies are due: the denials are recorded as the members'
 	 * refusals (evidence rows, relayed_rcpt.refused) and the retry
 	 * answers 250 while m0, m1, m2 never got the post. */
-	{0x7c2bc3e6869b57aeULL, "denied, then drop: members recorded refused, 250 without them"},
+	{0x7c2bc3e6869b57aeULL, "denied, then drop: members recorded refused, 250 without them", 0},
 	/* (a) the same with 421 (Postfix at smtpd_hard_error_limit). */
-	{0x968d2baa919ce3b3ULL, "denied, then 421: members recorded refused, 250 without them"},
+	{0x968d2baa919ce3b3ULL, "denied, then 421: members recorded refused, 250 without them", 0},
 	/* (a') denial of every RCPT in an orderly transaction, but after an
 	 * earlier transaction of the same attempt served someone: refuses_us()
 	 * is asked only while nobody was accepted, so m4 and m5 are recorded
 	 * refused for good and the retry answers 250 without them. */
-	{0x1eaa361204319760ULL, "denied in a later transaction: members recorded refused"},
+	{0x1eaa361204319760ULL, "denied in a later transaction: members recorded refused", 0},
 	/* (b) wall clock stepped 10 minutes forward while a worker sends: its
 	 * live claim looks stale, a concurrent retry takes it over, both send
 	 * (m0, m2 twice). */
-	{0x5ec644d7ee07e362ULL, "clock step makes a live claim stale: duplicates"},
+	{0x5ec644d7ee07e362ULL, "clock step makes a live claim stale: duplicates", 0},
 	/* (c) worker SIGSTOPped at the dot, the wall clock stepped: with
 	 * claims judged by the wall clock the retry took the claim over and
 	 * completed, and after SIGCONT the first worker committed its
@@ -1820,26 +2042,37 @@ static const struct {
 	 * and sent the next transactions again (m2..m5 twice).  The lease is
 	 * on the boot clock now: the retry must get 451 and leave the claim
 	 * alone (TAKEOVER). */
-	{0xf1026344c3387367ULL, "stopped worker goes on after losing its claim: duplicates"},
+	{0xf1026344c3387367ULL, "stopped worker goes on after losing its claim: duplicates", 0},
 	/* (d) every member dead (550 5.1.1 alike): refuses_us() takes the
 	 * first batch for "the relay refuses mlistd", 451 forever, no
 	 * evidence rows, never converges. */
-	{0xc33e61bc6ef9e4c4ULL, "first batch all dead: deferred forever, no bounce rows"},
+	{0xc33e61bc6ef9e4c4ULL, "first batch all dead: deferred forever, no bounce rows", 0},
 	/* (f) a dead member's 550 in a transaction the relay then cut (drop
 	 * after the dot) is recorded as evidence, though the transaction did
 	 * not end cleanly. */
-	{0x55e9338ce1902cc6ULL, "refusal recorded from a transaction cut after the dot"},
+	{0x55e9338ce1902cc6ULL, "refusal recorded from a transaction cut after the dot", 0},
 	/* (g) coverage, not a bug: the worker stopped waiting for the reply
 	 * to its dot (transaction 1, committed) until its lease is over by
 	 * the boot clock; the retry takes the copy over (generation 1 -> 2)
 	 * and sends m3 again (allowed: in flight), after SIGCONT the worker
 	 * reads the 250, logs "lost its claim" and writes nothing.  Costs a
 	 * lease, 10 s. */
-	{0x874615e9e83e78dbULL, "stopped past its lease: taken over, the worker fenced off"},
-	{0, NULL},
+	{0x874615e9e83e78dbULL, "stopped past its lease: taken over, the worker fenced off", 0},
+	{0, NULL, 0},
 };
 
 #define NREG (sizeof(regressions) / sizeof(regressions[0]) - 1)
+
+/* legacy_seed - a regression seed committed before the second stream:
+ * it is drawn without it, whether in the table's run or replayed */
+static int
+legacy_seed(uint64_t seed)
+{
+	for (size_t i = 0; regressions[i].bug != NULL; i++)
+		if (regressions[i].seed == seed)
+			return (!regressions[i].v2);
+	return (0);
+}
 
 static uint64_t
 env_u64(const char *name, uint64_t dflt)
@@ -1920,8 +2153,8 @@ START_TEST(test_checker)
 		draw(mix64(&st), &s);
 		for (int m = 0; m < s.nmem; m++)
 			dead += s.dead[m];
-		if (s.nrf == 0 && s.ngf == 0 && s.df == DF_NONE && s.client_ms == 0 && dead > 0
-		    && dead < s.nmem)
+		if (s.nrf == 0 && s.ngf == 0 && s.cf[0] == RF_OK && s.cf[1] == RF_OK
+		    && s.df == DF_NONE && s.client_ms == 0 && dead > 0 && dead < s.nmem)
 			seed = s.seed;
 	}
 	ck_assert(seed != 0);
