@@ -51,6 +51,8 @@ main(int argc, char **argv)
 		return (1);
 	}
 	if (action == CONF_CHECK) {
+		/* A migration's lines reach the administrator and the log. */
+		msg_open("mlistd", 1);
 		if (privs_check(cf, stderr, err, sizeof(err)) < 0) {
 			fprintf(stderr, "mlistd: %s\n", err);
 			conf_free(cf);

@@ -16,18 +16,28 @@
  * The schema is sql/schema.sql, compiled in as store_schema_sql (see
  * Makefile.am), applied to a new or empty database.  Statements are
  * prepared once per connection.
+ *
+ * An upgrade is never silent: before migrating a database that holds
+ * lists, store_open copies it beside itself (PATH.vN-YYYYMMDDHHMMSS.bak,
+ * mode 0640, owned like the database) and refuses to migrate when it
+ * cannot; each step from version N to N + 1 is then logged at info level.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "conf.h"
+#include "log.h"
 #include "store.h"
 #include "store_int.h"
 
@@ -324,6 +334,21 @@ static const struct migration {
 	 " CHECK (dmarc IS NULL OR dmarc IN ('auto', 'always', 'never'));"},
 };
 
+/* What each version adds, for the log line of each step (index: to - 2). */
+static const char *const steps[] = {
+	"relayed: a memory of recent copies (dedup-window)",
+	"relayed made anew, to resume a partly relayed copy",
+	"claims on relayed copies (owner, claimed_at, refused), bounces.evidence",
+	"self-service: groups.subscribe, unsubscribes.source, the requests table",
+	"fenced claims (relayed.boot, lease, generation), requests.normalized,"
+	" probes.alive_at",
+	"moderation: groups.others, moderated, notify_owners, notify_held,"
+	" the moderators and held tables",
+	"deliverability: groups.dmarc",
+};
+_Static_assert(sizeof(steps) / sizeof(steps[0]) == STORE_SCHEMA_VERSION - 1,
+	       "one line in steps[] for each schema version");
+
 /* migrate - the upgrades a database of this version needs; 0 or -1 */
 static int
 migrate(struct store *st, int version, char **msg)
@@ -344,40 +369,196 @@ migrate(struct store *st, int version, char **msg)
 	return (0);
 }
 
-/* schema_apply - create tables in a new database, upgrade an older one
- * in place, refuse a newer one */
+/* user_version - the database's schema version, or -1 */
 static int
-schema_apply(struct store *st)
+user_version(struct store *st)
 {
 	sqlite3_stmt *q;
 	int	version = -1;
-	char   *msg = NULL;
 
 	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &q, NULL) != SQLITE_OK)
-		return (store_fail(st, "read schema version"));
+		return (-1);
 	if (sqlite3_step(q) == SQLITE_ROW)
 		version = sqlite3_column_int(q, 0);
 	sqlite3_finalize(q);
-	if (version < 0)
+	return (version);
+}
+
+/* has_lists - does the groups table hold a row?  1, 0, or -1 */
+static int
+has_lists(struct store *st)
+{
+	sqlite3_stmt *q;
+	int	rc;
+
+	if (!has_column(st, "groups", "*"))
+		return (0);
+	if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM groups LIMIT 1", -1, &q,
+			       NULL) != SQLITE_OK)
+		return (-1);
+	rc = sqlite3_step(q);
+	sqlite3_finalize(q);
+	return (rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1);
+}
+
+/*
+ * backup_copy - copy the database (while the caller's transaction holds
+ * the write lock, so what is copied is what will be migrated) to a new
+ * file bak, mode 0640, owned like the database.  0, or -1 with st->err.
+ */
+static int
+backup_copy(struct store *st, const char *path, const char *bak)
+{
+	sqlite3 *dst = NULL, *src = NULL;
+	sqlite3_backup *b;
+	struct stat sb;
+	int	fd, rc;
+
+	if ((fd = open(bak, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		       0640)) < 0) {
+		snprintf(st->err, sizeof(st->err), "%s", strerror(errno));
+		return (-1);
+	}
+	/* As root (mlistd -t before it drops privileges): the owner's. */
+	if (geteuid() == 0 && stat(path, &sb) == 0
+	    && fchown(fd, sb.st_uid, sb.st_gid) < 0) {
+		snprintf(st->err, sizeof(st->err), "chown: %s", strerror(errno));
+		(void) close(fd);
+		(void) unlink(bak);
+		return (-1);
+	}
+	(void) fchmod(fd, 0640);
+	(void) close(fd);
+	if (sqlite3_open_v2(bak, &dst, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+		snprintf(st->err, sizeof(st->err), "%s",
+			 dst ? sqlite3_errmsg(dst) : "out of memory");
+		(void) sqlite3_close(dst);
+		(void) unlink(bak);
+		return (-1);
+	}
+	/*
+	 * From a second connection: the caller's holds the write lock, and
+	 * SQLite copies nothing from a connection that writes.  In WAL mode
+	 * this one reads the last commit, which is what will be migrated.
+	 */
+	if (sqlite3_open_v2(path, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK
+	    || (b = sqlite3_backup_init(dst, "main", src, "main")) == NULL) {
+		snprintf(st->err, sizeof(st->err), "%s",
+			 src ? sqlite3_errmsg(src) : "out of memory");
+		(void) sqlite3_close(src);
+		(void) sqlite3_close(dst);
+		(void) unlink(bak);
+		return (-1);
+	}
+	rc = sqlite3_backup_step(b, -1);
+	(void) sqlite3_backup_finish(b);
+	(void) sqlite3_close(src);
+	if (rc != SQLITE_DONE) {
+		snprintf(st->err, sizeof(st->err), "%s", sqlite3_errstr(rc));
+		(void) sqlite3_close(dst);
+		(void) unlink(bak);
+		return (-1);
+	}
+	if (sqlite3_close(dst) != SQLITE_OK) {
+		snprintf(st->err, sizeof(st->err), "cannot close the copy");
+		(void) unlink(bak);
+		return (-1);
+	}
+	return (0);
+}
+
+/* newer_schema - what an older mlistd says of a newer database */
+static void
+newer_schema(struct store *st, const char *path, int version)
+{
+	char	pat[4200], bak[4200];
+	glob_t	g;
+
+	snprintf(pat, sizeof(pat), "%s.v%d-*.bak", path, STORE_SCHEMA_VERSION);
+	if (glob(pat, 0, NULL, &g) == 0 && g.gl_pathc > 0)
+		snprintf(bak, sizeof(bak), "%s", g.gl_pathv[g.gl_pathc - 1]);
+	else
+		snprintf(bak, sizeof(bak), "%s.v%d-YYYYMMDDHHMMSS.bak", path,
+			 STORE_SCHEMA_VERSION);
+	globfree(&g);
+	snprintf(st->err, sizeof(st->err), "the database %s has schema version %d, "
+		 "made by a newer mlistd; this mlistd knows version %d: run the newer "
+		 "mlistd, or restore the backup taken before the upgrade (%.500s)", path,
+		 version, STORE_SCHEMA_VERSION, bak);
+}
+
+/*
+ * schema_apply - create tables in a new database, upgrade an older one
+ * in place (after a backup, if it holds lists; one log line per step),
+ * refuse a newer one.  The version is read again inside the write
+ * transaction: of several workers starting at once, one migrates.
+ */
+static int
+schema_apply(struct store *st, const char *path)
+{
+	int	version, lists = 0;
+	char   *msg = NULL, bak[4200] = "";
+
+	if ((version = user_version(st)) < 0)
 		return (store_fail(st, "read schema version"));
+	if (version == STORE_SCHEMA_VERSION)
+		return (STORE_YES);
+	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(st->err, sizeof(st->err), "apply schema: %s",
+			 msg ? msg : sqlite3_errmsg(st->db));
+		sqlite3_free(msg);
+		return (STORE_ERROR);
+	}
+	if ((version = user_version(st)) < 0 || (lists = has_lists(st)) < 0) {
+		(void) store_fail(st, "read schema version");
+		(void) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		return (STORE_ERROR);
+	}
 	if (version > STORE_SCHEMA_VERSION) {
-		snprintf(st->err, sizeof(st->err), "database schema version %d is newer "
-			 "than this mlistd (%d)", version, STORE_SCHEMA_VERSION);
+		(void) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		newer_schema(st, path, version);
 		return (STORE_ERROR);
 	}
 	if (version == STORE_SCHEMA_VERSION)
-		return (STORE_YES);
+		return (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK
+			? STORE_YES : store_fail(st, "apply schema"));
+	if (version > 0 && lists) {
+		char	stamp[32];
+		time_t	now = time(NULL);
+		struct tm tm;
+
+		if (localtime_r(&now, &tm) == NULL
+		    || strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm) == 0)
+			snprintf(stamp, sizeof(stamp), "%lld", (long long) now);
+		snprintf(bak, sizeof(bak), "%s.v%d-%s.bak", path, version, stamp);
+		if (backup_copy(st, path, bak) < 0) {
+			char	why[300];
+
+			snprintf(why, sizeof(why), "%.299s", st->err);
+			snprintf(st->err, sizeof(st->err), "cannot write a backup to %.500s "
+				 "before upgrading from schema version %d to %d: %s; not "
+				 "upgraded (free space, or let mlistd's user write in the "
+				 "database's directory)", bak, version, STORE_SCHEMA_VERSION, why);
+			(void) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+			return (STORE_ERROR);
+		}
+		msg_info("database %s: schema version %d: backup written to %s before "
+			 "upgrading", path, version, bak);
+	}
 	/* New, empty, or made by hand from schema.sql: it is idempotent. */
-	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK
-	    || (version > 0 && migrate(st, version, &msg) < 0)
+	if ((version > 0 && migrate(st, version, &msg) < 0)
 	    || sqlite3_exec(st->db, store_schema_sql, NULL, NULL, &msg) != SQLITE_OK
 	    || sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
-		snprintf(st->err, sizeof(st->err), "apply schema: %s",
+		snprintf(st->err, sizeof(st->err), "upgrade from schema version %d "
+			 "failed, nothing changed: %s", version,
 			 msg ? msg : sqlite3_errmsg(st->db));
 		sqlite3_free(msg);
 		(void) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 		return (STORE_ERROR);
 	}
+	for (int v = version; v > 0 && v < STORE_SCHEMA_VERSION; v++)
+		msg_info("database %s: schema version %d -> %d: %s", path, v, v + 1,
+			 steps[v - 1]);
 	return (STORE_YES);
 }
 
@@ -422,8 +603,11 @@ store_open(const char *path, unsigned busy_timeout_ms, char *err, size_t errlen)
 
 		(void) sqlite3_file_control(st->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
 	}
-	if (schema_apply(st) == STORE_ERROR) {
-		snprintf(err, errlen, "database %s: %s", path, st->err);
+	if (schema_apply(st, path) == STORE_ERROR) {
+		if (strncmp(st->err, "the database ", 13) == 0)
+			snprintf(err, errlen, "%s", st->err);
+		else
+			snprintf(err, errlen, "database %s: %s", path, st->err);
 		store_free(st);
 		return (NULL);
 	}

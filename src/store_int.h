@@ -12,7 +12,7 @@ struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[64];		/* store.c's, by its own enum */
 	sqlite3_stmt *more[STORE_MORE_MAX];	/* prepared on first use */
-	char	err[512];
+	char	err[1024];
 	int	errcode;		/* of the last failure (primary code) */
 	unsigned marks;			/* store_mark_relayed calls, for pruning */
 	unsigned busy_ms;		/* database-timeout */

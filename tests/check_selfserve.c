@@ -11,14 +11,18 @@
 #include <check.h>
 
 #include "cklib.h"
+#include <pwd.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "probe.h"
 #include "testlib.h"
 
 static struct tl_daemon d;
@@ -36,8 +40,9 @@ static const char *seed =
 " ('club', 'alice@example.org'), ('quiet', 'alice@example.org'),"
 " ('postmaster', 'carol@example.org');";
 
+/* start_seeded - the daemon and its sink, with sd (NULL: none) run once up */
 static void
-start(const char *extra, ...)
+start_seeded(const char *extra, const char *sd, ...)
 {
 	char	conf[1024];
 	va_list	ap;
@@ -45,11 +50,13 @@ start(const char *extra, ...)
 
 	snprintf(conf, sizeof(conf), "template-dir = /nonexistent/mlistd-templates\n%s",
 		 extra ? extra : "");
-	va_start(ap, extra);
-	rc = tl_vstart_relayed(&d, &k, conf, seed, ap);
+	va_start(ap, sd);
+	rc = tl_vstart_relayed(&d, &k, conf, sd, ap);
 	va_end(ap);
 	ck_assert_int_eq(rc, 0);
 }
+
+#define start(extra, ...) start_seeded((extra), seed, __VA_ARGS__)
 
 static void
 stop(void)
@@ -920,6 +927,135 @@ START_TEST(test_check_report)
 }
 END_TEST
 
+/* db_int - first column of the first row of sql on the database file */
+static long
+db_int(const char *file, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	long	v = -1;
+
+	ck_assert_int_eq(sqlite3_open_v2(file, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK, "%s", sql);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		v = (long) sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return (v);
+}
+
+/*
+ * restore - as BACKUP in mlistd(8) says: a fresh state directory, the
+ * saved database (0640) and, if with_key, the saved key (0600), owned
+ * by mlistd's user; then a daemon there.  The state directory in sdir.
+ */
+static void
+restore(const char *save, int with_key, char *sdir, size_t len)
+{
+	char	cmd[1200], conf[400];
+	struct passwd *pw = getpwnam(TL_USER);
+
+	snprintf(sdir, len, "/tmp/mlistd-restore.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(sdir));
+	ck_assert_int_eq(tl_give_dir(sdir), 0);
+	snprintf(cmd, sizeof(cmd), "cp %s/mlistd.db %s/mlistd.db && chmod 0640 %s/mlistd.db"
+		 " && { [ %d = 0 ] || { cp %s/mlistd.key %s/mlistd.key && chmod 0600"
+		 " %s/mlistd.key; }; }", save, sdir, sdir, with_key, save, sdir, sdir);
+	ck_assert_int_eq(system(cmd), 0);
+	if (geteuid() == 0) {
+		ck_assert_ptr_nonnull(pw);
+		snprintf(cmd, sizeof(cmd), "chown %ld:%ld %s/mlistd.db && { [ %d = 0 ] || chown"
+			 " %ld:%ld %s/mlistd.key; }", (long) pw->pw_uid, (long) pw->pw_gid, sdir,
+			 with_key, (long) pw->pw_uid, (long) pw->pw_gid, sdir);
+		ck_assert_int_eq(system(cmd), 0);
+	}
+	snprintf(conf, sizeof(conf), "database = %s/mlistd.db\n", sdir);
+	start_seeded(conf, NULL, NULL);
+}
+
+/* hard_bounce - a failure report for alice to rcpt */
+static int
+hard_bounce(const char *rcpt)
+{
+	const char *to[] = {rcpt, NULL};
+
+	return (tl_post(&d, "", to, "From: MAILER-DAEMON@example.org\r\nSubject: failure\r\n"
+			"Content-Type: multipart/report; report-type=delivery-status;"
+			" boundary=\"b\"\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n"
+			"\r\nReporting-MTA: dns; mx.example.org\r\n\r\nFinal-Recipient: rfc822;"
+			" alice@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--b--\r\n",
+			reply, sizeof(reply)));
+}
+
+/*
+ * A backup made with sqlite3 .backup while mlistd runs, with mlistd.key,
+ * restored into a fresh state directory: a pending confirmation still
+ * works there and a probe's tag is still recognised.  Without the key
+ * (a fresh one is made) neither is.
+ */
+START_TEST(test_backup_restore)
+{
+	char	addr[256], probe[400], save[] = "/tmp/mlistd-save.XXXXXX", sdir[300];
+	char	cmd[1200], db[400];
+	const char *ev = "SELECT count(*) FROM bounces WHERE address = 'alice@example.org'"
+	" AND evidence = 1";
+	const char *subscribed = "SELECT count(*) FROM group_members WHERE group_name = 'club'"
+	" AND address = 'new@example.net'";
+
+	start(NULL, NULL);
+	ck_assert_int_eq(send("new@example.net", "club+subscribe@example.com", NULL), 250);
+	confirm_address("new@example.net", "club", addr, sizeof(addr));
+	/* A probe of alice sent an hour ago, as mlistd makes them. */
+	{
+		unsigned char key[PROBE_KEY_LEN];
+		char	err[512], local[300], path[400], sql[600];
+		long	now = (long) time(NULL);
+
+		snprintf(path, sizeof(path), "%s/mlistd.key", d.dir);
+		ck_assert_int_eq(probe_key_load(path, key, err, sizeof(err)), 0);
+		ck_assert_int_eq(probe_local(key, "bounce", "alice@example.org", "club",
+					     (unsigned long) now + 86400, local, sizeof(local)), 0);
+		snprintf(probe, sizeof(probe), "%s@example.com", local);
+		snprintf(sql, sizeof(sql), "INSERT INTO probes (address, group_name, sent_at,"
+			 " expires) VALUES ('alice@example.org', 'club', %ld, %ld)", now - 3600,
+			 now + 86400);
+		ck_assert_int_eq(tl_sql(&d, sql), 0);
+	}
+	/* The backup, while mlistd runs. */
+	ck_assert_ptr_nonnull(mkdtemp(save));
+	snprintf(cmd, sizeof(cmd), "sqlite3 %s/mlistd.db \".backup '%s/mlistd.db'\" && "
+		 "cp -p %s/mlistd.key %s/mlistd.key", d.dir, save, d.dir, save);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(tl_sql_int(&d, "SELECT 1"), 1);	/* still up */
+	stop();
+
+	/* The control: without the saved key nothing verifies. */
+	restore(save, 0, sdir, sizeof(sdir));
+	snprintf(db, sizeof(db), "%s/mlistd.db", sdir);
+	ck_assert_int_eq(send("new@example.net", addr, NULL), 250);
+	ck_assert_int_eq(db_int(db, subscribed), 0);
+	ck_assert_int_eq(logged("forged"), 1);
+	ck_assert_int_eq(hard_bounce(probe), 250);
+	ck_assert_int_eq(db_int(db, ev), 0);
+	stop();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", sdir);
+	ck_assert_int_eq(system(cmd), 0);
+
+	/* With it: the confirmation works, the probe's bounce is evidence. */
+	restore(save, 1, sdir, sizeof(sdir));
+	snprintf(db, sizeof(db), "%s/mlistd.db", sdir);
+	ck_assert_int_eq(send("new@example.net", addr, NULL), 250);
+	ck_assert_int_eq(db_int(db, subscribed), 1);
+	ck_assert_int_eq(notices("new@example.net", "\r\nSubject: Welcome to club@example.com"),
+			 1);
+	ck_assert_int_eq(hard_bounce(probe), 250);
+	ck_assert_int_eq(db_int(db, ev), 1);
+	stop();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", sdir, save);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -943,6 +1079,7 @@ main(void)
 	tcase_add_test(tc, test_templates);
 	tcase_add_test(tc, test_list_templates);
 	tcase_add_test(tc, test_check_report);
+	tcase_add_test(tc, test_backup_restore);
 	suite_add_tcase(s, tc);
 	return (ck_run(s));
 }

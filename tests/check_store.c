@@ -7,14 +7,18 @@
 #include <check.h>
 
 #include "cklib.h"
+#include <fcntl.h>
+#include <glob.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "store.h"
 
 static char dir[] = "/tmp/check_store.XXXXXX";
@@ -107,10 +111,194 @@ START_TEST(test_newer_schema_refused)
 	char	err[512];
 	struct store *s2;
 
+	char	bak[400], want[900];
+	FILE   *fp;
+
 	exec_sql("PRAGMA user_version = 99");
 	s2 = store_open(path, 1000, err, sizeof(err));
 	ck_assert_ptr_null(s2);
 	ck_assert_ptr_nonnull(strstr(err, "newer"));
+	/* What happened and what to do, naming the backup of the upgrade. */
+	snprintf(bak, sizeof(bak), "%s.v%d-20260101120000.bak", path, STORE_SCHEMA_VERSION);
+	ck_assert_ptr_nonnull(fp = fopen(bak, "w"));
+	fclose(fp);
+	s2 = store_open(path, 1000, err, sizeof(err));
+	ck_assert_ptr_null(s2);
+	snprintf(want, sizeof(want), "the database %s has schema version 99, made by a newer "
+		 "mlistd; this mlistd knows version %d: run the newer mlistd, or restore the "
+		 "backup taken before the upgrade (%s)", path, STORE_SCHEMA_VERSION, bak);
+	ck_assert_str_eq(err, want);
+}
+END_TEST
+
+/* dump_db - user_version and every row of every table, as text */
+static char *
+dump_db(const char *file)
+{
+	sqlite3 *db;
+	sqlite3_stmt *t, *q;
+	size_t	len = 0, cap = 1 << 16;
+	char   *out = malloc(cap);
+
+	ck_assert_ptr_nonnull(out);
+	out[0] = 0;
+	ck_assert_int_eq(sqlite3_open_v2(file, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT 'version', user_version FROM"
+					    " pragma_user_version UNION ALL SELECT type || ' '"
+					    " || name, sql FROM sqlite_master ORDER BY 1, 2",
+					    -1, &t, NULL), SQLITE_OK);
+	while (sqlite3_step(t) == SQLITE_ROW) {
+		const char *what = (const char *) sqlite3_column_text(t, 0);
+
+		len += snprintf(out + len, cap - len, "%s: %s\n", what,
+				(const char *) sqlite3_column_text(t, 1));
+		if (strncmp(what, "table ", 6) != 0)
+			continue;
+		{
+			char	sql[200];
+
+			snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\" ORDER BY 1, 2", what + 6);
+			ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+		}
+		while (sqlite3_step(q) == SQLITE_ROW) {
+			for (int i = 0; i < sqlite3_column_count(q); i++)
+				len += snprintf(out + len, cap - len, "%s|",
+						sqlite3_column_type(q, i) == SQLITE_NULL ? "NULL"
+						: (const char *) sqlite3_column_text(q, i));
+			len += snprintf(out + len, cap - len, "\n");
+		}
+		sqlite3_finalize(q);
+		ck_assert_uint_lt(len, cap);
+	}
+	sqlite3_finalize(t);
+	sqlite3_close(db);
+	return (out);
+}
+
+/*
+ * The oldest schema (tests/schema-v1.sql, frozen) with lists in it goes
+ * through every migration: the data are kept, a backup identical to the
+ * old database is written beside it first (0640), and each step and the
+ * backup are logged.
+ */
+START_TEST(test_upgrade_v1)
+{
+	char	err[1024], logf[400], pat[400], *before, *after, *log;
+	struct store *s2;
+	struct store_group g;
+	struct stat sb;
+	glob_t	gl;
+	int	saved;
+
+	store_free(st);
+	st = NULL;
+	ck_assert_int_eq(unlink(path), 0);
+	(void) unlink(strcat(strcpy(logf, path), "-wal"));
+	(void) unlink(strcat(strcpy(logf, path), "-shm"));
+	{
+		char   *v1 = ck_slurp(ck_srcfile("tests/schema-v1.sql"), NULL);
+
+		exec_sql(v1);
+		free(v1);
+	}
+	exec_sql("INSERT INTO members (address, name) VALUES ('alice@example.org', 'Alice');"
+		 "INSERT INTO groups (name, description, posting) VALUES ('club', 'The club',"
+		 " 'group'), ('postmaster', NULL, 'anyone');"
+		 "UPDATE groups SET is_group = 0 WHERE name = 'postmaster';"
+		 "INSERT INTO group_members VALUES ('club', 'alice@example.org'),"
+		 " ('club', 'bob@example.org'), ('club', 'carol@example.org'),"
+		 " ('postmaster', 'root@example.org');"
+		 "INSERT INTO unsubscribes (group_name, address) VALUES ('club', 'carol@example.org');"
+		 "INSERT INTO bounces (envelope_to, address, status, group_name) VALUES"
+		 " ('bounce@example.org', 'bob@example.org', '5.1.1', 'club');");
+	ck_assert_int_eq(count_sql("PRAGMA user_version"), 1);
+	before = dump_db(path);
+
+	/* The log lines: stderr, into a file. */
+	snprintf(logf, sizeof(logf), "%s/log", dir);
+	fflush(stderr);
+	saved = dup(2);
+	{
+		int	fd = open(logf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(dup2(fd, 2), 2);
+		close(fd);
+	}
+	msg_open("check_store", 1);
+	msg_set_syslog(0);
+	s2 = store_open(path, 1000, err, sizeof(err));
+	fflush(stderr);
+	ck_assert_int_eq(dup2(saved, 2), 2);
+	close(saved);
+	ck_assert_msg(s2 != NULL, "%s", err);
+	st = s2;
+
+	/* Every migration ran, the data are there. */
+	ck_assert_int_eq(count_sql("PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	ck_assert_int_eq(store_group(st, "club", &g), STORE_YES);
+	ck_assert_str_eq(g.description, "The club");
+	ck_assert_int_eq(g.posting, POST_GROUP);
+	ck_assert_int_eq(g.subscribe, SUB_CLOSED);
+	ck_assert_int_eq(store_is_member(st, "alice@example.org"), STORE_YES);
+	ck_assert_int_eq(store_blocked(st, "club", "carol@example.org"), STORE_YES);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM group_members"), 4);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM bounces WHERE address ="
+				   " 'bob@example.org' AND evidence = 0"), 1);
+	ck_assert_int_eq(count_sql("SELECT count(*) FROM groups WHERE others = 'reject'"
+				   " AND moderated = 0 AND dmarc IS NULL"), 2);
+
+	/* The backup: one file, 0640, identical to the old database. */
+	snprintf(pat, sizeof(pat), "%s.v1-*.bak", path);
+	ck_assert_int_eq(glob(pat, 0, NULL, &gl), 0);
+	ck_assert_uint_eq(gl.gl_pathc, 1);
+	ck_assert_int_eq(stat(gl.gl_pathv[0], &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 07777, 0640);
+	after = dump_db(gl.gl_pathv[0]);
+	ck_assert_str_eq(after, before);
+	ck_assert_ptr_nonnull(strstr(after, "version: 1\n"));
+	ck_assert_ptr_nonnull(strstr(after, "club|bob@example.org|"));
+
+	/* The log: the backup, then one line per step. */
+	log = ck_slurp(logf, NULL);
+	{
+		char	want[600];
+
+		snprintf(want, sizeof(want), "database %s: schema version 1: backup written"
+			 " to %s before upgrading", path, gl.gl_pathv[0]);
+		ck_assert_msg(strstr(log, want) != NULL, "%s", log);
+		for (int v = 1; v < STORE_SCHEMA_VERSION; v++) {
+			snprintf(want, sizeof(want), "database %s: schema version %d -> %d: ",
+				 path, v, v + 1);
+			ck_assert_msg(strstr(log, want) != NULL, "no \"%s\" in %s", want, log);
+		}
+		ck_assert(strstr(log, "backup written") < strstr(log, "1 -> 2"));
+	}
+	globfree(&gl);
+	free(log);
+	free(before);
+	free(after);
+}
+END_TEST
+
+/* A database without lists is upgraded without a backup, still logged. */
+START_TEST(test_upgrade_empty_no_backup)
+{
+	char	err[1024], pat[400];
+	struct store *s2;
+	glob_t	gl;
+
+	store_free(st);
+	st = NULL;
+	exec_sql("DELETE FROM group_members; DELETE FROM groups; PRAGMA user_version = 7;"
+		 " ALTER TABLE groups DROP COLUMN dmarc;");
+	s2 = store_open(path, 1000, err, sizeof(err));
+	ck_assert_msg(s2 != NULL, "%s", err);
+	st = s2;
+	ck_assert_int_eq(count_sql("PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	snprintf(pat, sizeof(pat), "%s.v*.bak", path);
+	ck_assert_int_eq(glob(pat, 0, NULL, &gl), GLOB_NOMATCH);
+	globfree(&gl);
 }
 END_TEST
 
@@ -853,6 +1041,8 @@ main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_schema_version);
 	tcase_add_test(tc, test_newer_schema_refused);
+	tcase_add_test(tc, test_upgrade_v1);
+	tcase_add_test(tc, test_upgrade_empty_no_backup);
 	tcase_add_test(tc, test_group_lookup);
 	tcase_add_loop_test(tc, test_policy_lookups, 0, sizeof(policy) / sizeof(policy[0]));
 	tcase_add_loop_test(tc, test_recipients, 0, sizeof(rcpts) / sizeof(rcpts[0]));
