@@ -17,7 +17,9 @@
 #   6. the clean-up query of "Bounces", on bounces the relay really gave;
 #   7. the Quick start: contrib/demo.sh, a member's post (its copies
 #      signed by the demo's OpenDKIM), a non-member's DSN kept on the
-#      machine, and Ctrl-C stopping Postfix once.
+#      machine, and Ctrl-C stopping Postfix once;
+#   8. make uninstall: no error, nothing of mlistd's left but the state
+#      directory with the lists, which it names.
 # Ports are chosen at run time, everything listens on 127.0.0.1 only, and
 # every process started here is stopped by pid, also on failure.  At the
 # end the installation is removed again (make uninstall, the state
@@ -339,5 +341,18 @@ demo_pgid=
 grep -q "mail system is not running" "$demo/postfix/maillog" && fail "Postfix stopped twice"
 postfix -c "$demo/postfix/conf" status >/dev/null 2>&1 && fail "the demo's Postfix still runs"
 ss -Htln "sport = :$dml" | grep -q . && fail "the demo's mlistd still listens"
+
+step "8. make uninstall"
+make -C "$work/mlistd" uninstall > "$work/uninstall.out" 2>&1 \
+	|| { cat "$work/uninstall.out"; fail "make uninstall"; }
+grep -iE "error|ignored" "$work/uninstall.out" && fail "make uninstall printed an error"
+for dir in /usr/share/doc/mlistd /usr/share/mlistd /etc/mlistd; do
+	[ -e "$dir" ] && { find "$dir"; fail "make uninstall left $dir"; }
+done
+[ -e /usr/sbin/mlistd ] && fail "make uninstall left /usr/sbin/mlistd"
+# The state directory holds the lists: kept, and named.
+[ -f /var/lib/mlistd/mlistd.db ] || fail "make uninstall removed the database"
+grep -q "kept /var/lib/mlistd: not empty" "$work/uninstall.out" \
+	|| { cat "$work/uninstall.out"; fail "make uninstall does not name the state it keeps"; }
 
 echo "walkthrough: all steps passed"
